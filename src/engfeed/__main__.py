@@ -1,0 +1,3 @@
+from engfeed.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,116 @@
+"""Plain data types shared by every layer.
+
+These are deliberately dumb: no I/O, no database handles. The store turns rows into
+these, the parser produces them, the CLI and the web app render them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A feed the reader follows, plus its fetch health."""
+
+    name: str
+    url: str
+    site_url: str = ""
+    id: int | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    last_attempt: datetime | None = None
+    last_success: datetime | None = None
+    http_status: int | None = None
+    error: str | None = None
+    failures: int = 0
+    next_due: datetime | None = None
+    article_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AngleMatch:
+    """Why an article is worth reading to this reader: an angle plus the evidence terms."""
+
+    name: str
+    terms: tuple[str, ...]
+    score: float = 0.0
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "terms": list(self.terms)}
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """One entry of one feed, cleaned.
+
+    ``uid`` is the stable public id (derived from the dedup key, see ``urls.dedup_key``).
+    ``published`` is always set and in UTC; ``date_estimated`` says it fell back to the
+    first-seen time because the feed gave no usable date.
+    """
+
+    uid: str
+    url: str
+    title: str
+    published: datetime
+    source: str = ""
+    author: str = ""
+    tags: tuple[str, ...] = ()
+    updated: datetime | None = None
+    date_estimated: bool = False
+    summary_html: str = ""
+    content_html: str = ""
+    excerpt: str = ""
+    text: str = ""  # plain text of the body (content, else summary) for search and embedding
+    guid: str = ""
+    first_seen: datetime | None = None
+    angles: tuple[AngleMatch, ...] = ()
+    id: int | None = None  # store rowid, internal
+
+    def to_json(self) -> dict[str, object]:
+        """The public JSON shape of ``list --json`` (a CLI contract: extend, never break)."""
+        return {
+            "id": self.uid,
+            "url": self.url,
+            "title": self.title,
+            "source": self.source,
+            "published": iso(self.published),
+            "updated": iso(self.updated) if self.updated else None,
+            "date_estimated": self.date_estimated,
+            "author": self.author,
+            "tags": list(self.tags),
+            "excerpt": self.excerpt,
+            "angles": [a.to_json() for a in self.angles],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    """What the parser makes of one document: feed metadata plus its articles."""
+
+    title: str
+    link: str
+    articles: list[Article] = field(default_factory=list)
+    format: str = ""  # "rss20", "atom10", "json", ... as feedparser names it
+    warning: str | None = None  # set when the document was ill-formed but still yielded entries
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """An article found by a query, with what makes the ranking explainable."""
+
+    article: Article
+    score: float
+    context: str = ""  # the passage most related to the query, terms marked with <mark>
+    why: dict[str, float | int | None] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        data = self.article.to_json()
+        data.update({"score": round(self.score, 6), "context": self.context, "why": self.why})
+        return data
+
+
+def iso(value: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z`` suffix, the one date format of the public JSON."""
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
