@@ -1,0 +1,493 @@
+"""The ``engfeed`` command line.
+
+``--json`` output is public API (scripts and outside checks depend on it): extend, never
+break. Bad input gets a one-line error on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from engfeed import __version__
+from engfeed.errors import EngfeedError
+from engfeed.feed import Feed, IngestReport, SourceReport
+from engfeed.models import Article, SearchHit, iso
+from engfeed.store import ArticleFilter
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return handler(args)
+    except EngfeedError as exc:
+        _err(f"error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # last resort: a user never sees a traceback unless asking for one
+        if os.environ.get("ENGFEED_DEBUG"):
+            raise
+        _err(f"internal error: {type(exc).__name__}: {exc} (set ENGFEED_DEBUG=1 for details)")
+        return 70
+
+
+# -- parser ------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="engfeed", description="Engineering Feed: company engineering blogs, searchable by concept."
+    )
+    p.add_argument("--version", action="version", version=f"engfeed {__version__}")
+    p.add_argument(
+        "--db", metavar="PATH", help="SQLite store (default: $ENGFEED_DB or the platform data dir)"
+    )
+    p.add_argument("--angles", metavar="FILE", help="the reader's angles TOML (default: $ENGFEED_ANGLES)")
+    sub = p.add_subparsers(title="commands", metavar="COMMAND")
+
+    src = sub.add_parser("sources", help="list, add, remove, import or export sources")
+    ssub = src.add_subparsers(title="sources commands", metavar="ACTION")
+    s = ssub.add_parser("list", help="list sources with their health")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(handler=cmd_sources_list)
+    s = ssub.add_parser("add", help="subscribe to a feed (or a site whose page links its feed)")
+    s.add_argument("url")
+    s.add_argument("--name", help="display name (default: from the feed title)")
+    s.add_argument("--no-discover", action="store_true", help="store the URL as given, without fetching it")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(handler=cmd_sources_add)
+    s = ssub.add_parser("remove", help="unsubscribe (stored articles are kept)")
+    s.add_argument("name", help="source name or feed URL")
+    s.set_defaults(handler=cmd_sources_remove)
+    s = ssub.add_parser("import", help="add the feeds of an OPML file")
+    s.add_argument("file")
+    s.set_defaults(handler=cmd_sources_import)
+    s = ssub.add_parser("export", help="print the sources as OPML")
+    s.add_argument("-o", "--output", help="write to this file instead of stdout")
+    s.set_defaults(handler=cmd_sources_export)
+    s = ssub.add_parser("defaults", help="add the bundled curated list of engineering blogs")
+    s.add_argument("--if-empty", action="store_true", help="only when no source exists yet")
+    s.set_defaults(handler=cmd_sources_defaults)
+    src.set_defaults(handler=cmd_sources_list, json=False)
+
+    r = sub.add_parser("refresh", help="fetch sources and store new articles")
+    r.add_argument(
+        "--source", action="append", default=[], metavar="NAME", help="only this source (repeatable)"
+    )
+    r.add_argument("--due", action="store_true", help="only sources whose next attempt is due")
+    r.add_argument("--json", action="store_true", help="print the per-source report as JSON")
+    r.set_defaults(handler=cmd_refresh)
+
+    i = sub.add_parser("import", help="ingest local feed files or folders (RSS, Atom, JSON Feed)")
+    i.add_argument("paths", nargs="+", metavar="PATH")
+    i.add_argument("--source", help="source name for every file (default: from each feed)")
+    i.add_argument("--json", action="store_true", help="print the per-file report as JSON")
+    i.set_defaults(handler=cmd_import)
+
+    ls = sub.add_parser("list", help="list articles, newest first")
+    _add_filters(ls)
+    ls.add_argument("--limit", type=_positive, default=20)
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(handler=cmd_list)
+
+    se = sub.add_parser("search", help="concept search (hybrid BM25 + embeddings)")
+    se.add_argument("query")
+    _add_filters(se)
+    se.add_argument("--limit", type=_positive, default=10)
+    se.add_argument("--json", action="store_true")
+    se.set_defaults(handler=cmd_search)
+
+    rel = sub.add_parser("related", help="articles most like one article")
+    rel.add_argument("id")
+    rel.add_argument("--limit", type=_positive, default=10)
+    rel.add_argument("--json", action="store_true")
+    rel.set_defaults(handler=cmd_related)
+
+    sh = sub.add_parser("show", help="one article in full")
+    sh.add_argument("id")
+    sh.add_argument("--json", action="store_true")
+    sh.set_defaults(handler=cmd_show)
+
+    an = sub.add_parser("angles", help="the reader's interest angles")
+    asub = an.add_subparsers(title="angles commands", metavar="ACTION")
+    a = asub.add_parser("list", help="show the angles in use and how many articles each labels")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(handler=cmd_angles_list)
+    a = asub.add_parser("suggest", help="propose angles from a profile or resume text")
+    a.add_argument("--from", dest="source_file", required=True, metavar="FILE")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(handler=cmd_angles_suggest)
+    an.set_defaults(handler=cmd_angles_list, json=False)
+
+    ri = sub.add_parser("reindex", help="re-embed and re-label every article (after a model change)")
+    ri.set_defaults(handler=cmd_reindex)
+
+    sv = sub.add_parser("serve", help="serve the web page")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.set_defaults(handler=cmd_serve)
+    return p
+
+
+def _add_filters(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--source", action="append", default=[], metavar="NAME", help="only this source (repeatable)"
+    )
+    p.add_argument("--angle", help="only articles with this angle")
+    p.add_argument("--since", type=_date, help="published on or after (YYYY-MM-DD or ISO 8601)")
+    p.add_argument("--until", type=_date, help="published before (YYYY-MM-DD or ISO 8601)")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return min(value, 10_000)
+
+
+def _date(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date: {text!r} (use YYYY-MM-DD)") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _filter(args: argparse.Namespace) -> ArticleFilter:
+    return ArticleFilter(sources=tuple(args.source), angle=args.angle, since=args.since, until=args.until)
+
+
+def _open(args: argparse.Namespace) -> Feed:
+    return Feed.open(args.db, angles_file=args.angles)
+
+
+def _open_light(args: argparse.Namespace) -> Feed:
+    """For commands that never embed (source management): skips loading the model."""
+    return Feed.open(args.db, angles_file=args.angles, embed=False)
+
+
+# -- commands ------------------------------------------------------------------------------
+def cmd_sources_list(args: argparse.Namespace) -> int:
+    feed = _open_light(args)
+    sources = feed.sources()
+    if args.json:
+        _print_json(
+            [
+                {
+                    "name": s.name,
+                    "url": s.url,
+                    "site_url": s.site_url,
+                    "articles": s.article_count,
+                    "last_attempt": iso(s.last_attempt) if s.last_attempt else None,
+                    "last_success": iso(s.last_success) if s.last_success else None,
+                    "http_status": s.http_status,
+                    "error": s.error,
+                    "failures": s.failures,
+                    "next_due": iso(s.next_due) if s.next_due else None,
+                }
+                for s in sources
+            ]
+        )
+        return 0
+    if not sources:
+        print(
+            "No sources yet. Add the curated list with `engfeed sources defaults`,"
+            " or one feed with `engfeed sources add URL`."
+        )
+        return 0
+    rows = [
+        (s.name, str(s.article_count), _ago(s.last_success), (s.error or "ok")[:60], s.url) for s in sources
+    ]
+    _table(("source", "articles", "last success", "status", "feed"), rows)
+    return 0
+
+
+def cmd_sources_add(args: argparse.Namespace) -> int:
+    feed = _open_light(args)
+    src = feed.add_source(args.url, args.name, discover=not args.no_discover)
+    if args.json:
+        _print_json({"name": src.name, "url": src.url, "site_url": src.site_url})
+    else:
+        print(f"added {src.name}: {src.url}")
+    return 0
+
+
+def cmd_sources_remove(args: argparse.Namespace) -> int:
+    src = _open_light(args).remove_source(args.name)
+    print(f"removed {src.name} (its {src.article_count} stored articles are kept)")
+    return 0
+
+
+def cmd_sources_import(args: argparse.Namespace) -> int:
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as exc:
+        raise EngfeedError(f"cannot read {args.file}: {exc.strerror or exc}") from exc
+    added, skipped = _open_light(args).import_opml(data)
+    for line in skipped:
+        _err(f"skipped {line}")
+    print(f"added {len(added)} sources" + (f", skipped {len(skipped)}" if skipped else ""))
+    return 0
+
+
+def cmd_sources_export(args: argparse.Namespace) -> int:
+    text = _open_light(args).export_opml()
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_sources_defaults(args: argparse.Namespace) -> int:
+    feed = _open_light(args)
+    if args.if_empty and feed.sources():
+        return 0
+    added, skipped = feed.add_default_sources()
+    print(f"added {len(added)} curated sources" + (f" ({len(skipped)} already present)" if skipped else ""))
+    return 0
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    feed = _open(args)
+    bar = Progress(sys.stderr)
+    report = feed.refresh(args.source, only_due=args.due, progress=bar.update)
+    bar.done()
+    for item in report.failed:
+        _err(f"{item.name}: {item.error}")
+    _report(report, args.json, "source")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    feed = _open(args)
+    bar = Progress(sys.stderr)
+
+    def on_file(path: str, entry: SourceReport) -> None:
+        if entry.status == "failed":
+            bar.clear()
+            _err(f"{path}: {entry.error}")
+
+    report = feed.import_paths(args.paths, source=args.source, on_file=on_file, progress=bar.update)
+    bar.done()
+    _report(report, args.json, "file")
+    read = [r for r in report.items if r.status != "failed"]
+    if not read:
+        _err("nothing could be imported")
+        return 1
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    feed = _open(args)
+    page = feed.articles(_filter(args), limit=args.limit)
+    if args.json:
+        _print_json([a.to_json() for a in page.articles])
+        return 0
+    print(f"{page.total} articles")
+    for art in page.articles:
+        _print_article(art)
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    hits = _open(args).search(args.query, _filter(args), limit=args.limit)
+    _print_hits(hits, args.json)
+    return 0
+
+
+def cmd_related(args: argparse.Namespace) -> int:
+    hits = _open(args).related(args.id, limit=args.limit)
+    _print_hits(hits, args.json)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    art = _open_light(args).article(args.id)
+    if art is None:
+        raise EngfeedError(f"no such article: {args.id}")
+    if args.json:
+        data = art.to_json()
+        data.update({"summary_html": art.summary_html, "content_html": art.content_html, "text": art.text})
+        _print_json(data)
+        return 0
+    _print_article(art)
+    if art.text:
+        print()
+        print(art.text)
+    return 0
+
+
+def cmd_angles_list(args: argparse.Namespace) -> int:
+    feed = _open(args)
+    feed.index_pending()
+    counts = dict(feed.angle_counts())
+    angles = feed.angles()
+    if args.json:
+        _print_json(
+            [
+                {
+                    "name": a.name,
+                    "description": a.description,
+                    "terms": list(a.terms),
+                    "articles": counts.get(a.name, 0),
+                }
+                for a in angles
+            ]
+        )
+        return 0
+    source = str(feed.angles_file) if feed.angles_file else "bundled defaults"
+    print(f"angles from {source}")
+    _table(
+        ("angle", "articles", "cue terms"),
+        [(a.name, str(counts.get(a.name, 0)), ", ".join(a.terms[:6])) for a in angles],
+    )
+    return 0
+
+
+def cmd_angles_suggest(args: argparse.Namespace) -> int:
+    from engfeed.angles import dump_angles, suggest_angles
+
+    try:
+        text = Path(args.source_file).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise EngfeedError(f"cannot read {args.source_file}: {exc.strerror or exc}") from exc
+    feed = _open(args)
+    suggestions = suggest_angles(text, feed.embedder, existing=feed.angles())
+    if args.json:
+        _print_json(
+            [{"name": a.name, "description": a.description, "terms": list(a.terms)} for a in suggestions]
+        )
+    else:
+        sys.stdout.write(dump_angles(suggestions))
+    return 0
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    feed = _open(args)
+    bar = Progress(sys.stderr)
+    count = feed.reindex(progress=bar.update)
+    bar.done()
+    print(f"re-embedded {count} articles with {feed.embedder.name if feed.embedder else 'no model'}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from engfeed.web.server import serve
+
+    serve(args.db, host=args.host, port=args.port, angles_file=args.angles)
+    return 0
+
+
+# -- output helpers --------------------------------------------------------------------------
+def _print_json(data: object) -> None:
+    json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+
+
+def _print_article(art: Article) -> None:
+    angle = ""
+    if art.angles:
+        first = art.angles[0]
+        angle = f"\n    Useful angle: {first.name} via {', '.join(first.terms)}"
+    print(f"{art.published:%Y-%m-%d}  {art.source:<14.14}  {art.title}  [{art.uid}]{angle}")
+
+
+def _print_hits(hits: list[SearchHit], as_json: bool) -> None:
+    if as_json:
+        _print_json([h.to_json() for h in hits])
+        return
+    if not hits:
+        print("no matches")
+    for hit in hits:
+        _print_article(hit.article)
+        if hit.context:
+            plain = hit.context.replace("<mark>", "*").replace("</mark>", "*")
+            print(f"    {plain}")
+
+
+def _report(report: IngestReport, as_json: bool, unit: str) -> None:
+    if as_json:
+        _print_json([r.to_json() for r in report.items])
+        return
+    rows = [
+        (r.name, r.status, str(r.new), str(r.updated), str(r.unchanged), (r.error or "")[:70])
+        for r in report.items
+    ]
+    if len(rows) > 40:  # a folder import: summarise instead of a screenful of rows
+        rows = [r for r in rows if r[1] == "failed" or r[2] != "0"][:40]
+    _table((unit, "status", "new", "updated", "unchanged", "error"), rows)
+    print(
+        f"{len(report.items)} {unit}s: {report.total('new')} new, {report.total('updated')} updated,"
+        f" {report.total('unchanged')} unchanged, {len(report.failed)} failed"
+    )
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
+    widths = [min(w, 48) for w in widths]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
+    print(line.rstrip())
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print("  ".join(c[:w].ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _ago(when: datetime | None) -> str:
+    if when is None:
+        return "never"
+    seconds = (datetime.now(UTC) - when).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} ago"
+    return "just now"
+
+
+def _err(message: str) -> None:
+    print(f"engfeed: {message}", file=sys.stderr)
+
+
+class Progress:
+    """A one-line progress bar on a terminal; silent when output is redirected."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.active = stream.isatty() and not os.environ.get("CI")
+        self.shown = False
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        if not self.active or total <= 0:
+            return
+        width = 30
+        filled = int(width * done / total)
+        self.stream.write(f"\r{stage:<7} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        self.stream.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.shown = False
+
+    def done(self) -> None:
+        self.clear()
+
+

@@ -1,0 +1,422 @@
+"""The ``Feed`` facade: the one API the CLI and the web app call.
+
+It wires the edges together (fetching, parsing, storage, embeddings, angles) so that no
+caller ever touches SQL or HTTP. Every public method takes and returns plain data types.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from engfeed import config
+from engfeed.errors import EngfeedError
+from engfeed.fetch import FetchConfig, FetchResult, fetch_all, next_due
+from engfeed.models import Article, SearchHit, Source
+from engfeed.naming import short_name
+from engfeed.opml import default_sources, parse_opml, to_opml
+from engfeed.parse import ParseError, parse_feed
+from engfeed.store import ArticleFilter, Store
+
+if TYPE_CHECKING:
+    from engfeed.angles import Angle, AngleLabeler
+    from engfeed.embed import Embedder
+    from engfeed.search import SearchEngine
+
+FEED_SUFFIXES = {".xml", ".rss", ".atom", ".rdf", ".json", ".feed"}
+
+ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass(slots=True)
+class SourceReport:
+    """What one refresh or import did for one source or file."""
+
+    name: str
+    status: str  # "ok", "not modified", "failed"
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    error: str | None = None
+    http_status: int | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "source": self.name,
+            "status": self.status,
+            "new": self.new,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "error": self.error,
+            "http_status": self.http_status,
+        }
+
+
+@dataclass(slots=True)
+class IngestReport:
+    items: list[SourceReport] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[SourceReport]:
+        return [r for r in self.items if r.status == "failed"]
+
+    def total(self, attr: str) -> int:
+        return sum(int(getattr(r, attr)) for r in self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a listing plus the keyset cursor for the next one."""
+
+    articles: list[Article]
+    total: int
+    next_cursor: str | None
+
+
+class Feed:
+    """Engineering Feed over one store."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        fetch_config: FetchConfig | None = None,
+        embedder: Embedder | None = None,
+        angles_file: Path | None = None,
+        refresh_interval: timedelta = timedelta(minutes=config.DEFAULT_REFRESH_MINUTES),
+    ) -> None:
+        self.store = store
+        self.fetch_config = fetch_config or FetchConfig()
+        self.embedder = embedder
+        self.angles_file = angles_file
+        self.refresh_interval = refresh_interval
+        self._search: SearchEngine | None = None
+        self._labeler: AngleLabeler | None = None
+        self._index_lock = threading.Lock()
+
+    @classmethod
+    def open(
+        cls,
+        db: str | Path | None = None,
+        *,
+        angles_file: str | Path | None = None,
+        embed: bool | None = None,
+        fetch_config: FetchConfig | None = None,
+    ) -> Feed:
+        """Open (creating if needed) the store chosen by ``--db``/``ENGFEED_DB``/platform default."""
+        store = Store(config.db_path(db))
+        use_embed = config.embeddings_enabled() if embed is None else embed
+        embedder = None
+        if use_embed:
+            from engfeed.embed import get_embedder
+
+            embedder = get_embedder()
+        return cls(
+            store,
+            embedder=embedder,
+            angles_file=config.angles_path(angles_file),
+            fetch_config=fetch_config,
+        )
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- sources -----------------------------------------------------------------------
+    def sources(self) -> list[Source]:
+        return self.store.sources()
+
+    def source(self, name_or_url: str) -> Source | None:
+        return self.store.source(name_or_url)
+
+    def add_source(self, url: str, name: str | None = None, *, discover: bool = True) -> Source:
+        """Subscribe to a feed; an HTML page's URL is resolved to its feed via ``<link rel=alternate>``."""
+        url = url.strip()
+        if not url.lower().startswith(("http://", "https://")):
+            raise EngfeedError(f"not an http(s) URL: {url!r}")
+        feed_url, title, site = url, "", ""
+        if discover:
+            from engfeed.discover import discover as discover_feed
+
+            try:
+                feed_url = asyncio.run(discover_feed(url, self.fetch_config))
+            except EngfeedError:
+                if not name:
+                    raise
+                # With an explicit name, keep the URL as given: the first refresh records any error.
+        if not name:
+            title, site = self._peek_title(feed_url)
+        return self.store.add_source(name or short_name(title, site or feed_url), feed_url, site)
+
+    def _peek_title(self, url: str) -> tuple[str, str]:
+        source = Source(name="probe", url=url)
+        results = asyncio.run(fetch_all([source], self.fetch_config))
+        result = results[0]
+        if result.error or not result.body:
+            return "", ""
+        try:
+            parsed = parse_feed(result.body, url=result.final_url, headers=result.headers)
+        except ParseError:
+            return "", ""
+        return parsed.title, parsed.link
+
+    def remove_source(self, name_or_url: str) -> Source:
+        return self.store.remove_source(name_or_url)
+
+    def import_opml(self, data: bytes | str) -> tuple[list[Source], list[str]]:
+        """Add every feed of an OPML file; returns (added, skipped-with-reason)."""
+        return self._add_outlines(parse_opml(data))
+
+    def add_default_sources(self) -> tuple[list[Source], list[str]]:
+        return self._add_outlines(default_sources())
+
+    def _add_outlines(self, outlines: Iterable[object]) -> tuple[list[Source], list[str]]:
+        added: list[Source] = []
+        skipped: list[str] = []
+        for outline in outlines:
+            name, url, site = (getattr(outline, k) for k in ("name", "url", "site_url"))
+            try:
+                added.append(self.store.add_source(short_name(name, site or url), url, site))
+            except EngfeedError as exc:
+                skipped.append(f"{name}: {exc}")
+        return added, skipped
+
+    def export_opml(self) -> str:
+        return to_opml(self.sources())
+
+    # -- ingest ------------------------------------------------------------------------
+    def refresh(
+        self,
+        names: Sequence[str] = (),
+        *,
+        only_due: bool = False,
+        on_source: Callable[[SourceReport], None] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> IngestReport:
+        """Fetch sources concurrently, store each in its own transaction, then index what is new.
+
+        Parsing and writing happen on a worker thread fed by a queue, so a slow parse never
+        stalls the event loop (and thus never eats other sources' time budgets).
+        """
+        sources = self._select_sources(names, only_due=only_due)
+        report = IngestReport()
+        if not sources:
+            return report
+        results: queue.Queue[FetchResult | None] = queue.Queue()
+
+        def consume() -> None:
+            while (item := results.get()) is not None:
+                entry = self._apply_fetch(item)
+                report.items.append(entry)
+                if on_source:
+                    on_source(entry)
+                if progress:
+                    progress("fetch", len(report.items), len(sources))
+
+        worker = threading.Thread(target=consume, name="engfeed-ingest", daemon=True)
+        worker.start()
+        try:
+            asyncio.run(fetch_all(sources, self.fetch_config, on_result=results.put))
+        finally:
+            results.put(None)
+            worker.join()
+        self.index_pending(progress)
+        return report
+
+    def _select_sources(self, names: Sequence[str], *, only_due: bool) -> list[Source]:
+        if names:
+            chosen = []
+            for name in names:
+                found = self.store.source(name)
+                if found is None:
+                    raise EngfeedError(f"no such source: {name}")
+                chosen.append(found)
+            return chosen
+        now = datetime.now(UTC)
+        everything = self.store.sources()
+        if only_due:
+            return [s for s in everything if s.next_due is None or s.next_due <= now]
+        return everything
+
+    def _apply_fetch(self, result: FetchResult) -> SourceReport:
+        src = result.source
+        assert src.id is not None
+        now = datetime.now(UTC)
+        entry = SourceReport(src.name, "ok", http_status=result.status)
+        error = result.error
+        parsed = None
+        if not error and not result.not_modified and result.body is not None:
+            try:
+                parsed = parse_feed(
+                    result.body, url=result.final_url, headers=result.headers, source=src.name
+                )
+            except ParseError as exc:
+                error = str(exc)
+        ok = error is None
+        failures = 0 if ok else src.failures + 1
+        due = next_due(
+            now=now, failures=failures, interval=self.refresh_interval, retry_after=result.retry_after
+        )
+        with self.store.transaction() as tx:
+            if parsed is not None:
+                articles = [replace(a, source=src.name) for a in parsed.articles]
+                written = self.store.upsert_articles(articles, source_id=src.id, conn=tx)
+                entry.new, entry.updated, entry.unchanged = (
+                    len(written.new),
+                    len(written.updated),
+                    written.unchanged,
+                )
+            self.store.record_fetch(
+                src.id,
+                attempt=now,
+                ok=ok,
+                http_status=result.status,
+                error=error,
+                next_due=due,
+                etag=result.etag,
+                last_modified=result.last_modified,
+                new_url=result.permanent_url,
+                conn=tx,
+            )
+        if not ok:
+            entry.status, entry.error = "failed", error
+        elif result.not_modified:
+            entry.status = "not modified"
+        return entry
+
+    def import_paths(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        source: str | None = None,
+        on_file: Callable[[str, SourceReport], None] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> IngestReport:
+        """Ingest local feed files or folders; a bad file is reported, never fatal."""
+        report = IngestReport()
+        files = list(_expand(paths))
+        for done, path in enumerate(files, 1):
+            entry = self._import_file(path, source)
+            report.items.append(entry)
+            if on_file:
+                on_file(str(path), entry)
+            if progress:
+                progress("import", done, len(files))
+        self.index_pending(progress)
+        return report
+
+    def _import_file(self, path: Path, source: str | None) -> SourceReport:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            return SourceReport(str(path), "failed", error=f"cannot read: {exc.strerror or exc}")
+        try:
+            parsed = parse_feed(data, url="", source=source or "")
+        except ParseError as exc:
+            return SourceReport(str(path), "failed", error=str(exc))
+        name = source or short_name(parsed.title, parsed.link, fallback=path.stem)
+        articles = [replace(a, source=name) for a in parsed.articles]
+        known = self.store.source(name)
+        with self.store.transaction() as tx:
+            written = self.store.upsert_articles(articles, source_id=known.id if known else None, conn=tx)
+        return SourceReport(
+            name, "ok", new=len(written.new), updated=len(written.updated), unchanged=written.unchanged
+        )
+
+    # -- indexing (embeddings, angles) -------------------------------------------------
+    @property
+    def search_engine(self) -> SearchEngine:
+        if self._search is None:
+            from engfeed.search import SearchEngine
+
+            self._search = SearchEngine(self.store, self.embedder)
+        return self._search
+
+    @property
+    def labeler(self) -> AngleLabeler:
+        if self._labeler is None:
+            from engfeed.angles import AngleLabeler, load_angles
+
+            self._labeler = AngleLabeler(load_angles(self.angles_file), self.embedder)
+        return self._labeler
+
+    def angles(self) -> list[Angle]:
+        return list(self.labeler.angles)
+
+    def index_pending(self, progress: ProgressFn | None = None) -> None:
+        """Embed and angle-label whatever is new; cheap when nothing is."""
+        with self._index_lock:
+            if self.embedder is not None:
+                self.search_engine.index_pending(_stage(progress, "embed"))
+            self.labeler.label_pending(self.store, _stage(progress, "angles"))
+
+    def reindex(self, progress: ProgressFn | None = None) -> int:
+        with self._index_lock:
+            count = self.search_engine.reindex(_stage(progress, "embed")) if self.embedder else 0
+            self.labeler.label_pending(self.store, _stage(progress, "angles"))
+        return count
+
+    # -- reading -----------------------------------------------------------------------
+    def articles(
+        self, flt: ArticleFilter = ArticleFilter(), *, limit: int = 50, cursor: str | None = None
+    ) -> Page:
+        """Newest first by publish date; ``cursor`` continues after the previous page."""
+        before = decode_cursor(cursor) if cursor else None
+        items = self.store.list_articles(flt, limit=limit + 1, before=before)
+        more = len(items) > limit
+        items = items[:limit]
+        nxt = encode_cursor(items[-1]) if more and items else None
+        return Page(items, self.store.count_articles(flt), nxt)
+
+    def article(self, uid: str) -> Article | None:
+        return self.store.article(uid)
+
+    def search(self, query: str, flt: ArticleFilter = ArticleFilter(), *, limit: int = 20) -> list[SearchHit]:
+        return self.search_engine.search(query, flt, limit=limit)
+
+    def related(self, uid: str, *, limit: int = 10) -> list[SearchHit]:
+        found = self.store.article(uid)
+        if found is None or found.id is None:
+            raise EngfeedError(f"no such article: {uid}")
+        return self.search_engine.related(found.id, limit=limit)
+
+    def source_counts(self) -> list[tuple[str, int]]:
+        return self.store.source_counts()
+
+    def angle_counts(self) -> list[tuple[str, int]]:
+        return self.store.angle_counts()
+
+    def count(self, flt: ArticleFilter = ArticleFilter()) -> int:
+        return self.store.count_articles(flt)
+
+
+def encode_cursor(article: Article) -> str:
+    return f"{int(article.published.timestamp())}.{article.id}"
+
+
+def decode_cursor(cursor: str) -> tuple[int, int]:
+    try:
+        published, _, rowid = cursor.partition(".")
+        return int(published), int(rowid)
+    except ValueError as exc:
+        raise EngfeedError(f"bad page cursor: {cursor!r}") from exc
+
+
+def _stage(progress: ProgressFn | None, stage: str) -> Callable[[int, int], None] | None:
+    if progress is None:
+        return None
+    return lambda done, total: progress(stage, done, total)
+
+
+def _expand(paths: Iterable[str | Path]) -> Iterable[Path]:
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in FEED_SUFFIXES)
+        else:
+            yield path

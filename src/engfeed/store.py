@@ -1,0 +1,536 @@
+"""SQLite storage: the only module that speaks SQL.
+
+One file, WAL mode, numbered migrations (``migrations/NNNN_*.sql``), an FTS5 index kept in
+step with ``articles`` by triggers. Each thread gets its own connection so the web server's
+background refresh can write while pages read. Writes for one source happen in one
+``transaction()``: a crash mid-refresh loses nothing committed and leaves no half source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+from engfeed.errors import EngfeedError
+from engfeed.models import AngleMatch, Article, Source
+
+SCHEMA_VERSION_TABLE = "schema_migrations"
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleFilter:
+    """Filters applied *before* ranking, shared by listing, search and output feeds."""
+
+    sources: tuple[str, ...] = ()
+    angle: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def where(self, alias: str = "a") -> tuple[str, list[object]]:
+        clauses: list[str] = []
+        params: list[object] = []
+        if self.sources:
+            marks = ",".join("?" * len(self.sources))
+            clauses.append(f"{alias}.source_name COLLATE NOCASE IN ({marks})")
+            params.extend(self.sources)
+        if self.angle:
+            clauses.append(
+                f"EXISTS (SELECT 1 FROM article_angles g WHERE g.article_id = {alias}.id"
+                " AND g.angle = ? COLLATE NOCASE)"
+            )
+            params.append(self.angle)
+        if self.since:
+            clauses.append(f"{alias}.published >= ?")
+            params.append(to_ts(self.since))
+        if self.until:
+            clauses.append(f"{alias}.published < ?")
+            params.append(to_ts(self.until))
+        return (" AND ".join(clauses) or "1"), params
+
+
+@dataclass(slots=True)
+class UpsertResult:
+    """What one source's write did, for the refresh summary and post-processing."""
+
+    new: list[int] = field(default_factory=list)
+    updated: list[int] = field(default_factory=list)
+    unchanged: int = 0
+
+
+def to_ts(value: datetime) -> int:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp())
+
+
+def from_ts(value: int | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _content_hash(a: Article) -> str:
+    h = hashlib.sha1(usedforsecurity=False)
+    for part in (a.url, a.title, a.author, "\x1f".join(a.tags), a.summary_html, a.content_html, a.excerpt):
+        h.update(part.encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    h.update(str(to_ts(a.updated) if a.updated else "").encode())
+    return h.hexdigest()
+
+
+ARTICLE_COLUMNS = (
+    "a.id, a.uid, a.source_name, a.url, a.guid, a.title, a.author, a.tags, a.published, a.updated,"
+    " a.date_estimated, a.first_seen, a.excerpt"
+)
+FULL_COLUMNS = ARTICLE_COLUMNS + ", a.summary_html, a.content_html, a.body"
+
+
+class Store:
+    """A handle on one SQLite file. Cheap to create; connections open lazily per thread."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._write_lock = threading.RLock()
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.migrate()
+
+    # -- connections -------------------------------------------------------------------
+    @property
+    def conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.DatabaseError as exc:
+            raise EngfeedError(f"cannot open store {self.path}: {exc}") from exc
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic write: commit on success, roll back on any exception."""
+        with self._write_lock:
+            conn = self.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    # -- migrations --------------------------------------------------------------------
+    def migrate(self) -> int:
+        """Apply pending numbered migrations; returns the schema version reached."""
+        conn = self.conn
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA_VERSION_TABLE} (version INTEGER PRIMARY KEY)")
+        done = {row[0] for row in conn.execute(f"SELECT version FROM {SCHEMA_VERSION_TABLE}")}
+        version = max(done, default=0)
+        for number, sql in _migrations():
+            if number in done:
+                continue
+            with self.transaction() as tx:
+                for statement in _split_sql(sql):
+                    tx.execute(statement)
+                tx.execute(f"INSERT INTO {SCHEMA_VERSION_TABLE}(version) VALUES (?)", (number,))
+            version = number
+        return version
+
+    # -- sources -----------------------------------------------------------------------
+    def sources(self) -> list[Source]:
+        rows = self.conn.execute(
+            "SELECT s.*, (SELECT count(*) FROM articles a WHERE a.source_id = s.id) AS n"
+            " FROM sources s ORDER BY s.name COLLATE NOCASE"
+        )
+        return [_source(row) for row in _dicts(rows)]
+
+    def source(self, name_or_url: str) -> Source | None:
+        row = self.conn.execute(
+            "SELECT s.*, (SELECT count(*) FROM articles a WHERE a.source_id = s.id) AS n FROM sources s"
+            " WHERE s.name = ? COLLATE NOCASE OR s.url = ?",
+            (name_or_url, name_or_url),
+        )
+        found = _dicts(row)
+        return _source(found[0]) if found else None
+
+    def add_source(self, name: str, url: str, site_url: str = "") -> Source:
+        with self.transaction() as tx:
+            clash = tx.execute(
+                "SELECT name, url FROM sources WHERE name = ? COLLATE NOCASE OR url = ?", (name, url)
+            ).fetchone()
+            if clash:
+                what = "name" if clash[0].lower() == name.lower() else "feed URL"
+                raise EngfeedError(f"a source with this {what} already exists: {clash[0]} ({clash[1]})")
+            tx.execute(
+                "INSERT INTO sources(name, url, site_url, added) VALUES (?, ?, ?, ?)",
+                (name, url, site_url, to_ts(datetime.now(UTC))),
+            )
+        found = self.source(url)
+        assert found is not None
+        return found
+
+    def remove_source(self, name_or_url: str) -> Source:
+        """Forget a source; its articles stay (the store is the history)."""
+        found = self.source(name_or_url)
+        if found is None:
+            raise EngfeedError(f"no such source: {name_or_url}")
+        with self.transaction() as tx:
+            tx.execute("DELETE FROM sources WHERE id = ?", (found.id,))
+        return found
+
+    def record_fetch(
+        self,
+        source_id: int,
+        *,
+        attempt: datetime,
+        ok: bool,
+        http_status: int | None,
+        error: str | None,
+        next_due: datetime,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        new_url: str | None = None,
+        conn: sqlite3.Connection | None = None,
+    ) -> None:
+        """Update one source's health after a fetch (inside the caller's transaction if given)."""
+        sql = (
+            "UPDATE sources SET last_attempt = ?, http_status = ?, error = ?, next_due = ?,"
+            " failures = CASE WHEN ? THEN 0 ELSE failures + 1 END,"
+            " last_success = CASE WHEN ? THEN ? ELSE last_success END,"
+            " etag = CASE WHEN ? THEN ? ELSE etag END,"
+            " last_modified = CASE WHEN ? THEN ? ELSE last_modified END"
+            " WHERE id = ?"
+        )
+        ts = to_ts(attempt)
+        params = (ts, http_status, error, to_ts(next_due), ok, ok, ts, ok, etag, ok, last_modified, source_id)
+
+        def run(c: sqlite3.Connection) -> None:
+            c.execute(sql, params)
+            if new_url:
+                taken = c.execute("SELECT 1 FROM sources WHERE url = ? AND id != ?", (new_url, source_id))
+                if taken.fetchone() is None:
+                    c.execute("UPDATE sources SET url = ? WHERE id = ?", (new_url, source_id))
+
+        if conn is not None:
+            run(conn)
+        else:
+            with self.transaction() as tx:
+                run(tx)
+
+    # -- articles: writes ----------------------------------------------------------------
+    def upsert_articles(
+        self, articles: Sequence[Article], *, source_id: int | None, conn: sqlite3.Connection
+    ) -> UpsertResult:
+        """Insert new articles, update changed ones in place; call inside ``transaction()``.
+
+        The same article reached through another feed or URL variant shares its ``uid`` and is
+        stored once, under the source that saw it first.
+        """
+        result = UpsertResult()
+        for art in articles:
+            digest = _content_hash(art)
+            row = conn.execute(
+                "SELECT id, content_hash, published, date_estimated FROM articles WHERE uid = ?", (art.uid,)
+            ).fetchone()
+            if row is None:
+                cur = conn.execute(
+                    "INSERT INTO articles(uid, source_id, source_name, url, guid, title, author, tags,"
+                    " published, updated, date_estimated, first_seen, summary_html, content_html, excerpt,"
+                    " body, content_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        art.uid, source_id, art.source, art.url, art.guid, art.title, art.author,
+                        json.dumps(list(art.tags)), to_ts(art.published),
+                        to_ts(art.updated) if art.updated else None, int(art.date_estimated),
+                        to_ts(art.first_seen or datetime.now(UTC)), art.summary_html, art.content_html,
+                        art.excerpt, art.text, digest,
+                    ),
+                )  # fmt: skip
+                assert cur.lastrowid is not None
+                result.new.append(cur.lastrowid)
+            elif row[1] == digest:
+                result.unchanged += 1
+            else:
+                # Keep the first known real date: a feed re-dating an old post must not bump it.
+                published, estimated = row[2], bool(row[3])
+                if estimated and not art.date_estimated:
+                    published, estimated = to_ts(art.published), False
+                conn.execute(
+                    "UPDATE articles SET url=?, guid=?, title=?, author=?, tags=?, published=?, updated=?,"
+                    " date_estimated=?, summary_html=?, content_html=?, excerpt=?, body=?, content_hash=?"
+                    " WHERE id=?",
+                    (
+                        art.url, art.guid, art.title, art.author, json.dumps(list(art.tags)), published,
+                        to_ts(art.updated) if art.updated else None, int(estimated), art.summary_html,
+                        art.content_html, art.excerpt, art.text, digest, row[0],
+                    ),
+                )  # fmt: skip
+                result.updated.append(row[0])
+        return result
+
+    # -- articles: reads -----------------------------------------------------------------
+    def list_articles(
+        self, flt: ArticleFilter = ArticleFilter(), *, limit: int = 50, before: tuple[int, int] | None = None
+    ) -> list[Article]:
+        """Newest first by publish date, keyset-paginated on (published, id)."""
+        where, params = flt.where()
+        if before is not None:
+            where += " AND (a.published, a.id) < (?, ?)"
+            params += [before[0], before[1]]
+        rows = self.conn.execute(
+            f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE {where}"
+            " ORDER BY a.published DESC, a.id DESC LIMIT ?",
+            [*params, max(0, limit)],
+        )
+        return self._with_angles([_article(r) for r in _dicts(rows)])
+
+    def count_articles(self, flt: ArticleFilter = ArticleFilter()) -> int:
+        where, params = flt.where()
+        return int(self.conn.execute(f"SELECT count(*) FROM articles a WHERE {where}", params).fetchone()[0])
+
+    def article(self, uid: str) -> Article | None:
+        rows = _dicts(self.conn.execute(f"SELECT {FULL_COLUMNS} FROM articles a WHERE a.uid = ?", (uid,)))
+        return self._with_angles([_article(rows[0])])[0] if rows else None
+
+    def articles_by_ids(self, ids: Sequence[int], *, full: bool = False) -> dict[int, Article]:
+        """Fetch articles by rowid (order not kept: callers rank)."""
+        out: dict[int, Article] = {}
+        cols = FULL_COLUMNS if full else ARTICLE_COLUMNS
+        for chunk in _chunks(list(ids), 500):
+            marks = ",".join("?" * len(chunk))
+            rows = self.conn.execute(f"SELECT {cols} FROM articles a WHERE a.id IN ({marks})", chunk)
+            for art in self._with_angles([_article(r) for r in _dicts(rows)]):
+                assert art.id is not None
+                out[art.id] = art
+        return out
+
+    def bodies(self, ids: Sequence[int]) -> dict[int, tuple[str, str, str]]:
+        """(title, excerpt, body) per rowid, for embedding, labelling and context passages."""
+        out: dict[int, tuple[str, str, str]] = {}
+        for chunk in _chunks(list(ids), 500):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT id, title, excerpt, body FROM articles WHERE id IN ({marks})"
+            for row in self.conn.execute(sql, chunk):
+                out[row[0]] = (row[1], row[2], row[3])
+        return out
+
+    def all_ids(self) -> list[int]:
+        return [r[0] for r in self.conn.execute("SELECT id FROM articles ORDER BY id")]
+
+    def source_counts(self) -> list[tuple[str, int]]:
+        rows = self.conn.execute(
+            "SELECT source_name, count(*) FROM articles GROUP BY source_name COLLATE NOCASE"
+            " ORDER BY count(*) DESC, source_name"
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def fts_search(self, match: str, flt: ArticleFilter, *, limit: int) -> list[tuple[int, float]]:
+        """BM25 over title (weight 5), excerpt (2) and body (1); subquery form so LIMIT applies early."""
+        where, params = flt.where()
+        sql = (
+            "SELECT a.id, f.score FROM (SELECT rowid, bm25(articles_fts, 5.0, 2.0, 1.0) AS score"
+            " FROM articles_fts WHERE articles_fts MATCH ? ORDER BY score LIMIT ?) f"
+            f" JOIN articles a ON a.id = f.rowid WHERE {where} ORDER BY f.score"
+        )
+        inner_limit = limit if where == "1" else max(limit * 20, 2000)
+        rows = self.conn.execute(sql, [match, inner_limit, *params]).fetchall()
+        return [(r[0], -float(r[1])) for r in rows[:limit]]
+
+    def filtered_ids(self, flt: ArticleFilter) -> list[int]:
+        where, params = flt.where()
+        return [r[0] for r in self.conn.execute(f"SELECT a.id FROM articles a WHERE {where}", params)]
+
+    def published_map(self, ids: Iterable[int]) -> dict[int, int]:
+        out: dict[int, int] = {}
+        for chunk in _chunks(list(ids), 500):
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(f"SELECT id, published FROM articles WHERE id IN ({marks})", chunk):
+                out[row[0]] = row[1]
+        return out
+
+    # -- embeddings ----------------------------------------------------------------------
+    def ids_missing_vectors(self, model: str) -> list[int]:
+        rows = self.conn.execute(
+            "SELECT a.id FROM articles a LEFT JOIN embeddings e ON e.article_id = a.id"
+            " WHERE e.article_id IS NULL OR e.model != ? ORDER BY a.id",
+            (model,),
+        )
+        return [r[0] for r in rows]
+
+    def save_vectors(self, model: str, items: Iterable[tuple[int, bytes]]) -> None:
+        with self.transaction() as tx:
+            tx.executemany(
+                "INSERT OR REPLACE INTO embeddings(article_id, model, vec) VALUES (?, ?, ?)",
+                ((aid, model, blob) for aid, blob in items),
+            )
+
+    def load_vectors(self, model: str) -> tuple[list[int], list[bytes]]:
+        ids: list[int] = []
+        blobs: list[bytes] = []
+        for aid, blob in self.conn.execute(
+            "SELECT article_id, vec FROM embeddings WHERE model = ? ORDER BY article_id", (model,)
+        ):
+            ids.append(aid)
+            blobs.append(blob)
+        return ids, blobs
+
+    def vector_count(self, model: str) -> int:
+        return int(
+            self.conn.execute("SELECT count(*) FROM embeddings WHERE model = ?", (model,)).fetchone()[0]
+        )
+
+    # -- angles --------------------------------------------------------------------------
+    def save_angles(self, labels: Iterable[tuple[int, Sequence[AngleMatch]]], signature: str) -> None:
+        """Replace the angles of the given articles and mark them labelled by ``signature``."""
+        with self.transaction() as tx:
+            for aid, matches in labels:
+                tx.execute("UPDATE articles SET angles_sig = ? WHERE id = ?", (signature, aid))
+                tx.execute("DELETE FROM article_angles WHERE article_id = ?", (aid,))
+                tx.executemany(
+                    "INSERT INTO article_angles(article_id, angle, terms, score) VALUES (?, ?, ?, ?)",
+                    [(aid, m.name, json.dumps(list(m.terms)), m.score) for m in matches],
+                )
+
+    def ids_needing_angles(self, signature: str) -> list[int]:
+        rows = self.conn.execute(
+            "SELECT id FROM articles WHERE angles_sig IS NULL OR angles_sig != ? ORDER BY id", (signature,)
+        )
+        return [r[0] for r in rows]
+
+    def angle_counts(self) -> list[tuple[str, int]]:
+        rows = self.conn.execute("SELECT angle, count(*) FROM article_angles GROUP BY angle ORDER BY 2 DESC")
+        return [(r[0], r[1]) for r in rows]
+
+    def _with_angles(self, articles: list[Article]) -> list[Article]:
+        ids = [a.id for a in articles if a.id is not None]
+        if not ids:
+            return articles
+        found: dict[int, list[AngleMatch]] = {}
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            rows = self.conn.execute(
+                f"SELECT article_id, angle, terms, score FROM article_angles WHERE article_id IN ({marks})"
+                " ORDER BY score DESC",
+                chunk,
+            )
+            for aid, angle, terms, score in rows:
+                found.setdefault(aid, []).append(AngleMatch(angle, tuple(json.loads(terms)), score))
+        return [_replace_angles(a, tuple(found.get(a.id or -1, ()))) for a in articles]
+
+    # -- meta ----------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as tx:
+            tx.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+
+# -- helpers -----------------------------------------------------------------------------
+def _migrations() -> list[tuple[int, str]]:
+    folder = resources.files("engfeed") / "migrations"
+    found: list[tuple[int, str]] = []
+    for entry in folder.iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            found.append((int(name[:4]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements, keeping trigger bodies (``BEGIN ... END;``) whole."""
+    statements: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--") and not buf.strip():
+            continue
+        buf += line
+        if sqlite3.complete_statement(buf):
+            statements.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        statements.append(buf.strip())
+    return statements
+
+
+def _dicts(cursor: sqlite3.Cursor) -> list[dict[str, object]]:
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _opt_int(value: object) -> int | None:
+    return None if value is None else int(str(value))
+
+
+def _source(row: dict[str, object]) -> Source:
+    return Source(
+        id=_opt_int(row["id"]),
+        name=str(row["name"]),
+        url=str(row["url"]),
+        site_url=str(row["site_url"] or ""),
+        etag=None if row["etag"] is None else str(row["etag"]),
+        last_modified=None if row["last_modified"] is None else str(row["last_modified"]),
+        last_attempt=from_ts(_opt_int(row["last_attempt"])),
+        last_success=from_ts(_opt_int(row["last_success"])),
+        http_status=_opt_int(row["http_status"]),
+        error=None if row["error"] is None else str(row["error"]),
+        failures=int(str(row["failures"])),
+        next_due=from_ts(_opt_int(row["next_due"])),
+        article_count=int(str(row.get("n") or 0)),
+    )
+
+
+def _article(row: dict[str, object]) -> Article:
+    published = from_ts(_opt_int(row["published"]))
+    assert published is not None
+    return Article(
+        id=_opt_int(row["id"]),
+        uid=str(row["uid"]),
+        source=str(row["source_name"]),
+        url=str(row["url"]),
+        guid=str(row["guid"]),
+        title=str(row["title"]),
+        author=str(row["author"]),
+        tags=tuple(json.loads(str(row["tags"]))),
+        published=published,
+        updated=from_ts(_opt_int(row["updated"])),
+        date_estimated=bool(row["date_estimated"]),
+        first_seen=from_ts(_opt_int(row["first_seen"])),
+        excerpt=str(row["excerpt"]),
+        summary_html=str(row.get("summary_html") or ""),
+        content_html=str(row.get("content_html") or ""),
+        text=str(row.get("body") or ""),
+    )
+
+
+def _replace_angles(article: Article, angles: tuple[AngleMatch, ...]) -> Article:
+    from dataclasses import replace
+
+    return replace(article, angles=angles)

@@ -1,0 +1,170 @@
+"""Store: migrations, upserts, dedup, keyset listing, FTS sync, transactions."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from engfeed.errors import EngfeedError
+from engfeed.models import AngleMatch, Article
+from engfeed.store import ArticleFilter, Store
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def art(uid: str, title: str, days: int = 0, source: str = "Acme", **kw: object) -> Article:
+    return Article(
+        uid=uid,
+        url=f"https://acme.example/{uid}",
+        title=title,
+        published=T0 + timedelta(days=days),
+        source=source,
+        excerpt=kw.pop("excerpt", f"excerpt of {title}"),  # type: ignore[arg-type]
+        text=kw.pop("text", f"body of {title}"),  # type: ignore[arg-type]
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "s.db")
+
+
+def write(store: Store, articles: list[Article], source_id: int | None = None) -> None:
+    with store.transaction() as tx:
+        store.upsert_articles(articles, source_id=source_id, conn=tx)
+
+
+def test_migrations_are_numbered_and_idempotent(tmp_path: Path) -> None:
+    first = Store(tmp_path / "m.db")
+    version = first.migrate()
+    assert version >= 2
+    again = Store(tmp_path / "m.db")
+    assert again.migrate() == version
+    mode = again.conn.execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_upsert_new_updated_unchanged(store: Store) -> None:
+    with store.transaction() as tx:
+        first = store.upsert_articles([art("a", "One"), art("b", "Two")], source_id=None, conn=tx)
+    assert len(first.new) == 2 and not first.updated
+    with store.transaction() as tx:
+        second = store.upsert_articles([art("a", "One (edited)"), art("b", "Two")], source_id=None, conn=tx)
+    assert not second.new and len(second.updated) == 1 and second.unchanged == 1
+    found = store.article("a")
+    assert found is not None and found.title == "One (edited)"
+    assert store.count_articles() == 2
+
+
+def test_update_keeps_first_real_date(store: Store) -> None:
+    write(store, [art("a", "One", days=3)])
+    write(store, [art("a", "One again", days=40)])
+    found = store.article("a")
+    assert found is not None and found.published == T0 + timedelta(days=3)
+
+
+def test_estimated_date_replaced_by_real_one(store: Store) -> None:
+    write(store, [art("a", "One", days=50, date_estimated=True)])
+    write(store, [art("a", "One!", days=2)])
+    found = store.article("a")
+    assert found is not None and found.published == T0 + timedelta(days=2) and not found.date_estimated
+
+
+def test_listing_is_newest_first_with_keyset_pages(store: Store) -> None:
+    write(store, [art(f"x{i}", f"Post {i}", days=i % 7) for i in range(20)])
+    seen: list[str] = []
+    before = None
+    while True:
+        page = store.list_articles(limit=6, before=before)
+        if not page:
+            break
+        seen += [a.uid for a in page]
+        last = page[-1]
+        assert last.id is not None
+        before = (int(last.published.timestamp()), last.id)
+    assert len(seen) == len(set(seen)) == 20
+    dates = [store.article(u).published for u in seen]  # type: ignore[union-attr]
+    assert dates == sorted(dates, reverse=True)
+
+
+def test_filters(store: Store) -> None:
+    write(store, [art("a", "A", days=1, source="Meta"), art("b", "B", days=5, source="Slack")])
+    assert [a.uid for a in store.list_articles(ArticleFilter(sources=("meta",)))] == ["a"]
+    assert [a.uid for a in store.list_articles(ArticleFilter(since=T0 + timedelta(days=3)))] == ["b"]
+    assert [a.uid for a in store.list_articles(ArticleFilter(until=T0 + timedelta(days=3)))] == ["a"]
+    assert store.count_articles(ArticleFilter(sources=("Nobody",))) == 0
+
+
+def test_fts_index_follows_inserts_updates_and_deletes(store: Store) -> None:
+    write(store, [art("a", "Tail latency at scale", text="p99 matters")])
+    assert [i for i, _ in store.fts_search('"latency"', ArticleFilter(), limit=5)]
+    write(store, [art("a", "Throughput at scale", text="p99 matters")])
+    assert not store.fts_search('"latency"', ArticleFilter(), limit=5)
+    assert store.fts_search('"throughput"', ArticleFilter(), limit=5)
+    with store.transaction() as tx:
+        tx.execute("DELETE FROM articles")
+    assert not store.fts_search('"throughput"', ArticleFilter(), limit=5)
+
+
+def test_transaction_rolls_back_on_crash(store: Store) -> None:
+    write(store, [art("a", "Kept")])
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        store.upsert_articles([art("b", "Half-written")], source_id=None, conn=tx)
+        raise RuntimeError("crash mid-refresh")
+    assert store.count_articles() == 1
+    assert store.article("b") is None
+
+
+def test_sources_add_remove_keeps_articles(store: Store) -> None:
+    src = store.add_source("Acme", "https://acme.example/feed")
+    with pytest.raises(EngfeedError, match="already exists"):
+        store.add_source("acme", "https://other.example/feed")
+    write(store, [art("a", "One")], source_id=src.id)
+    assert store.sources()[0].article_count == 1
+    store.remove_source("Acme")
+    assert store.sources() == []
+    assert store.count_articles() == 1
+    with pytest.raises(EngfeedError, match="no such source"):
+        store.remove_source("Acme")
+
+
+def test_record_fetch_tracks_health_and_permanent_redirects(store: Store) -> None:
+    src = store.add_source("Acme", "https://acme.example/feed")
+    assert src.id is not None
+    now = datetime.now(UTC).replace(microsecond=0)
+    store.record_fetch(src.id, attempt=now, ok=False, http_status=503, error="HTTP 503", next_due=now)
+    store.record_fetch(src.id, attempt=now, ok=False, http_status=None, error="timed out", next_due=now)
+    failing = store.source("Acme")
+    assert failing is not None and failing.failures == 2 and failing.error == "timed out"
+    assert failing.last_success is None
+    store.record_fetch(
+        src.id, attempt=now, ok=True, http_status=200, error=None, next_due=now, etag='"v1"',
+        new_url="https://acme.example/new-feed",
+    )  # fmt: skip
+    healed = store.source("Acme")
+    assert healed is not None and healed.failures == 0 and healed.error is None
+    assert healed.etag == '"v1"' and healed.last_success == now
+    assert healed.url == "https://acme.example/new-feed"
+
+
+def test_angles_roundtrip_and_filter(store: Store) -> None:
+    write(store, [art("a", "A"), art("b", "B")])
+    a = store.article("a")
+    assert a is not None and a.id is not None
+    store.save_angles([(a.id, [AngleMatch("systems performance", ("latency",), 0.8)])], "sig1")
+    assert store.ids_needing_angles("sig1") == [i for i in store.all_ids() if i != a.id]
+    listed = store.list_articles(ArticleFilter(angle="systems performance"))
+    assert [x.uid for x in listed] == ["a"]
+    assert listed[0].angles[0].terms == ("latency",)
+    assert store.angle_counts() == [("systems performance", 1)]
+
+
+def test_corrupt_file_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.raises((EngfeedError, sqlite3.DatabaseError)):
+        Store(bad)
