@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["httpserver"]
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ENGFEED_SHARED", ROOT.parent / "shared"))
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

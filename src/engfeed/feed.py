@@ -211,7 +211,10 @@ class Feed:
 
         def consume() -> None:
             while (item := results.get()) is not None:
-                entry = self._apply_fetch(item)
+                try:
+                    entry = self._apply_fetch(item)
+                except Exception as exc:  # a bug or a full disk: that source fails, the others go on
+                    entry = SourceReport(item.source.name, "failed", error=f"{type(exc).__name__}: {exc}")
                 report.items.append(entry)
                 if on_source:
                     on_source(entry)
@@ -393,6 +396,25 @@ class Feed:
 
     def count(self, flt: ArticleFilter = ArticleFilter()) -> int:
         return self.store.count_articles(flt)
+
+    # -- web layer support (engfeed.web) -------------------------------------------------
+    def change_token(self) -> tuple[int, int]:
+        """Moves whenever the store changes (a commit from any connection); costs microseconds.
+
+        The web app keys its caches (sidebar counts, listing totals) on it. Call it from the
+        thread whose view matters: the marker is per connection, and connections are per thread.
+        """
+        return self.store.change_marker()
+
+    def articles_page(
+        self, flt: ArticleFilter = ArticleFilter(), *, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[Article], str | None]:
+        """:meth:`articles` without the total: (page, next cursor); the caller caches totals."""
+        before = decode_cursor(cursor) if cursor else None
+        items = self.store.list_articles(flt, limit=limit + 1, before=before)
+        more = len(items) > limit
+        items = items[:limit]
+        return items, (encode_cursor(items[-1]) if more and items else None)
 
 
 def encode_cursor(article: Article) -> str:
