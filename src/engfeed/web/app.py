@@ -1,0 +1,755 @@
+"""The Engineering Feed web app: server-rendered pages, a JSON API and output feeds.
+
+Everything goes through the :class:`~engfeed.feed.Feed` facade; this module never speaks
+SQL. Fast reads (a keyset page, one article, cached counts) run inline in ``async``
+handlers, because a thread hop per request costs more than the query (see the serving
+numbers in ``perf-baselines.md``); slow ones (search, with its query embedding; related
+articles; the sources table) run on a small, bounded thread pool.
+
+Routes::
+
+    GET  /                       the feed (recency) or, with ?q=, concept search results
+    GET  /a/{uid}                one article: sanitised content, angles, related articles
+    GET  /sources                sources with health and failure hints; "Refresh now"
+    POST /refresh                start a refresh (CSRF-protected), 303 back to /sources
+    GET  /feed.atom, /feed.json  any view (q, source, angle, since, until) as a feed
+    GET  /api/...                JSON API, described by /openapi.json and /docs
+    GET  /healthz                liveness (and the benchmark's baseline route)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
+
+import anyio
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.datastructures import QueryParams
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from engfeed import config
+from engfeed.errors import EngfeedError
+from engfeed.feed import Feed, IngestReport
+from engfeed.models import Article, SearchHit, Source, iso
+from engfeed.store import ArticleFilter
+from engfeed.web.cache import TokenCache
+from engfeed.web.feeds import FeedItem, FeedMeta, atom_feed, json_feed
+from engfeed.web.hints import due_now, failure_hint, health
+from engfeed.web.openapi import openapi_document
+from engfeed.web.params import BadParam, View, clean_text, parse_limit
+from engfeed.web.refresh import Refresher
+from engfeed.web.render import STATIC, body_html, make_env, mark_html, safe_url
+from engfeed.web.security import CSRF_COOKIE, CSRF_FIELD, Csrf, SecurityHeadersMiddleware
+
+if TYPE_CHECKING:
+    from engfeed.angles import Angle
+
+log = logging.getLogger("engfeed.web")
+
+T = TypeVar("T")
+
+TITLE = "Engineering Feed"
+TAGLINE = "A curated reading feed of engineering blogs — from teams building real systems at scale."
+RECENCY_NOTE = "Ranked by recency by default. Add a concept query to surface related context."
+SEARCH_NOTE = (
+    "Ranked by relevance to your query: keyword (BM25) and meaning (dense) matches, fused, "
+    "with a nudge toward recent articles."
+)
+PAGE_SIZE = 30
+PAGE_CACHE_ENTRIES = 256
+MAX_CACHED_BODY = 512 * 1024  # bytes; 256 pages stay well under 100 MB
+SEARCH_TTL = 300.0  # search ranking has a recency prior: cached results age out
+SEARCH_SIZE = 20
+SEARCH_MAX = 100
+FEED_SIZE = 50
+RELATED_SIZE = 5
+TOP_COMPANIES = 12
+MAX_UID = 200
+REFRESH_MESSAGES = {
+    "started": "Refresh started. Sources update as each one finishes; reload this page to see their health.",
+    "running": "A refresh is already running, so no new one was started.",
+}
+
+
+# -- view models ---------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Card:
+    """One result card: an article, its links worked out once, and search evidence if any."""
+
+    article: Article
+    link: str  # the original article, http(s) only; "" when the feed gave nothing safe
+    page_href: str  # this app's page for the article
+    company_href: str | None = None  # the view narrowed (or widened) by this card's company
+    angle_line: tuple[str, str] | None = None  # ("systems performance", "latency, p99")
+    context: str = ""
+    why: dict[str, float | int | None] = field(default_factory=dict)
+    score: float | None = None
+
+
+def make_card(
+    article: Article,
+    *,
+    view: View | None = None,
+    memo: dict[str, str] | None = None,
+    hit: SearchHit | None = None,
+) -> Card:
+    """A :class:`Card`; ``memo`` shares the company links between the cards of one page."""
+    company_href = None
+    if view is not None:
+        memo = {} if memo is None else memo
+        company_href = memo.get(article.source)
+        if company_href is None:
+            company_href = memo[article.source] = view.toggle_source(article.source).url()
+    angle_line = None
+    if article.angles:
+        first = article.angles[0]
+        angle_line = (first.name, ", ".join(first.terms))
+    return Card(
+        article=article,
+        link=safe_url(article.url),
+        page_href="/a/" + quote(article.uid, safe=""),
+        company_href=company_href,
+        angle_line=angle_line,
+        context=hit.context if hit else "",
+        why=dict(hit.why) if hit else {},
+        score=hit.score if hit else None,
+    )
+
+
+def make_cards(
+    view: View | None, articles: Sequence[Article] = (), hits: Sequence[SearchHit] = ()
+) -> list[Card]:
+    memo: dict[str, str] = {}
+    if hits:
+        return [make_card(h.article, view=view, memo=memo, hit=h) for h in hits]
+    return [make_card(a, view=view, memo=memo) for a in articles]
+
+
+@dataclass(frozen=True, slots=True)
+class FilterLink:
+    name: str
+    count: int
+    href: str
+    active: bool
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Chip:
+    label: str
+    remove_href: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRow:
+    source: Source
+    health: str
+    hint: str | None
+    due: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CachedResponse:
+    body: bytes
+    content_type: str
+
+    def response(self) -> Response:
+        return Response(self.body, headers={"content-type": self.content_type})
+
+
+class JSONResponse(Response):
+    """Compact UTF-8 JSON; non-finite floats (never valid JSON) become ``null``."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        try:
+            text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        except ValueError:
+            text = json.dumps(_finite(content), ensure_ascii=False, separators=(",", ":"))
+        return text.encode("utf-8", "replace")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def json_error(status: int, message: str, param: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"status": status, "message": message, "param": param}}, status_code=status)
+
+
+def view_or_error(params: QueryParams, *, default_limit: int, max_limit: int) -> tuple[View, BadParam | None]:
+    """Parse the view; on a bad parameter drop it and say so (the page stays usable)."""
+    items = list(params.multi_items())
+    first_error: BadParam | None = None
+    for _ in range(10):
+        try:
+            view = View.from_query(QueryParams(items), default_limit=default_limit, max_limit=max_limit)
+            return view, first_error
+        except BadParam as exc:
+            first_error = first_error or exc
+            bad = {exc.name, "since", "until"} if exc.name == "until" else {exc.name}
+            items = [(k, v) for k, v in items if k not in bad]
+    return View(limit=default_limit), first_error
+
+
+# -- the site ------------------------------------------------------------------------------
+class Site:
+    """Request handlers over one :class:`Feed`; holds the caches and the refresher."""
+
+    def __init__(self, feed: Feed, *, refresher: Refresher, csrf: Csrf, search_threads: int = 4) -> None:
+        self.feed = feed
+        self.refresher = refresher
+        self.csrf = csrf
+        self.env = make_env()
+        self.cache = TokenCache(feed.change_token)  # counts, totals, sidebar links, sources
+        self.pages = TokenCache(feed.change_token, max_entries=PAGE_CACHE_ENTRIES)  # whole responses
+        self._search_threads = search_threads
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._angles: list[Angle] | None = None
+
+    # -- data helpers ----------------------------------------------------------------------
+    @property
+    def limiter(self) -> anyio.CapacityLimiter:
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self._search_threads)
+        return self._limiter
+
+    def sync(self) -> Hashable:
+        """Read the store's change token once per request; stale cache entries go."""
+        token = self.cache.check()
+        self.pages.check(token)
+        return token
+
+    async def cached(
+        self, key: Hashable, make: Callable[[], Awaitable[Response]], *, ttl: float | None = None
+    ) -> Response:
+        """A whole 200 response from the page cache, else ``make()``'s (stored if it is a 200)."""
+        token = self.sync()
+        found = self.pages.lookup(key)
+        if isinstance(found, CachedResponse):
+            return found.response()
+        response = await make()
+        if (
+            response.status_code == 200
+            and len(response.body) <= MAX_CACHED_BODY
+            and not response.headers.get("set-cookie")
+        ):
+            entry = CachedResponse(bytes(response.body), response.headers.get("content-type", ""))
+            self.pages.store(key, entry, ttl=ttl, token=token)
+        return response
+
+    async def in_thread(self, fn: Callable[[], T]) -> T:
+        return await anyio.to_thread.run_sync(fn, limiter=self.limiter)
+
+    def source_counts(self) -> list[tuple[str, int]]:
+        return self.cache.get(("source_counts",), self.feed.source_counts)
+
+    def angle_counts(self) -> list[tuple[str, int]]:
+        return self.cache.get(("angle_counts",), self.feed.angle_counts)
+
+    def total(self, flt: ArticleFilter) -> int:
+        return self.cache.get(("count", flt), partial(self.feed.count, flt))
+
+    def angle_defs(self) -> list[Angle]:
+        """The configured angles (names, descriptions); loaded once."""
+        if self._angles is None:
+            try:
+                self._angles = self.feed.angles()
+            except EngfeedError as exc:
+                log.warning("cannot load angles: %s", exc)
+                self._angles = []
+        return self._angles
+
+    async def sources(self) -> list[Source]:
+        """Every source with health; cached (the per-source article count is a scan)."""
+        self.cache.check()
+        return await self.in_thread(partial(self.cache.get, ("sources",), self.feed.sources))
+
+    async def search(self, view: View, limit: int) -> list[SearchHit]:
+        return await self.in_thread(partial(self.feed.search, view.q, view.filter, limit=limit))
+
+    async def related(self, uid: str, limit: int) -> list[SearchHit]:
+        try:
+            return await self.in_thread(partial(self.feed.related, uid, limit=limit))
+        except EngfeedError as exc:
+            log.info("no related articles for %s: %s", uid, exc)
+            return []
+
+    # -- rendering -------------------------------------------------------------------------
+    def render(self, request: Request, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
+        html = self.env.get_template(template).render(
+            path=request.url.path, title=TITLE, tagline=TAGLINE, **context
+        )
+        return HTMLResponse(html, status_code=status)
+
+    def error_page(self, request: Request, status: int, heading: str, message: str) -> HTMLResponse:
+        return self.render(request, "error.html", status=status, heading=heading, message=message)
+
+    def filter_links(self, view: View) -> tuple[list[FilterLink], list[FilterLink]]:
+        key = ("filters", view.q, view.sources, view.angle, view.since, view.until)
+        return self.cache.get(key, partial(self._filter_links, view))
+
+    def _filter_links(self, view: View) -> tuple[list[FilterLink], list[FilterLink]]:
+        companies = [
+            FilterLink(name, count, view.toggle_source(name).url(), view.has_source(name))
+            for name, count in self.source_counts()
+        ]
+        described = {a.name.lower(): a.description for a in self.angle_defs()}
+        angles: list[FilterLink] = []
+        for name, count in self.angle_counts():
+            active = (view.angle or "").lower() == name.lower()
+            target = replace(view, angle=None if active else name, cursor=None)
+            angles.append(FilterLink(name, count, target.url(), active, described.get(name.lower(), "")))
+        return companies, angles
+
+    @staticmethod
+    def chips(view: View) -> list[Chip]:
+        out = [Chip(s, view.toggle_source(s).url(), "company") for s in view.sources]
+        if view.angle:
+            out.append(Chip(f"angle: {view.angle}", replace(view, angle=None, cursor=None).url(), "angle"))
+        if view.since:
+            since_url = replace(view, since=None, cursor=None).url()
+            out.append(Chip(f"from {view.since:%Y-%m-%d}", since_url, "since"))
+        if view.until:
+            out.append(
+                Chip(f"before {view.until:%Y-%m-%d}", replace(view, until=None, cursor=None).url(), "until")
+            )
+        return out
+
+    # -- pages -----------------------------------------------------------------------------
+    async def home(self, request: Request) -> Response:
+        params = request.query_params
+        searching = bool(clean_text(params.get("q") or "", 300))
+        view, bad = view_or_error(
+            params,
+            default_limit=SEARCH_SIZE if searching else PAGE_SIZE,
+            max_limit=SEARCH_MAX,
+        )
+        fragment = params.get("partial") == "1"
+        if bad:
+            notice = f"Ignored an invalid filter ({bad.message})."
+            self.sync()
+            return await self._home(request, view, fragment, notice=notice, status=400)
+        return await self.cached(
+            ("home", view, fragment),
+            partial(self._home, request, view, fragment),
+            ttl=SEARCH_TTL if view.q else None,
+        )
+
+    async def _home(
+        self, request: Request, view: View, fragment: bool, *, notice: str | None = None, status: int = 200
+    ) -> Response:
+        cards: list[Card]
+        next_url: str | None = None
+        total = 0
+        if view.q:
+            try:
+                hits = await self.search(view, view.limit)
+            except EngfeedError as exc:
+                hits, notice, status = [], f"Search failed: {exc}", 400
+            cards = make_cards(view, hits=hits)
+            total = len(cards)
+            if len(cards) >= view.limit and view.limit < SEARCH_MAX:
+                more = min(SEARCH_MAX, view.limit + SEARCH_SIZE)
+                next_url = view.url(extra=[("limit", str(more))])
+        else:
+            try:
+                articles, cursor = self.feed.articles_page(view.filter, limit=view.limit, cursor=view.cursor)
+            except EngfeedError as exc:
+                articles, cursor, notice, status = [], None, str(exc), 400
+            cards = make_cards(view, articles)
+            total = self.total(view.filter)
+            if cursor:
+                extra = [("limit", str(view.limit))] if view.limit != PAGE_SIZE else []
+                next_url = replace(view, cursor=cursor).url(page=True, extra=extra)
+        context = {
+            "view": view,
+            "cards": cards,
+            "total": total,
+            "next_url": next_url,
+            "notice": notice,
+            "chips": self.chips(view),
+            "clear_url": View(q=view.q).url(),
+            "newest_url": replace(view, cursor=None).url() if view.cursor else None,
+            "note": SEARCH_NOTE if view.q else RECENCY_NOTE,
+            "feeds": {
+                "atom": view.url("/feed.atom"),
+                "json": view.url("/feed.json"),
+            },
+        }
+        if fragment:
+            return self.render(request, "_results.html", status=status, **context)
+        companies, angles = self.filter_links(view)
+        return self.render(
+            request,
+            "index.html",
+            status=status,
+            companies=companies,
+            top_companies=TOP_COMPANIES,
+            angles=angles,
+            store_total=self.total(ArticleFilter()),
+            **context,
+        )
+
+    async def article_page(self, request: Request) -> Response:
+        uid = str(request.path_params["uid"])
+        art = self.feed.article(uid) if len(uid) <= MAX_UID else None
+        if art is None:
+            return self.error_page(request, 404, "Article not found", "No article has this id.")
+        related = await self.related(uid, RELATED_SIZE)
+        described = {a.name.lower(): a.description for a in self.angle_defs()}
+        return self.render(
+            request,
+            "article.html",
+            article=art,
+            body=body_html(art),
+            related=make_cards(None, hits=related),
+            angle_descriptions=described,
+            source_url=View(sources=(art.source,)).url() if art.source else "/",
+        )
+
+    async def sources_page(self, request: Request) -> Response:
+        rows = [SourceRow(s, health(s), failure_hint(s), due_now(s)) for s in await self.sources()]
+        nonce, fresh = self.csrf.nonce_for(request)
+        message = REFRESH_MESSAGES.get(request.query_params.get("refresh") or "")
+        kinds = ("ok", "failing", "never fetched", "pending")
+        summary = {key: sum(1 for r in rows if r.health == key) for key in kinds}
+        response = self.render(
+            request,
+            "sources.html",
+            rows=rows,
+            summary=summary,
+            message=message,
+            csrf_field=CSRF_FIELD,
+            csrf_token=self.csrf.sign(nonce),
+            refresher=self.refresher,
+        )
+        if fresh:
+            response.set_cookie(
+                CSRF_COOKIE,
+                nonce,
+                httponly=True,
+                samesite="strict",
+                secure=request.url.scheme == "https",
+                path="/",
+            )
+        return response
+
+    async def refresh(self, request: Request) -> Response:
+        try:
+            form = await request.form(max_files=0, max_fields=20)
+        except Exception:  # malformed bodies: python-multipart raises assorted errors
+            return self.error_page(request, 400, "Bad request", "The form could not be read.")
+        token = form.get(CSRF_FIELD)
+        if not self.csrf.valid(request, token):
+            return self.error_page(
+                request,
+                403,
+                "Refresh refused",
+                "The form's security token is missing or stale. Reload the Sources page and try again.",
+            )
+        started = self.refresher.trigger(only_due=False)
+        return RedirectResponse(f"/sources?refresh={'started' if started else 'running'}", status_code=303)
+
+    async def docs(self, request: Request) -> Response:
+        return self.render(request, "docs.html", doc=openapi_document())
+
+    # -- output feeds ----------------------------------------------------------------------
+    async def feed_items(self, view: View, base: str) -> list[FeedItem]:
+        if view.q:
+            hits = await self.search(view, view.limit)
+            return [FeedItem(h.article, f"{base}/a/{h.article.uid}", str(mark_html(h.context))) for h in hits]
+        articles, _ = self.feed.articles_page(view.filter, limit=view.limit)
+        return [FeedItem(a, f"{base}/a/{a.uid}") for a in articles]
+
+    def feed_meta(self, request: Request, view: View, kind: str) -> FeedMeta:
+        base = str(request.base_url).rstrip("/")
+        parts = []
+        if view.q:
+            parts.append(f"“{view.q}”")
+        if view.sources:
+            parts.append(", ".join(view.sources))
+        if view.angle:
+            parts.append(f"angle: {view.angle}")
+        title = TITLE + (" — " + " · ".join(parts) if parts else "")
+        self_url = base + replace(view, cursor=None).url(f"/feed.{kind}")
+        return FeedMeta(
+            title=title,
+            subtitle=TAGLINE,
+            self_url=self_url,
+            home_url=base + view.url("/"),
+            id=self_url,
+        )
+
+    async def atom(self, request: Request) -> Response:
+        return await self.output_feed(request, "atom")
+
+    async def jsonfeed(self, request: Request) -> Response:
+        return await self.output_feed(request, "json")
+
+    async def output_feed(self, request: Request, kind: str) -> Response:
+        try:
+            view = View.from_query(request.query_params, default_limit=FEED_SIZE, max_limit=SEARCH_MAX)
+        except BadParam as exc:
+            if kind == "json":
+                return json_error(400, exc.message, exc.name)
+            return Response(f"{exc}\n", status_code=400, media_type="text/plain")
+        view = replace(view, cursor=None)
+        base = str(request.base_url).rstrip("/")
+
+        async def make() -> Response:
+            items = await self.feed_items(view, base)
+            meta = self.feed_meta(request, view, kind)
+            if kind == "atom":
+                return Response(atom_feed(meta, items), media_type="application/atom+xml; charset=utf-8")
+            return Response(json_feed(meta, items), media_type="application/feed+json; charset=utf-8")
+
+        return await self.cached((kind, view, base), make, ttl=SEARCH_TTL if view.q else None)
+
+    # -- JSON API --------------------------------------------------------------------------
+    async def api_articles(self, request: Request) -> Response:
+        try:
+            view = View.from_query(request.query_params, default_limit=50)
+        except BadParam as exc:
+            return json_error(400, exc.message, exc.name)
+        return await self.cached(("api_articles", view), partial(self._api_articles, view))
+
+    async def _api_articles(self, view: View) -> Response:
+        try:
+            articles, cursor = self.feed.articles_page(view.filter, limit=view.limit, cursor=view.cursor)
+        except EngfeedError as exc:
+            return json_error(400, str(exc), "cursor")
+        return JSONResponse(
+            {
+                "articles": [a.to_json() for a in articles],
+                "total": self.total(view.filter),
+                "next_cursor": cursor,
+            }
+        )
+
+    async def api_search(self, request: Request) -> Response:
+        try:
+            view = View.from_query(request.query_params, default_limit=SEARCH_SIZE, max_limit=SEARCH_MAX)
+        except BadParam as exc:
+            return json_error(400, exc.message, exc.name)
+        if not view.q:
+            return json_error(400, "a query is required (q=...)", "q")
+        return await self.cached(("api_search", view), partial(self._api_search, view), ttl=SEARCH_TTL)
+
+    async def _api_search(self, view: View) -> Response:
+        try:
+            hits = await self.search(view, view.limit)
+        except EngfeedError as exc:
+            return json_error(400, str(exc), "q")
+        return JSONResponse({"query": view.q, "hits": [h.to_json() for h in hits], "count": len(hits)})
+
+    async def api_article(self, request: Request) -> Response:
+        uid = str(request.path_params["uid"])
+        art = self.feed.article(uid) if len(uid) <= MAX_UID else None
+        if art is None:
+            return json_error(404, "no such article", "uid")
+        data = art.to_json()
+        data["content_html"] = str(body_html(art))
+        data["page_url"] = f"/a/{art.uid}"
+        return JSONResponse(data)
+
+    async def api_related(self, request: Request) -> Response:
+        uid = str(request.path_params["uid"])
+        try:
+            limit = parse_limit(request.query_params.get("limit"), default=10, maximum=50)
+        except BadParam as exc:
+            return json_error(400, exc.message, exc.name)
+        art = self.feed.article(uid) if len(uid) <= MAX_UID else None
+        if art is None:
+            return json_error(404, "no such article", "uid")
+        hits = await self.related(uid, limit)
+        return JSONResponse({"id": uid, "related": [h.to_json() for h in hits]})
+
+    async def api_sources(self, request: Request) -> Response:
+        return JSONResponse({"sources": [source_json(s) for s in await self.sources()]})
+
+    async def api_angles(self, request: Request) -> Response:
+        self.cache.check()
+        counts = {name.lower(): n for name, n in self.angle_counts()}
+        return JSONResponse(
+            {
+                "angles": [
+                    {
+                        "name": a.name,
+                        "description": a.description,
+                        "terms": list(a.terms),
+                        "articles": counts.get(a.name.lower(), 0),
+                    }
+                    for a in self.angle_defs()
+                ]
+            }
+        )
+
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(openapi_document())
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def favicon(self, request: Request) -> Response:
+        return RedirectResponse("/static/favicon.svg", status_code=301)
+
+    # -- errors ----------------------------------------------------------------------------
+    async def http_error(self, request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        detail = exc.detail if isinstance(exc, HTTPException) else "error"
+        if request.url.path.startswith("/api/") or request.url.path == "/api":
+            message = "not found" if status == 404 else str(detail)
+            return json_error(status, message)
+        headings = {404: "Page not found", 405: "Method not allowed"}
+        heading = headings.get(status, "Something went wrong")
+        message = "There is nothing at this address." if status == 404 else str(detail)
+        response = self.error_page(request, status, heading, message)
+        if isinstance(exc, HTTPException) and exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    async def server_error(self, request: Request, exc: Exception) -> Response:
+        log.error("internal error on %s", request.url.path, exc_info=exc)
+        if request.url.path.startswith("/api/"):
+            return json_error(500, "internal error")
+        return HTMLResponse(
+            "<!doctype html><title>Error</title><h1>Something went wrong</h1>"
+            "<p>The error was logged. <a href='/'>Back to the feed</a></p>",
+            status_code=500,
+        )
+
+    # -- wiring ----------------------------------------------------------------------------
+    def routes(self) -> Sequence[Route | Mount]:
+        return [
+            Route("/", self.home, name="home"),
+            Route("/a/{uid:path}", self.article_page, name="article"),
+            Route("/sources", self.sources_page, name="sources"),
+            Route("/refresh", self.refresh, methods=["POST"], name="refresh"),
+            Route("/feed.atom", self.atom, name="feed_atom"),
+            Route("/feed.json", self.jsonfeed, name="feed_json"),
+            Route("/docs", self.docs, name="docs"),
+            Route("/openapi.json", self.openapi, name="openapi"),
+            Route("/healthz", self.healthz, name="healthz"),
+            Route("/favicon.ico", self.favicon, name="favicon"),
+            Route("/api/articles", self.api_articles, name="api_articles"),
+            Route("/api/articles/{uid}/related", self.api_related, name="api_related"),
+            Route("/api/articles/{uid}", self.api_article, name="api_article"),
+            Route("/api/search", self.api_search, name="api_search"),
+            Route("/api/sources", self.api_sources, name="api_sources"),
+            Route("/api/angles", self.api_angles, name="api_angles"),
+            Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
+        ]
+
+
+def source_json(s: Source) -> dict[str, object]:
+    """``engfeed sources list --json`` fields plus ``health`` and a plain-language ``hint``."""
+    return {
+        "name": s.name,
+        "url": s.url,
+        "site_url": s.site_url,
+        "articles": s.article_count,
+        "last_attempt": iso(s.last_attempt) if s.last_attempt else None,
+        "last_success": iso(s.last_success) if s.last_success else None,
+        "http_status": s.http_status,
+        "error": s.error,
+        "failures": s.failures,
+        "next_due": iso(s.next_due) if s.next_due else None,
+        "health": health(s),
+        "hint": failure_hint(s),
+    }
+
+
+def refresh_summary(report: IngestReport) -> str:
+    failed = len(report.failed)
+    return (
+        f"{len(report.items)} sources checked: {report.total('new')} new, "
+        f"{report.total('updated')} updated articles, {failed} failed"
+    )
+
+
+def create_app(
+    feed: Feed,
+    *,
+    refresh_interval_min: float | None = None,
+    csrf_secret: bytes | None = None,
+    refresh_jitter_s: float | None = None,
+    refresh_initial_delay_s: float | None = None,
+    warm_search: bool = False,
+) -> Starlette:
+    """The ASGI app over ``feed``.
+
+    ``refresh_interval_min``: minutes between background refreshes (default
+    ``ENGFEED_REFRESH_INTERVAL``, 30; ``0`` turns them off). The refresh jitter defaults to a
+    tenth of the interval and the first run to 5 s after startup. ``warm_search`` loads the
+    search index at startup so the first query is not slow.
+    """
+    minutes = config.refresh_interval_minutes() if refresh_interval_min is None else refresh_interval_min
+
+    def job(only_due: bool) -> str:
+        return refresh_summary(feed.refresh(only_due=only_due))
+
+    refresher = Refresher(
+        job,
+        interval_s=max(0.0, minutes) * 60,
+        jitter_s=refresh_jitter_s,
+        initial_delay_s=refresh_initial_delay_s,
+    )
+    site = Site(feed, refresher=refresher, csrf=Csrf(csrf_secret))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if warm_search:
+            _warm(feed)
+        refresher.start()
+        try:
+            yield
+        finally:
+            await refresher.stop()
+
+    app = Starlette(
+        routes=list(site.routes()),
+        middleware=[Middleware(SecurityHeadersMiddleware)],
+        exception_handlers={HTTPException: site.http_error, Exception: site.server_error},
+        lifespan=lifespan,
+    )
+    app.state.site = site
+    app.state.refresher = refresher
+    return app
+
+
+def _warm(feed: Feed) -> None:
+    """Build the search index on a daemon thread so the first query does not pay for it."""
+
+    def run() -> None:
+        try:
+            feed.search("engineering", limit=1)
+        except Exception:  # warming is best effort
+            log.exception("search warm-up failed")
+
+    threading.Thread(target=run, name="engfeed-warm", daemon=True).start()
+
+
+__all__ = ["Site", "create_app"]

@@ -1,0 +1,387 @@
+"""The OpenAPI 3.1 description of the JSON API (served at ``/openapi.json``, rendered at ``/docs``).
+
+Written by hand, next to the handlers in ``api.py``: the API is small, and a literal
+document is easier to review than one generated from annotations. ``tests/test_web_api.py``
+checks that every route it lists exists and that the shapes match what the handlers return.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engfeed import __version__
+from engfeed.web.params import MAX_LIMIT, MAX_QUERY_CHARS, MAX_SOURCES
+
+JSON = dict[str, Any]
+
+
+def _ref(name: str) -> JSON:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: JSON, description: str) -> JSON:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERRORS: JSON = {
+    "400": {"$ref": "#/components/responses/BadRequest"},
+}
+
+_FILTERS: list[JSON] = [
+    {
+        "name": "source",
+        "in": "query",
+        "description": (
+            f"Only articles of this company/source (repeatable, or comma-separated; at most {MAX_SOURCES})."
+        ),
+        "schema": {"type": "array", "items": {"type": "string"}},
+        "style": "form",
+        "explode": True,
+    },
+    {
+        "name": "angle",
+        "in": "query",
+        "description": "Only articles labelled with this useful angle (see /api/angles).",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "since",
+        "in": "query",
+        "description": "Published on or after this date (YYYY-MM-DD or ISO 8601; naive times are UTC).",
+        "schema": {"type": "string", "format": "date"},
+    },
+    {
+        "name": "until",
+        "in": "query",
+        "description": "Published before this date (exclusive; YYYY-MM-DD or ISO 8601).",
+        "schema": {"type": "string", "format": "date"},
+    },
+]
+
+
+def _limit(default: int, maximum: int) -> JSON:
+    return {
+        "name": "limit",
+        "in": "query",
+        "description": f"How many to return (1-{maximum}; larger values are capped).",
+        "schema": {"type": "integer", "minimum": 1, "maximum": maximum, "default": default},
+    }
+
+
+_UID: JSON = {
+    "name": "uid",
+    "in": "path",
+    "required": True,
+    "description": "The article's stable public id (the `id` field of listings).",
+    "schema": {"type": "string"},
+}
+
+
+def openapi_document() -> JSON:
+    """The whole document; a fresh dict each call (callers may not mutate a shared one)."""
+    nullable_str = {"type": ["string", "null"]}
+    nullable_dt = {"type": ["string", "null"], "format": "date-time"}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Engineering Feed API",
+            "version": __version__,
+            "summary": "Recency listings, concept search, related articles and sources.",
+            "description": (
+                "A read-only JSON API over the same data as the page. Article objects have the shape "
+                "of `engfeed list --json`; search hits add `score`, `context` and `why` "
+                "(`engfeed search --json`). Dates are ISO 8601 in UTC with a `Z` suffix. Invalid "
+                "parameters give a 400 with an `error` object, unknown ids a 404."
+            ),
+            "license": {"name": "MIT", "identifier": "MIT"},
+        },
+        "servers": [{"url": "/"}],
+        "paths": {
+            "/api/articles": {
+                "get": {
+                    "operationId": "listArticles",
+                    "summary": "List articles, newest first",
+                    "description": (
+                        "Keyset-paginated: pass the `next_cursor` of one page as `cursor` to get the next. "
+                        "`total` counts every article matching the filters."
+                    ),
+                    "parameters": [
+                        *_FILTERS,
+                        _limit(50, MAX_LIMIT),
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "description": "The `next_cursor` of the previous page.",
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "responses": {"200": _json(_ref("ArticlePage"), "One page of articles."), **_ERRORS},
+                }
+            },
+            "/api/articles/{uid}": {
+                "get": {
+                    "operationId": "getArticle",
+                    "summary": "One article with its sanitised content",
+                    "parameters": [_UID],
+                    "responses": {
+                        "200": _json(_ref("ArticleDetail"), "The article."),
+                        "404": {"$ref": "#/components/responses/NotFound"},
+                    },
+                }
+            },
+            "/api/articles/{uid}/related": {
+                "get": {
+                    "operationId": "relatedArticles",
+                    "summary": "Articles related in meaning to one article",
+                    "parameters": [_UID, _limit(10, 50)],
+                    "responses": {
+                        "200": _json(_ref("Related"), "Related articles, most related first."),
+                        "404": {"$ref": "#/components/responses/NotFound"},
+                        **_ERRORS,
+                    },
+                }
+            },
+            "/api/search": {
+                "get": {
+                    "operationId": "search",
+                    "summary": "Concept search",
+                    "description": (
+                        "Hybrid ranking (BM25 keywords plus dense meaning, with a recency nudge). Each hit "
+                        "carries the passage that matched (`context`, HTML-escaped text with `<mark>`) "
+                        "and the ranking evidence (`why`)."
+                    ),
+                    "parameters": [
+                        {
+                            "name": "q",
+                            "in": "query",
+                            "required": True,
+                            "description": f"The concept query (at most {MAX_QUERY_CHARS} characters).",
+                            "schema": {"type": "string", "minLength": 1},
+                        },
+                        *_FILTERS,
+                        _limit(20, 100),
+                    ],
+                    "responses": {"200": _json(_ref("SearchResult"), "The hits, best first."), **_ERRORS},
+                }
+            },
+            "/api/sources": {
+                "get": {
+                    "operationId": "listSources",
+                    "summary": "Sources with their fetch health",
+                    "responses": {"200": _json(_ref("SourceList"), "Every source, by name.")},
+                }
+            },
+            "/api/angles": {
+                "get": {
+                    "operationId": "listAngles",
+                    "summary": "Useful angles with descriptions and article counts",
+                    "responses": {"200": _json(_ref("AngleList"), "The angles in use.")},
+                }
+            },
+            "/feed.atom": {
+                "get": {
+                    "operationId": "atomFeed",
+                    "summary": "Any view as an Atom 1.0 feed",
+                    "description": "With `q`: the search results; otherwise the newest articles.",
+                    "parameters": [
+                        {"name": "q", "in": "query", "schema": {"type": "string"}},
+                        *_FILTERS,
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "Atom 1.0",
+                            "content": {"application/atom+xml": {"schema": {"type": "string"}}},
+                        },
+                        **_ERRORS,
+                    },
+                }
+            },
+            "/feed.json": {
+                "get": {
+                    "operationId": "jsonFeed",
+                    "summary": "Any view as a JSON Feed 1.1",
+                    "parameters": [
+                        {"name": "q", "in": "query", "schema": {"type": "string"}},
+                        *_FILTERS,
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "JSON Feed 1.1",
+                            "content": {"application/feed+json": {"schema": {"type": "object"}}},
+                        },
+                        **_ERRORS,
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "operationId": "health",
+                    "summary": "Liveness check",
+                    "responses": {
+                        "200": _json(
+                            {"type": "object", "properties": {"status": {"const": "ok"}}},
+                            "The server is up.",
+                        )
+                    },
+                }
+            },
+        },
+        "components": {
+            "schemas": {
+                "AngleMatch": {
+                    "type": "object",
+                    "required": ["name", "terms"],
+                    "properties": {
+                        "name": {"type": "string", "description": "The angle's name."},
+                        "terms": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "Evidence terms found in the article.",
+                        },
+                    },
+                },
+                "Article": {
+                    "type": "object",
+                    "required": ["id", "url", "title", "source", "published", "excerpt", "angles"],
+                    "properties": {
+                        "id": {"type": "string", "description": "Stable public id."},
+                        "url": {"type": "string", "description": "The original article."},
+                        "title": {"type": "string"},
+                        "source": {"type": "string", "description": "The company/blog."},
+                        "published": {"type": "string", "format": "date-time"},
+                        "updated": nullable_dt,
+                        "date_estimated": {
+                            "type": "boolean",
+                            "description": "The feed gave no date; first-seen time used.",
+                        },
+                        "author": {"type": "string"},
+                        "tags": {"type": "array", "items": {"type": "string"}},
+                        "excerpt": {"type": "string", "description": "Clean plain-text excerpt."},
+                        "angles": {"type": "array", "items": _ref("AngleMatch")},
+                    },
+                },
+                "ArticleDetail": {
+                    "allOf": [
+                        _ref("Article"),
+                        {
+                            "type": "object",
+                            "properties": {
+                                "content_html": {
+                                    "type": "string",
+                                    "description": "Sanitised HTML body (content, else summary).",
+                                },
+                                "page_url": {"type": "string", "description": "This article's page here."},
+                            },
+                        },
+                    ]
+                },
+                "ArticlePage": {
+                    "type": "object",
+                    "required": ["articles", "total", "next_cursor"],
+                    "properties": {
+                        "articles": {"type": "array", "items": _ref("Article")},
+                        "total": {"type": "integer", "description": "Articles matching the filters."},
+                        "next_cursor": {
+                            **nullable_str,
+                            "description": "Pass as `cursor` for the next page; null on the last.",
+                        },
+                    },
+                },
+                "SearchHit": {
+                    "allOf": [
+                        _ref("Article"),
+                        {
+                            "type": "object",
+                            "required": ["score", "context", "why"],
+                            "properties": {
+                                "score": {"type": "number"},
+                                "context": {
+                                    "type": "string",
+                                    "description": "Matched passage: escaped text with <mark>.",
+                                },
+                                "why": {
+                                    "type": "object",
+                                    "description": "Ranking evidence: BM25 rank, dense rank, recency, ...",
+                                    "additionalProperties": {"type": ["number", "integer", "null"]},
+                                },
+                            },
+                        },
+                    ]
+                },
+                "SearchResult": {
+                    "type": "object",
+                    "required": ["query", "hits", "count"],
+                    "properties": {
+                        "query": {"type": "string"},
+                        "hits": {"type": "array", "items": _ref("SearchHit")},
+                        "count": {"type": "integer"},
+                    },
+                },
+                "Related": {
+                    "type": "object",
+                    "required": ["id", "related"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "related": {"type": "array", "items": _ref("SearchHit")},
+                    },
+                },
+                "Source": {
+                    "type": "object",
+                    "required": ["name", "url", "health"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "url": {"type": "string", "description": "The feed URL."},
+                        "site_url": {"type": "string"},
+                        "articles": {"type": "integer"},
+                        "last_attempt": nullable_dt,
+                        "last_success": nullable_dt,
+                        "http_status": {"type": ["integer", "null"]},
+                        "error": {**nullable_str, "description": "The last fetch's error, if it failed."},
+                        "failures": {"type": "integer", "description": "Consecutive failed fetches."},
+                        "next_due": {**nullable_dt, "description": "Next scheduled attempt."},
+                        "health": {"enum": ["ok", "failing", "never fetched", "pending"]},
+                        "hint": {**nullable_str, "description": "Plain-language explanation of a failure."},
+                    },
+                },
+                "SourceList": {
+                    "type": "object",
+                    "required": ["sources"],
+                    "properties": {"sources": {"type": "array", "items": _ref("Source")}},
+                },
+                "Angle": {
+                    "type": "object",
+                    "required": ["name", "description", "articles"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "description": {"type": "string"},
+                        "terms": {"type": "array", "items": {"type": "string"}},
+                        "articles": {"type": "integer"},
+                    },
+                },
+                "AngleList": {
+                    "type": "object",
+                    "required": ["angles"],
+                    "properties": {"angles": {"type": "array", "items": _ref("Angle")}},
+                },
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["status", "message"],
+                            "properties": {
+                                "status": {"type": "integer"},
+                                "message": {"type": "string"},
+                                "param": {**nullable_str, "description": "The offending parameter."},
+                            },
+                        }
+                    },
+                },
+            },
+            "responses": {
+                "BadRequest": _json(_ref("Error"), "A parameter is invalid."),
+                "NotFound": _json(_ref("Error"), "No such article."),
+            },
+        },
+    }

@@ -1,0 +1,40 @@
+"""``engfeed serve``: open the store and run the app under uvicorn (loopback by default)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from engfeed.feed import Feed
+from engfeed.web.app import create_app
+
+
+def serve(
+    db: str | Path | None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    angles_file: str | Path | None = None,
+    refresh_interval_min: float | None = None,
+    access_log: bool = False,
+) -> None:
+    """Serve the page until interrupted. Binds 127.0.0.1 unless told otherwise."""
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    feed = Feed.open(db, angles_file=angles_file)
+    app = create_app(feed, refresh_interval_min=refresh_interval_min, warm_search=True)
+    shown = f"[{host}]" if ":" in host else host
+    logging.getLogger("engfeed.web").info("Engineering Feed on http://%s:%d/", shown, port)
+    try:
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            access_log=access_log,
+            log_level="info",
+            proxy_headers=False,
+            server_header=False,
+        )
+    finally:
+        feed.close()
