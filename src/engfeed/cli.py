@@ -18,7 +18,7 @@ from typing import TextIO
 from engfeed import __version__
 from engfeed.errors import EngfeedError
 from engfeed.feed import Feed, IngestReport, SourceReport
-from engfeed.models import Article, SearchHit, iso
+from engfeed.models import Article, SearchHit
 from engfeed.store import ArticleFilter
 
 Handler = Callable[[argparse.Namespace], int]
@@ -189,23 +189,7 @@ def cmd_sources_list(args: argparse.Namespace) -> int:
     feed = _open_light(args)
     sources = feed.sources()
     if args.json:
-        _print_json(
-            [
-                {
-                    "name": s.name,
-                    "url": s.url,
-                    "site_url": s.site_url,
-                    "articles": s.article_count,
-                    "last_attempt": iso(s.last_attempt) if s.last_attempt else None,
-                    "last_success": iso(s.last_success) if s.last_success else None,
-                    "http_status": s.http_status,
-                    "error": s.error,
-                    "failures": s.failures,
-                    "next_due": iso(s.next_due) if s.next_due else None,
-                }
-                for s in sources
-            ]
-        )
+        _print_json([s.to_json() for s in sources])
         return 0
     if not sources:
         print(
@@ -489,5 +473,3 @@ class Progress:
 
     def done(self) -> None:
         self.clear()
-
-

@@ -28,6 +28,21 @@ class Source:
     next_due: datetime | None = None
     article_count: int = 0
 
+    def to_json(self) -> dict[str, object]:
+        """The public JSON shape of ``sources list --json`` and ``/api/sources``."""
+        return {
+            "name": self.name,
+            "url": self.url,
+            "site_url": self.site_url,
+            "articles": self.article_count,
+            "last_attempt": iso(self.last_attempt) if self.last_attempt else None,
+            "last_success": iso(self.last_success) if self.last_success else None,
+            "http_status": self.http_status,
+            "error": self.error,
+            "failures": self.failures,
+            "next_due": iso(self.next_due) if self.next_due else None,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class AngleMatch:

@@ -44,7 +44,7 @@ from starlette.staticfiles import StaticFiles
 from engfeed import config
 from engfeed.errors import EngfeedError
 from engfeed.feed import Feed, IngestReport
-from engfeed.models import Article, SearchHit, Source, iso
+from engfeed.models import Article, SearchHit, Source
 from engfeed.store import ArticleFilter
 from engfeed.web.cache import TokenCache
 from engfeed.web.feeds import FeedItem, FeedMeta, atom_feed, json_feed
@@ -667,16 +667,7 @@ class Site:
 def source_json(s: Source) -> dict[str, object]:
     """``engfeed sources list --json`` fields plus ``health`` and a plain-language ``hint``."""
     return {
-        "name": s.name,
-        "url": s.url,
-        "site_url": s.site_url,
-        "articles": s.article_count,
-        "last_attempt": iso(s.last_attempt) if s.last_attempt else None,
-        "last_success": iso(s.last_success) if s.last_success else None,
-        "http_status": s.http_status,
-        "error": s.error,
-        "failures": s.failures,
-        "next_due": iso(s.next_due) if s.next_due else None,
+        **s.to_json(),
         "health": health(s),
         "hint": failure_hint(s),
     }
