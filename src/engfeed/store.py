@@ -438,6 +438,96 @@ class Store:
                 found.setdefault(aid, []).append(AngleMatch(angle, tuple(json.loads(terms)), score))
         return [_replace_angles(a, tuple(found.get(a.id or -1, ()))) for a in articles]
 
+    # -- search index support (used by search.py) ----------------------------------------
+    def change_marker(self) -> tuple[int, int]:
+        """Cheap "did anything change?" token for this thread's connection.
+
+        ``PRAGMA data_version`` moves when another connection commits; ``total_changes``
+        moves when this one writes. Equal markers mean the database is unchanged.
+        """
+        conn = self.conn
+        return int(conn.execute("PRAGMA data_version").fetchone()[0]), conn.total_changes
+
+    def vector_stats(self, model: str) -> tuple[int, int]:
+        """(count, max article id) of the vectors stored for ``model``."""
+        row = self.conn.execute(
+            "SELECT count(*), coalesce(max(article_id), 0) FROM embeddings WHERE model = ?", (model,)
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def load_vectors_after(
+        self, model: str, after_id: int, *, limit: int
+    ) -> tuple[list[int], list[bytes], list[int]]:
+        """(ids, vectors, published) of ``model`` with article id > ``after_id``, in id order."""
+        rows = self.conn.execute(
+            "SELECT e.article_id, e.vec, a.published FROM embeddings e JOIN articles a ON a.id = e.article_id"
+            " WHERE e.article_id > ? AND e.model = ? ORDER BY e.article_id LIMIT ?",
+            (after_id, model, limit),
+        ).fetchall()
+        return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+
+    def fts_search_bounded(
+        self, match: str, flt: ArticleFilter, *, limit: int, max_steps: int
+    ) -> list[tuple[int, float]] | None:
+        """``fts_search``, abandoned (None) after about ``max_steps`` SQLite VM steps.
+
+        BM25 scores every matching row before LIMIT applies, so a broad OR query costs
+        in proportion to its matches (about 0.1 ms per 1000 steps here). The cap counts
+        work, not time, so the same query on the same data always gives the same answer.
+        """
+        conn = self.conn
+        calls = 0
+        budget = max(1, max_steps // 1000)
+
+        def progress() -> int:
+            nonlocal calls
+            calls += 1
+            return 1 if calls > budget else 0
+
+        conn.set_progress_handler(progress, 1000)
+        try:
+            return self.fts_search(match, flt, limit=limit)
+        except sqlite3.OperationalError as exc:
+            if calls > budget:
+                return None
+            raise exc
+        finally:
+            conn.set_progress_handler(None, 1000)
+
+    def titles(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+        """(title, source name) per article id."""
+        out: dict[int, tuple[str, str]] = {}
+        for chunk in _chunks(list(ids), 500):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT id, title, source_name FROM articles WHERE id IN ({marks})"
+            for row in self.conn.execute(sql, chunk):
+                out[row[0]] = (row[1], row[2])
+        return out
+
+    def save_passages(self, model: str, items: Iterable[tuple[int, Sequence[tuple[str, bytes]]]]) -> None:
+        """Replace the (text, vector) passages of the given articles."""
+        with self.transaction() as tx:
+            for aid, passages in items:
+                tx.execute("DELETE FROM passages WHERE article_id = ?", (aid,))
+                tx.executemany(
+                    "INSERT INTO passages(article_id, seq, model, text, vec) VALUES (?, ?, ?, ?, ?)",
+                    [(aid, seq, model, text, blob) for seq, (text, blob) in enumerate(passages)],
+                )
+
+    def load_passages(self, model: str, ids: Sequence[int]) -> dict[int, list[tuple[str, bytes]]]:
+        """The stored (text, vector) passages of ``model`` per article id, in article order."""
+        out: dict[int, list[tuple[str, bytes]]] = {}
+        for chunk in _chunks(list(ids), 500):
+            marks = ",".join("?" * len(chunk))
+            rows = self.conn.execute(
+                f"SELECT article_id, text, vec FROM passages WHERE article_id IN ({marks}) AND model = ?"
+                " ORDER BY article_id, seq",
+                [*chunk, model],
+            )
+            for aid, text, vec in rows:
+                out.setdefault(aid, []).append((text, vec))
+        return out
+
     # -- meta ----------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
