@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engfeed.embed import to_blob
+from engfeed.embed import get_embedder, to_blob
 from engfeed.models import AngleMatch, Article
 from engfeed.search import SearchEngine, document_text, mark, passages_of, usable_stems
 from engfeed.store import ArticleFilter, Store
@@ -582,3 +583,28 @@ def test_broad_or_fallback_is_bounded(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr(search_mod, "OR_MAX_STEPS", 10**9)
     assert len(engine.search("zyzzyva alpha", limit=30)) == 30  # OR matches fill the page
     store.close()
+
+
+def test_feed_reembeds_articles_updated_in_place(tmp_path: Path) -> None:
+    """An article whose text changes gets a fresh vector, so search follows the edit."""
+    from engfeed.feed import Feed
+
+    feed = Feed(Store(tmp_path / "re.db"), embedder=get_embedder())
+    path = tmp_path / "f.json"
+    item = {
+        "id": "1",
+        "url": "https://x.example/1",
+        "title": "Hiring update",
+        "date_published": "2026-01-01T00:00:00Z",
+    }
+    doc = {"version": "https://jsonfeed.org/version/1.1", "title": "X", "items": [item]}
+    path.write_text(json.dumps(doc))
+    feed.import_paths([path])
+    before = feed.search("multi-region failover for high availability", limit=1)[0].why["dense"]
+    item["title"] = "Active-active failover across regions"
+    item["content_text"] = "When a region fails, traffic fails over to the healthy region within seconds."
+    path.write_text(json.dumps(doc))
+    assert feed.import_paths([path]).total("updated") == 1
+    after = feed.search("multi-region failover for high availability", limit=1)[0].why["dense"]
+    assert isinstance(before, float) and isinstance(after, float) and after > before + 0.1
+    feed.close()

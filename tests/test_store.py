@@ -168,3 +168,13 @@ def test_corrupt_file_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_bytes(b"this is not a database" * 100)
     with pytest.raises((EngfeedError, sqlite3.DatabaseError)):
         Store(bad)
+
+
+def test_updated_article_is_relabelled(store: Store) -> None:
+    write(store, [art("a", "A")])
+    a = store.article("a")
+    assert a is not None and a.id is not None
+    store.save_angles([(a.id, [])], "sig1")
+    assert store.ids_needing_angles("sig1") == []
+    write(store, [art("a", "A, edited")])
+    assert store.ids_needing_angles("sig1") == [a.id]

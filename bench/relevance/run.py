@@ -358,6 +358,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "hybrid, no passage lift": {"passage": 0.0},
     "hybrid, no recency prior": {"recency": 0.0},
     "hybrid, OR matches at full weight": {"or_discount": 1.0},
+    "hybrid, AND only (no OR fallback)": {"and_min_hits": 0},
     "dense + passages (bm25 weight 0)": {"bm25": 0.0},
     "equal RRF (k=60), instead of convex": {"rrf_k": 60, "dense": 1.0, "bm25": 1.0, "recency": 0.0},
     "weighted RRF (k=60, bm25 0.5)": {"rrf_k": 60, "dense": 1.0, "bm25": 0.5, "recency": 0.0},

@@ -7,6 +7,7 @@ break. Bad input gets a one-line error on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import os
 import sys
@@ -404,7 +405,7 @@ def _print_hits(hits: list[SearchHit], as_json: bool) -> None:
     for hit in hits:
         _print_article(hit.article)
         if hit.context:
-            plain = hit.context.replace("<mark>", "*").replace("</mark>", "*")
+            plain = html.unescape(hit.context.replace("<mark>", "*").replace("</mark>", "*"))
             print(f"    {plain}")
 
 

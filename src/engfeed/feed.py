@@ -99,6 +99,7 @@ class Feed:
         self._search: SearchEngine | None = None
         self._labeler: AngleLabeler | None = None
         self._index_lock = threading.Lock()
+        self._stale: set[int] = set()  # updated in place since the last index_pending: re-embed
 
     @classmethod
     def open(
@@ -125,6 +126,8 @@ class Feed:
         )
 
     def close(self) -> None:
+        if self._search is not None:
+            self._search.close()
         self.store.close()
 
     # -- sources -----------------------------------------------------------------------
@@ -274,6 +277,7 @@ class Feed:
                     len(written.updated),
                     written.unchanged,
                 )
+                self._stale.update(written.updated)
             self.store.record_fetch(
                 src.id,
                 attempt=now,
@@ -327,6 +331,7 @@ class Feed:
         known = self.store.source(name)
         with self.store.transaction() as tx:
             written = self.store.upsert_articles(articles, source_id=known.id if known else None, conn=tx)
+        self._stale.update(written.updated)
         return SourceReport(
             name, "ok", new=len(written.new), updated=len(written.updated), unchanged=written.unchanged
         )
@@ -354,8 +359,10 @@ class Feed:
     def index_pending(self, progress: ProgressFn | None = None) -> None:
         """Embed and angle-label whatever is new; cheap when nothing is."""
         with self._index_lock:
+            stale, self._stale = sorted(self._stale), set()
             if self.embedder is not None:
                 self.search_engine.index_pending(_stage(progress, "embed"))
+                self.search_engine.reembed(stale)
             self.labeler.label_pending(self.store, _stage(progress, "angles"))
 
     def reindex(self, progress: ProgressFn | None = None) -> int:

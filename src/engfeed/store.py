@@ -278,8 +278,8 @@ class Store:
                     published, estimated = to_ts(art.published), False
                 conn.execute(
                     "UPDATE articles SET url=?, guid=?, title=?, author=?, tags=?, published=?, updated=?,"
-                    " date_estimated=?, summary_html=?, content_html=?, excerpt=?, body=?, content_hash=?"
-                    " WHERE id=?",
+                    " date_estimated=?, summary_html=?, content_html=?, excerpt=?, body=?, content_hash=?,"
+                    " angles_sig=NULL WHERE id=?",
                     (
                         art.url, art.guid, art.title, art.author, json.dumps(list(art.tags)), published,
                         to_ts(art.updated) if art.updated else None, int(estimated), art.summary_html,
