@@ -193,7 +193,80 @@ def test_embed_query_is_one_dimensional(embedder: MiniLMEmbedder) -> None:
     q = embedder.embed_query("tail latency")
     assert q.shape == (384,)
     assert q.dtype == np.float32
-    np.testing.assert_allclose(q, embedder.embed(["tail latency"])[0], atol=1e-6)
+    assert abs(float(np.linalg.norm(q)) - 1.0) < 1e-5
+
+
+# ------------------------------------------------------------------ fast query model
+
+
+@pytest.mark.parametrize(
+    "text", ["tail latency", "keeping services up when a region fails", "Kafka", PASSAGE, ""]
+)
+def test_query_model_agrees_with_the_reference_model(embedder: MiniLMEmbedder, text: str) -> None:
+    # The dynamic-int8 query model is the same network: its vectors point the same way.
+    assert embedder._query_runner() is not embedder._ensure_loaded()[0]
+    assert cos(embedder.embed_query(text), embedder.embed([text])[0]) > 0.98
+
+
+def test_query_model_ranks_like_the_reference_model(embedder: MiniLMEmbedder) -> None:
+    docs = embedder.embed(
+        [
+            "How we fail over between AWS regions when one goes down",
+            "Our new office in Lisbon opens next month",
+            PASSAGE,
+            "Profiling p99 latency of our gRPC services",
+        ]
+    )
+    fast = docs @ embedder.embed_query("surviving a regional cloud outage")
+    exact = docs @ embedder.embed(["surviving a regional cloud outage"])[0]
+    assert list(np.argsort(-fast)) == list(np.argsort(-exact))
+
+
+def test_query_model_is_built_once_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = MiniLMEmbedder(cache_dir=tmp_path)
+    v1 = first.embed_query("event sourcing")
+    built = first.query_model_path
+    assert built.parent == tmp_path and built.is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".build-")]  # temp dir cleaned
+
+    def no_build(src: Path, dst: Path) -> None:
+        raise AssertionError("the cached query model should have been reused")
+
+    monkeypatch.setattr(embed, "build_query_model", no_build)
+    second = MiniLMEmbedder(cache_dir=tmp_path)
+    np.testing.assert_allclose(second.embed_query("event sourcing"), v1, atol=1e-6)
+
+
+def test_query_model_falls_back_when_it_cannot_be_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(src: Path, dst: Path) -> None:
+        raise ImportError("No module named 'onnx'")
+
+    monkeypatch.setattr(embed, "build_query_model", broken)
+    e = MiniLMEmbedder(cache_dir=tmp_path / "cache")
+    with caplog.at_level("WARNING", logger="engfeed.embed"):
+        q = e.embed_query("tail latency")
+    np.testing.assert_allclose(q, e.embed(["tail latency"])[0], atol=1e-6)  # the reference model
+    assert "fast query embedding unavailable" in caplog.text
+    e.embed_query("again")  # tried once, not on every query
+    assert caplog.text.count("fast query embedding unavailable") == 1
+
+
+def test_a_corrupt_cached_query_model_is_rebuilt(tmp_path: Path) -> None:
+    e = MiniLMEmbedder(cache_dir=tmp_path)
+    e.query_model_path.parent.mkdir(parents=True, exist_ok=True)
+    e.query_model_path.write_bytes(b"not an onnx model")
+    q = e.embed_query("tail latency")
+    assert cos(q, e.embed(["tail latency"])[0]) > 0.98
+    assert e.query_model_path.stat().st_size > 1_000_000
+    assert e._query_runner() is not e._ensure_loaded()[0]
+
+
+def test_fast_queries_can_be_turned_off(tmp_path: Path) -> None:
+    e = MiniLMEmbedder(fast_queries=False, cache_dir=tmp_path)
+    np.testing.assert_allclose(e.embed_query("tail latency"), e.embed(["tail latency"])[0], atol=1e-6)
+    assert not any(tmp_path.iterdir())
 
 
 def test_deterministic(embedder: MiniLMEmbedder) -> None:
@@ -213,7 +286,7 @@ def test_batch_composition_and_order_do_not_matter(embedder: MiniLMEmbedder) -> 
     ] * 3  # 18 texts: more than one internal batch of 16, mixed lengths
     together = embedder.embed(texts)
     for i, t in enumerate(texts[:6]):
-        alone = embedder.embed_query(t)
+        alone = embedder.embed([t])[0]
         assert cos(alone, together[i]) > 0.999, t
     perm = np.random.default_rng(0).permutation(len(texts))
     shuffled = embedder.embed([texts[i] for i in perm])

@@ -9,6 +9,8 @@ the defaults and command-line flags override both.
                             else the bundled seven angles)
 ``ENGFEED_REFRESH_INTERVAL`` minutes between background refreshes in ``serve`` (0 = off)
 ``ENGFEED_EMBED``           ``0`` disables embeddings (BM25-only search); default on
+``ENGFEED_CACHE``           derived files that can be rebuilt, e.g. the query model
+                            (default: platform cache dir)
 ==========================  ===========================================================
 """
 
@@ -25,6 +27,14 @@ DEFAULT_REFRESH_MINUTES = 30.0
 
 def data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def cache_dir() -> Path:
+    """Files derived on first use and safe to delete (``ENGFEED_CACHE`` overrides)."""
+    env = os.environ.get("ENGFEED_CACHE")
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
 
 
 def config_dir() -> Path:
