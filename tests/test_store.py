@@ -110,6 +110,25 @@ def test_fts_index_follows_inserts_updates_and_deletes(store: Store) -> None:
     assert not store.fts_search('"throughput"', ArticleFilter(), limit=5)
 
 
+def test_fts_window_scores_only_the_newest_matches(store: Store) -> None:
+    # Stored oldest first, so rowid order is storage order; lengths differ, so BM25 does too.
+    write(store, [art(f"w{i}", f"Post {i}", days=i, text="alpha " + "filler " * i) for i in range(40)])
+    write(store, [art("other", "Unrelated", text="beta")])
+    full = store.fts_search('"alpha"', ArticleFilter(), limit=40)
+    assert len(full) == 40
+    # At least as many matches as the window: the exact answer.
+    assert store.fts_search('"alpha"', ArticleFilter(), limit=40, window=40) == full
+    assert store.fts_search('"alpha"', ArticleFilter(), limit=5, window=100) == full[:5]
+    # More: the best of the newest `window` matches, best first.
+    newest = {store.article(f"w{i}").id for i in range(30, 40)}  # type: ignore[union-attr]
+    got = store.fts_search('"alpha"', ArticleFilter(), limit=5, window=10)
+    assert len(got) == 5 and {i for i, _ in got} <= newest
+    assert got == sorted([h for h in full if h[0] in newest], key=lambda h: -h[1])[:5]
+    # A filter is applied before the window could drop anything.
+    flt = ArticleFilter(since=T0 + timedelta(days=5))
+    assert store.fts_search('"alpha"', flt, limit=40, window=3) == store.fts_search('"alpha"', flt, limit=40)
+
+
 def test_transaction_rolls_back_on_crash(store: Store) -> None:
     write(store, [art("a", "Kept")])
     with pytest.raises(RuntimeError), store.transaction() as tx:

@@ -2,7 +2,8 @@
 
 How a query is answered (:meth:`SearchEngine.search`):
 
-1. **Dense.** The query is embedded once (memoised) and scored against an in-memory
+1. **Dense.** The query is embedded once (memoised; a dynamic-int8 build of the model
+   makes that ~4 ms, see :mod:`engfeed.embed`) and scored against an in-memory
    float32 matrix of every article vector of the current model: one matrix-vector
    product plus ``argpartition``, exact. (From ``APPROX_MIN_ROWS`` vectors on, a
    two-stage scan in a PCA basis keeps 1M articles inside the latency budget; reported
@@ -12,7 +13,8 @@ How a query is answered (:meth:`SearchEngine.search`):
    restrict the rows *before* ranking.
 2. **Lexical.** The query becomes a safe FTS5 expression (:mod:`engfeed.query`): all terms
    (``AND``) first, any term (``OR``) when that finds too few; BM25 over title, excerpt
-   and body, at most ``bm25_depth`` candidates.
+   and body, at most ``bm25_depth`` candidates. Only the newest ``LEXICAL_WINDOW`` matches
+   are scored (exact below that), which bounds the cost of common terms on big stores.
 3. **Fusion.** Not equal-weight RRF (measured worse than dense alone). A convex blend of
    per-query normalised scores weighted toward the dense side (0.7 / 0.3), with the
    lexical weight halved for articles matching only some terms, a lift toward an
@@ -87,11 +89,22 @@ LOAD_PAGE = 50_000
 APPROX_MIN_ROWS = 50_000
 #: Leading PCA components scored in the first stage, and rows it hands to exact scoring
 #: (at least this many, and at least 1% of the rows).
-HEAD_DIMS = 128
-APPROX_CANDIDATES = 3000
-#: Work cap of the OR fallback, in SQLite VM steps (~0.1 ms per 1000 here): a broad OR over
-#: 100k+ articles scores tens of thousands of matches (30-250 ms) for little gain.
+#: Measured on bench/search.py's stores (vectors fitted to MiniLM's): 64 components and 2000
+#: candidates keep recall@20 at 1.000 and recall@100 at 0.999 (at 1M: 10k candidates, 0.9997)
+#: while scanning half the bytes of 128 (100k: 8.5 -> 5.5 ms; 1M: 62 -> 40 ms p50).
+HEAD_DIMS = 64
+APPROX_CANDIDATES = 2000
+#: Unfiltered full-text queries score at most the newest this many matches (see
+#: ``Store.fts_search``): a common term over 100k articles has 10-20k matches and cost
+#: 15-30 ms to score in full, the window ~4 ms. The dense side still sees every article.
+LEXICAL_WINDOW = 2000
+#: Work cap of a filtered OR fallback, in SQLite VM steps (~0.1 ms per 1000 here): a broad OR
+#: over 100k+ articles scores tens of thousands of matches (30-250 ms) for little gain.
 OR_MAX_STEPS = 100_000
+#: From this many vectors on, the full-text query runs on a worker thread in parallel with
+#: the dense side. Measured at 100k (bench/search.py): in parallel p50/p95 23/33 ms, inline
+#: 18/26 ms; at 1M, where FTS alone costs 20-60 ms, the overlap pays.
+PARALLEL_LEXICAL_MIN_ROWS = 500_000
 QUERY_CACHE = 256
 DAY = 86_400.0
 
@@ -353,7 +366,9 @@ class _View:
             coarse = self.head @ qr[: self.split]
             if rows is not None:
                 coarse = coarse[rows]
-            pick = _top_k(coarse, max(APPROX_CANDIDATES, n // 100, 4 * k))
+            want = max(APPROX_CANDIDATES, n // 100, 4 * k)
+            # Unordered candidates, in row order (a sequential gather for the exact scores).
+            pick = np.sort(np.argpartition(-coarse, want - 1)[:want]) if want < n else np.arange(n)
             cand = pick if rows is None else rows[pick]
             exact = self.scores(qr, cand)
             order = _top_k(exact, k)
@@ -685,12 +700,16 @@ class SearchEngine:
             return [], 0
         try:
             expr = fts_match(text, mode="and")
-            hits = self.store.fts_search(expr, flt, limit=depth) if expr else []
+            hits = self.store.fts_search(expr, flt, limit=depth, window=LEXICAL_WINDOW) if expr else []
             if len(hits) >= self.fusion.and_min_hits or len(terms) == 1:
                 return hits, len(hits)
             expr = fts_match(text, mode="or")
             wider = (
-                self.store.fts_search_bounded(expr, flt, limit=depth, max_steps=OR_MAX_STEPS) if expr else []
+                self.store.fts_search_bounded(
+                    expr, flt, limit=depth, max_steps=OR_MAX_STEPS, window=LEXICAL_WINDOW
+                )
+                if expr
+                else []
             )
             if wider is None:  # too broad to score within budget: the AND hits (and dense) decide
                 log.debug("OR fallback over budget for %r", text[:100])
@@ -732,14 +751,16 @@ class SearchEngine:
         terms = query_terms(text)
         use_dense = mode != "bm25" and self.embedder is not None
         use_lexical = mode != "dense" or not use_dense
-        # Lexical side, on a worker thread while the query is embedded and scanned (SQLite and
-        # numpy/onnxruntime all release the GIL).
+        view: _View | None = self._vectors() if use_dense else None
+        # Lexical side. On a big index it runs on a worker thread while the query is embedded
+        # and scanned (SQLite, numpy and onnxruntime release the GIL); below that, the two
+        # threads fighting over 2 cores and the GIL cost more than the overlap saves.
         lexical: list[tuple[int, float]] = []
         n_all = 0
         pending: Future[tuple[list[tuple[int, float]], int]] | None = None
         if use_lexical and terms:
             depth = max(fz.bm25_depth, limit)
-            if use_dense:
+            if view is not None and len(view) >= PARALLEL_LEXICAL_MIN_ROWS:
                 pending = self._pool().submit(self._lexical, text, flt, depth)
             else:
                 lexical, n_all = self._lexical(text, flt, depth)
@@ -749,19 +770,16 @@ class SearchEngine:
         retrieved: list[int] = []
         qvec: Vector | None = None
         qr: Vector | None = None
-        view: _View | None = None
         try:
-            if use_dense:
-                view = self._vectors()
-                if len(view):
-                    qvec = self._query_vector(text)
-                    qr = view.prepare(qvec)
-                    rows = self._filter_rows(flt, view.ids) if flt != ArticleFilter() else None
-                    top_rows, top_scores = view.top(qr, max(fz.dense_depth, limit), rows)
-                    retrieved = view.ids[top_rows].tolist()
-                    for r, (aid, s) in enumerate(zip(retrieved, top_scores.tolist(), strict=True), 1):
-                        dense[aid] = float(s)
-                        dense_rank[aid] = r
+            if view is not None and len(view):
+                qvec = self._query_vector(text)
+                qr = view.prepare(qvec)
+                rows = self._filter_rows(flt, view.ids) if flt != ArticleFilter() else None
+                top_rows, top_scores = view.top(qr, max(fz.dense_depth, limit), rows)
+                retrieved = view.ids[top_rows].tolist()
+                for r, (aid, s) in enumerate(zip(retrieved, top_scores.tolist(), strict=True), 1):
+                    dense[aid] = float(s)
+                    dense_rank[aid] = r
         finally:
             if pending is not None:
                 lexical, n_all = pending.result()

@@ -345,9 +345,29 @@ class Store:
         )
         return [(r[0], r[1]) for r in rows]
 
-    def fts_search(self, match: str, flt: ArticleFilter, *, limit: int) -> list[tuple[int, float]]:
-        """BM25 over title (weight 5), excerpt (2) and body (1); subquery form so LIMIT applies early."""
+    def fts_search(
+        self, match: str, flt: ArticleFilter, *, limit: int, window: int | None = None
+    ) -> list[tuple[int, float]]:
+        """BM25 over title (weight 5), excerpt (2) and body (1), best first, as positive scores.
+
+        FTS5 computes BM25 for every match before ``ORDER BY score LIMIT`` applies, so a
+        common term costs in proportion to its matches (~2 us each here: 22 ms for 16k of
+        100k articles). With ``window`` (and no filter) only the newest ``window`` matches
+        by rowid, i.e. the most recently stored, are scored: FTS5 walks its doclists in
+        rowid order and stops there, so the cost is bounded and the answer exact whenever
+        there are fewer matches than that.
+        """
         where, params = flt.where()
+        if window is not None and where == "1":
+            sql = (
+                "SELECT rowid, bm25(articles_fts, 5.0, 2.0, 1.0) FROM articles_fts"
+                " WHERE articles_fts MATCH ? ORDER BY rowid DESC LIMIT ?"
+            )
+            rows = self.conn.execute(sql, [match, max(window, limit)]).fetchall()
+            rows.sort(key=lambda r: (r[1], -r[0]))
+            return [(r[0], -float(r[1])) for r in rows[:limit]]
+        # Subquery form so LIMIT applies before the join; with a filter, the best BM25
+        # matches are filtered, so take many more of them.
         sql = (
             "SELECT a.id, f.score FROM (SELECT rowid, bm25(articles_fts, 5.0, 2.0, 1.0) AS score"
             " FROM articles_fts WHERE articles_fts MATCH ? ORDER BY score LIMIT ?) f"
@@ -467,7 +487,7 @@ class Store:
         return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
     def fts_search_bounded(
-        self, match: str, flt: ArticleFilter, *, limit: int, max_steps: int
+        self, match: str, flt: ArticleFilter, *, limit: int, max_steps: int, window: int | None = None
     ) -> list[tuple[int, float]] | None:
         """``fts_search``, abandoned (None) after about ``max_steps`` SQLite VM steps.
 
@@ -486,7 +506,7 @@ class Store:
 
         conn.set_progress_handler(progress, 1000)
         try:
-            return self.fts_search(match, flt, limit=limit)
+            return self.fts_search(match, flt, limit=limit, window=window)
         except sqlite3.OperationalError as exc:
             if calls > budget:
                 return None
