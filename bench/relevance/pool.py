@@ -9,7 +9,7 @@ shuffled per query so a judge cannot tell which system found them. Batches are w
 to ``bench/results/relevance/pool/`` (git-ignored: they quote article text, which
 belongs to its publishers); a judge writes ``batch-N.judged.json`` next to each batch:
 ``[{"query": "q01", "n": 3, "grade": 2}, ...]``. ``--merge`` adds those grades to
-``data/queries.json`` (URL and title only, tagged ``"pool": 2``).
+``data/queries.json`` (URL and title only, tagged ``"pool": N`` with ``--round N``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import DATA, DEFAULT_DB, MODES, load_queries, open_corpus  # noqa: E402
+from run import DATA, DEFAULT_DB, MODES, load_queries, open_corpus
 
 POOL_DIR = DEFAULT_DB.parent / "pool"
 GUIDE = """\
@@ -44,6 +44,8 @@ def write_batches(depth: int, batches: int, text_chars: int) -> None:
     store, engine = open_corpus(DEFAULT_DB)
     queries = load_queries(store)
     POOL_DIR.mkdir(parents=True, exist_ok=True)
+    for old in POOL_DIR.glob("batch-*"):
+        old.unlink()
     per_query: list[tuple[Any, list[int]]] = []
     for q in queries:
         pool: list[int] = []
@@ -79,7 +81,7 @@ def write_batches(depth: int, batches: int, text_chars: int) -> None:
     print(f"{total} candidates over {len(queries)} queries in {batches} batches: {sizes}")
 
 
-def merge() -> None:
+def merge(round_no: int) -> None:
     index = json.loads((POOL_DIR / "index.json").read_text(encoding="utf-8"))
     path = DATA / "queries.json"
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -94,7 +96,8 @@ def merge() -> None:
             q = by_id[j["query"]]
             if any(x["url"] == ref["url"] for x in q["judgements"]):
                 continue
-            q["judgements"].append({"url": ref["url"], "title": ref["title"], "grade": grade, "pool": 2})
+            entry = {"url": ref["url"], "title": ref["title"], "grade": grade, "pool": round_no}
+            q["judgements"].append(entry)
             added += 1
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"merged {added} judgements into {path}")
@@ -106,9 +109,10 @@ def main() -> int:
     ap.add_argument("--batches", type=int, default=6)
     ap.add_argument("--text-chars", type=int, default=900)
     ap.add_argument("--merge", action="store_true")
+    ap.add_argument("--round", type=int, default=2, help="tag of merged judgements (default %(default)s)")
     args = ap.parse_args()
     if args.merge:
-        merge()
+        merge(args.round)
     else:
         write_batches(args.depth, args.batches, args.text_chars)
     return 0
