@@ -35,6 +35,7 @@ time.
 from __future__ import annotations
 
 import html
+import itertools
 import logging
 import math
 import re
@@ -172,13 +173,22 @@ def document_text(title: str, excerpt: str, body: str) -> str:
     return f"{title.strip()}\n{' '.join(words[:DOC_WORDS])}".strip()
 
 
-def _sentences(text: str) -> list[str]:
-    out: list[str] = []
-    for para in _PARAGRAPH.split(text):
-        para = _SPACE.sub(" ", para).strip()
-        if para:
-            out.extend(s for s in _SENTENCE_END.split(para) if s.strip())
-    return out
+def _split_lazily(pattern: re.Pattern[str], text: str) -> Iterator[str]:
+    """``pattern.split(text)``, one piece at a time (long texts are rarely read to the end)."""
+    pos = 0
+    for m in pattern.finditer(text):
+        yield text[pos : m.start()]
+        pos = m.end()
+    yield text[pos:]
+
+
+def _sentences(text: str) -> Iterator[str]:
+    """Sentences of ``text`` in order, whitespace collapsed (lazily: callers may stop early)."""
+    for para in _split_lazily(_PARAGRAPH, text):
+        for sentence in _split_lazily(_SENTENCE_END, para):
+            sentence = _SPACE.sub(" ", sentence).strip()
+            if sentence:
+                yield sentence
 
 
 def _windows(sentence: str, size: int) -> list[str]:
@@ -197,28 +207,29 @@ def _windows(sentence: str, size: int) -> list[str]:
     return out
 
 
-def _chunk(text: str, *, limit: int | None = None, size: int = PASSAGE_CHARS) -> list[str]:
-    """One- or two-sentence chunks of at most ``size`` characters, in text order."""
-    chunks: list[str] = []
+def _iter_chunks(text: str, size: int = PASSAGE_CHARS) -> Iterator[str]:
+    """One- or two-sentence chunks of at most ``size`` characters, in text order, lazily."""
     cur, count = "", 0
     for sentence in _sentences(text):
-        if limit is not None and len(chunks) >= limit:
-            break
         if len(sentence) > size:
             if cur:
-                chunks.append(cur)
+                yield cur
                 cur, count = "", 0
-            chunks.extend(_windows(sentence, size))
+            yield from _windows(sentence, size)
             continue
         if cur and count < 2 and len(cur) + 1 + len(sentence) <= size:
             cur, count = f"{cur} {sentence}", count + 1
         else:
             if cur:
-                chunks.append(cur)
+                yield cur
             cur, count = sentence, 1
     if cur:
-        chunks.append(cur)
-    return chunks if limit is None else chunks[:limit]
+        yield cur
+
+
+def _chunk(text: str, *, limit: int | None = None, size: int = PASSAGE_CHARS) -> list[str]:
+    """The first ``limit`` (default: all) chunks of :func:`_iter_chunks`."""
+    return list(itertools.islice(_iter_chunks(text, size), limit))
 
 
 def passages_of(title: str, excerpt: str, body: str) -> list[str]:
@@ -231,16 +242,37 @@ def passages_of(title: str, excerpt: str, body: str) -> list[str]:
 
 
 @lru_cache(maxsize=256)
+def _stem_prefixes(stems: frozenset[str]) -> tuple[str, ...]:
+    """What a word with one of ``stems`` starts with (see :func:`_stem_pattern`), longest first."""
+    return tuple(sorted({s if len(s) <= 3 else s[:-1] for s in stems if len(s) >= 2}, key=len, reverse=True))
+
+
+@lru_cache(maxsize=256)
 def _stem_pattern(stems: frozenset[str]) -> re.Pattern[str] | None:
     """Words that may have one of ``stems`` as their stem (verified with :func:`stem`).
 
     A stem is a prefix of its word except for a rewritten last letter (``policy`` from
     ``policies``), so a word qualifies when it starts with the stem minus its last letter.
     """
-    prefixes = sorted({s if len(s) <= 3 else s[:-1] for s in stems if len(s) >= 2}, key=len, reverse=True)
+    prefixes = _stem_prefixes(stems)
     if not prefixes:
         return None
     return re.compile(r"\b(?:" + "|".join(re.escape(p) for p in prefixes) + r")\w*", re.IGNORECASE)
+
+
+def _last_possible_match(text: str, stems: frozenset[str]) -> int | None:
+    """An end offset no query-stem word of ``text`` lies beyond, or None when there is none.
+
+    A cheap upper bound (``str.rfind`` of each stem's prefix, no regex, no stemming) used to
+    skip text after the last query term without scanning every match.
+    """
+    lowered = text.lower()
+    ends = [lowered.rfind(p) for p in _stem_prefixes(stems)]
+    last = max(ends, default=-1)
+    if last < 0:
+        return None
+    space = lowered.find(" ", last)
+    return len(text) if space < 0 else space
 
 
 def _stems_in(text: str, stems: frozenset[str]) -> Iterator[tuple[re.Match[str], str]]:
@@ -368,7 +400,7 @@ class _View:
                 coarse = coarse[rows]
             want = max(APPROX_CANDIDATES, n // 100, 4 * k)
             # Unordered candidates, in row order (a sequential gather for the exact scores).
-            pick = np.sort(np.argpartition(-coarse, want - 1)[:want]) if want < n else np.arange(n)
+            pick = np.sort(np.argpartition(coarse, n - want)[n - want :]) if want < n else np.arange(n)
             cand = pick if rows is None else rows[pick]
             exact = self.scores(qr, cand)
             order = _top_k(exact, k)
@@ -999,6 +1031,26 @@ class SearchEngine:
         return self._hits(_Ranking([a for a, _ in chosen], [w for _, w in chosen], vec, query_terms(title)))
 
     # -- contexts -----------------------------------------------------------------------------
+    @staticmethod
+    def _lexical_chunks(
+        text: str, stems: frozenset[str], found: Sequence[object], candidates: Sequence[tuple[float, str]]
+    ) -> list[tuple[float, str]]:
+        """Chunks of ``text`` beyond the embedded passages that compete on query-term overlap.
+
+        Nothing after the last query term can win, so the caller cuts the text there; and
+        the first chunk holding every query term wins outright (later ones only tie at best
+        and the earlier is preferred), so scanning stops at it.
+        """
+        out: list[tuple[float, str]] = []
+        base = 0.0 if candidates else 0.3
+        for pos, chunk in enumerate(itertools.islice(_iter_chunks(text), len(found), None)):
+            ov = _overlap(chunk, stems)
+            if ov > 0 or (pos == 0 and not candidates):
+                out.append((base + 0.3 * ov - 0.001 * pos, chunk))
+            if ov >= 1.0:
+                break
+        return out
+
     def _contexts(
         self,
         ids: Sequence[int],
@@ -1029,18 +1081,11 @@ class SearchEngine:
                     sims = (stack_blobs([b for _, b in usable], dim) @ qvec).tolist()
                     for (t, _), s in zip(usable, sims, strict=True):
                         candidates.append((s + 0.3 * _overlap(t, stems), t))
-            last = None
-            if stems:
-                last = max((m.end() for m, _ in _stems_in(lead[:CONTEXT_SCAN_CHARS], stems)), default=None)
+            last = _last_possible_match(lead[:CONTEXT_SCAN_CHARS], stems) if stems else None
             if last is not None:
-                # Text beyond the embedded passages (or all of it) competes on term overlap;
-                # nothing after the last query term can win, so it is not even split.
-                chunks = _chunk(lead[: last + 2 * PASSAGE_CHARS])[len(found) :]
-                base = 0.0 if candidates else 0.3
-                for pos, chunk in enumerate(chunks):
-                    ov = _overlap(chunk, stems)
-                    if ov > 0 or (pos == 0 and not candidates):
-                        candidates.append((base + 0.3 * ov - 0.001 * pos, chunk))
+                candidates.extend(
+                    self._lexical_chunks(lead[: last + 2 * PASSAGE_CHARS], stems, found, candidates)
+                )
             if not candidates and lead:
                 first = _chunk(lead[: PASSAGE_CHARS * 4], limit=1)
                 candidates = [(0.0, first[0])] if first else []
