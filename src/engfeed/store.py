@@ -359,13 +359,15 @@ class Store:
         """
         where, params = flt.where()
         if window is not None and where == "1":
+            # Ranked inside SQLite: the first step does all the work with the GIL released,
+            # and only ``limit`` rows come back to Python.
             sql = (
-                "SELECT rowid, bm25(articles_fts, 5.0, 2.0, 1.0) FROM articles_fts"
-                " WHERE articles_fts MATCH ? ORDER BY rowid DESC LIMIT ?"
+                "SELECT id, score FROM (SELECT rowid AS id, bm25(articles_fts, 5.0, 2.0, 1.0) AS score"
+                " FROM articles_fts WHERE articles_fts MATCH ? ORDER BY rowid DESC LIMIT ?)"
+                " ORDER BY score, id DESC LIMIT ?"
             )
-            rows = self.conn.execute(sql, [match, max(window, limit)]).fetchall()
-            rows.sort(key=lambda r: (r[1], -r[0]))
-            return [(r[0], -float(r[1])) for r in rows[:limit]]
+            rows = self.conn.execute(sql, [match, max(window, limit), limit]).fetchall()
+            return [(r[0], -float(r[1])) for r in rows]
         # Subquery form so LIMIT applies before the join; with a filter, the best BM25
         # matches are filtered, so take many more of them.
         sql = (

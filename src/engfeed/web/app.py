@@ -732,7 +732,7 @@ def create_app(
 
 
 def _warm(feed: Feed) -> None:
-    """Build the search index on a daemon thread so the first query does not pay for it."""
+    """Load the vector index and the query model on a daemon thread (the first query should not pay)."""
 
     def run() -> None:
         try:
