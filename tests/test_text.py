@@ -65,6 +65,22 @@ def test_sanitize_images_keep_src_and_alt_only() -> None:
     assert clean == '<img src="https://ex.com/i.png" alt="chart">'
 
 
+def test_sanitize_drops_tracking_pixels() -> None:
+    # As FeedBurner and Medium append them to every entry (seen 90 times in the shared corpus).
+    feedburner = (
+        '<img src="http://feeds.feedburner.com/~r/blogspot/gJZg/~4/bcEqeVSMnBQ" height="1" width="1" alt="">'
+    )
+    medium = '<img src="https://medium.com/_/stat?event=post.clientViewed&amp;postId=1" width="1" height="1">'
+    assert sanitize_html(f"<p>Hi</p>{feedburner}", None) == "<p>Hi</p>"
+    assert sanitize_html(f"<p>Hi{medium}</p>", None) == "<p>Hi</p>"
+    assert (
+        sanitize_html('<p>C<img src="https://x.example/p.gif" width=0 height="0px"></p>', None) == "<p>C</p>"
+    )
+    # Real images stay, including thin ones and ones without dimensions.
+    kept = '<img src="https://x.example/rule.png" width="600" height="1"><img src="https://x.example/b.png">'
+    assert sanitize_html(f"<p>{kept}</p>", None) == f"<p>{kept}</p>"
+
+
 def test_sanitize_resolves_relative_urls_against_base() -> None:
     clean = sanitize_html('<a href="/docs">d</a><img src="img/a.png" alt="">', "https://ex.com/blog/post/")
     assert 'href="https://ex.com/docs"' in clean

@@ -413,6 +413,13 @@ def test_article_page(client: TestClient, feed: Feed) -> None:
     assert "We cut p99 latency by half" in text
     assert 'href="https://slack.engineering/slack-ai-multi-cloud/"' in r.text
     assert "Related articles" in text
+    # Each related card leads to its own page here, not only to the publisher's site.
+    page = client.get("/a/filler-001").text
+    related = page[page.index('<section class="related"') :]
+    own = [h for h in hrefs(related) if h.startswith("/a/")]
+    assert len(own) >= 3 and "/a/filler-001" not in own
+    assert all(client.get(href).status_code == 200 for href in own)
+    assert [h for h in hrefs(related) if h.startswith("https://example.com/posts/")]  # and the original
     art = feed.article("slack-multicloud")
     assert art is not None
     for angle in art.angles:

@@ -137,7 +137,25 @@ def sanitize_html(html: str, base_url: str | None) -> str:
     if not html:
         return ""
     cleaner = _cleaner(base_url if base_url and base_url.startswith(("http://", "https://")) else None)
-    return cleaner.clean(_valid_str(html)).strip()
+    cleaned = cleaner.clean(_valid_str(html))
+    if "<img" in cleaned:
+        cleaned = _IMG.sub(_drop_tracking_pixel, cleaned)
+    return cleaned.strip()
+
+
+# Tracking pixels: 1x1 (or 0x0) images, and the view beacons of FeedBurner and Medium, which
+# report every reader who opens the article page to the publisher's analytics.
+_IMG = re.compile(r"<img\b[^>]*>")
+_DIMENSION = re.compile(r'\b(width|height)="\s*(\d+)(?:px)?\s*"')
+_BEACON = re.compile(r'\bsrc="https?://(?:feeds\.feedburner\.com/~r/|medium\.com/_/stat\b)')
+
+
+def _drop_tracking_pixel(m: re.Match[str]) -> str:
+    tag = m.group()
+    dims = {k: int(v) for k, v in _DIMENSION.findall(tag)}
+    if len(dims) == 2 and max(dims.values()) <= 1:
+        return ""
+    return "" if _BEACON.search(tag) else tag
 
 
 def html_to_text(html: str) -> str:
