@@ -213,6 +213,18 @@ def test_keyword_queries(built, query: str, expected: set[str]) -> None:  # type
     assert hits[0].why["bm25_rank"] is not None
 
 
+def test_lexical_side_on_a_worker_ranks_the_same(built, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    # Big indexes run the full-text query on a worker thread, in parallel with the dense side.
+    import engfeed.search as search_mod
+
+    engine, _ = built
+    queries = ["keeping services up when a region fails", "Kafka transactions", "bazel", "pprof goroutines"]
+    inline = [engine.rank(q, limit=10) for q in queries]
+    monkeypatch.setattr(search_mod, "PARALLEL_LEXICAL_MIN_ROWS", 0)
+    assert [engine.rank(q, limit=10) for q in queries] == inline
+    assert engine._executor is not None  # the worker really ran
+
+
 def test_same_post_twice_is_shown_once(built) -> None:  # type: ignore[no-untyped-def]
     engine, _ = built
     found = uids(engine.search("exactly-once delivery with kafka", limit=10))
