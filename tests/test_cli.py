@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -77,11 +78,14 @@ def test_import_source_name_override_and_folder(tmp_path: Path, capsys: pytest.C
     folder = tmp_path / "feeds"
     folder.mkdir()
     write_feed(folder, "a.xml", 2, site="https://a.example")
-    write_feed(folder, "b.xml", 3, site="https://b.example")
+    write_feed(folder, "b.xml", 3, site="https://b.example", start=datetime(2026, 9, 1, tzinfo=UTC))
+    # Same posts at the same times as a.xml: under one source name these are mirrors.
+    write_feed(folder, "c.xml", 2, site="https://mirror.a.example")
     db = str(tmp_path / "s.db")
     assert run(capsys, "--db", db, "import", str(folder), "--source", "Mine")[0] == 0
     _, out, _ = run(capsys, "--db", db, "list", "--json", "--source", "Mine", "--limit", "100")
     assert len(json.loads(out)) == 5
+    assert not [a for a in json.loads(out) if "mirror" in a["url"]]
 
 
 def test_env_var_selects_store(

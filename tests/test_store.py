@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -127,6 +128,33 @@ def test_fts_window_scores_only_the_newest_matches(store: Store) -> None:
     # A filter is applied before the window could drop anything.
     flt = ArticleFilter(since=T0 + timedelta(days=5))
     assert store.fts_search('"alpha"', flt, limit=40, window=3) == store.fts_search('"alpha"', flt, limit=40)
+
+
+def test_mirrors_of_a_post_are_stored_once(store: Store) -> None:
+    post = art("cf-1", "ML Ops Platform at Cloudflare", days=3, source="Cloudflare")
+    mirror = replace(post, uid="cf-1-staging", url="https://staging.blog.example.org/mlops")
+    write(store, [post, mirror])
+    assert [a.uid for a in store.list_articles()] == ["cf-1"]
+    kept = store.article("cf-1-staging")  # the mirror's id finds the post that was kept
+    assert kept is not None and kept.uid == "cf-1"
+    # ... also when the mirror turns up in a later refresh, in other case and spacing.
+    with store.transaction() as tx:
+        again = store.upsert_articles(
+            [replace(mirror, uid="cf-1-b", title=" ml ops  platform AT cloudflare")], source_id=None, conn=tx
+        )
+    assert again.new == [] and again.unchanged == 1
+    # ... and when it was re-posted minutes later.
+    write(store, [replace(mirror, uid="cf-1-c", published=post.published + timedelta(minutes=4))])
+    assert store.count_articles() == 1
+    # Not mirrors: another source, hours apart, an estimated date, another title.
+    others = [
+        replace(post, uid="o1", source="Other"),
+        replace(post, uid="o2", published=post.published + timedelta(hours=2)),
+        replace(post, uid="o3", date_estimated=True),
+        replace(post, uid="o4", title="ML Ops Platform at Cloudflare, part 2"),
+    ]
+    write(store, others)
+    assert store.count_articles() == 5
 
 
 def test_transaction_rolls_back_on_crash(store: Store) -> None:

@@ -65,6 +65,25 @@ class UpsertResult:
     unchanged: int = 0
 
 
+#: Seconds between the publish times of a post and its mirror (see ``upsert_articles``):
+#: a re-post under a fixed slug moves by minutes.
+MIRROR_WINDOW = 3600
+
+
+def _mirrored(conn: sqlite3.Connection, art: Article) -> int | None:
+    """The stored post of the same source that ``art`` (not stored under its uid) copies."""
+    if art.date_estimated or not art.source or not art.title.strip():
+        return None  # estimated dates are fetch times: unrelated posts can share them
+    when = to_ts(art.published)
+    rows = conn.execute(
+        "SELECT id, title FROM articles WHERE source_name = ? COLLATE NOCASE AND published BETWEEN ? AND ?"
+        " AND date_estimated = 0",
+        (art.source, when - MIRROR_WINDOW, when + MIRROR_WINDOW),
+    ).fetchall()
+    title = " ".join(art.title.casefold().split())
+    return next((int(r[0]) for r in rows if " ".join(str(r[1]).casefold().split()) == title), None)
+
+
 def to_ts(value: datetime) -> int:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
@@ -246,7 +265,11 @@ class Store:
         """Insert new articles, update changed ones in place; call inside ``transaction()``.
 
         The same article reached through another feed or URL variant shares its ``uid`` and is
-        stored once, under the source that saw it first.
+        stored once, under the source that saw it first. So is a *mirror*: the same post from
+        the same source under another host (Cloudflare's feeds also carry each post from a
+        staging host, 100 posts in the shared corpus; re-slugged re-posts), recognised by the
+        same title and real publish times at most ``MIRROR_WINDOW`` apart. Mirrors count as
+        unchanged.
         """
         result = UpsertResult()
         for art in articles:
@@ -254,7 +277,13 @@ class Store:
             row = conn.execute(
                 "SELECT id, content_hash, published, date_estimated FROM articles WHERE uid = ?", (art.uid,)
             ).fetchone()
-            if row is None:
+            kept = _mirrored(conn, art) if row is None else None
+            if kept is not None:
+                conn.execute(
+                    "INSERT OR IGNORE INTO article_aliases(uid, article_id) VALUES (?, ?)", (art.uid, kept)
+                )
+                result.unchanged += 1
+            elif row is None:
                 cur = conn.execute(
                     "INSERT INTO articles(uid, source_id, source_name, url, guid, title, author, tags,"
                     " published, updated, date_estimated, first_seen, summary_html, content_html, excerpt,"
@@ -310,7 +339,16 @@ class Store:
         return int(self.conn.execute(f"SELECT count(*) FROM articles a WHERE {where}", params).fetchone()[0])
 
     def article(self, uid: str) -> Article | None:
+        """The article with this id, or the one kept in place of the mirror with this id."""
         rows = _dicts(self.conn.execute(f"SELECT {FULL_COLUMNS} FROM articles a WHERE a.uid = ?", (uid,)))
+        if not rows:
+            rows = _dicts(
+                self.conn.execute(
+                    f"SELECT {FULL_COLUMNS} FROM article_aliases m JOIN articles a ON a.id = m.article_id"
+                    " WHERE m.uid = ?",
+                    (uid,),
+                )
+            )
         return self._with_angles([_article(rows[0])])[0] if rows else None
 
     def articles_by_ids(self, ids: Sequence[int], *, full: bool = False) -> dict[int, Article]:
