@@ -17,6 +17,7 @@ from engfeed.text import (
     repair_mojibake,
     sanitize_html,
     strip_boilerplate,
+    strip_html_trailer,
 )
 
 # --------------------------------------------------------------------------- sanitize_html
@@ -79,6 +80,39 @@ def test_sanitize_drops_tracking_pixels() -> None:
     # Real images stay, including thin ones and ones without dimensions.
     kept = '<img src="https://x.example/rule.png" width="600" height="1"><img src="https://x.example/b.png">'
     assert sanitize_html(f"<p>{kept}</p>", None) == f"<p>{kept}</p>"
+
+
+@pytest.mark.parametrize(
+    "trailer",
+    [
+        '<p>The post <a href="https://blog.asana.com/x">Scaling&nbsp;Tuist</a> appeared first on '
+        '<a href="https://blog.asana.com">The Asana Blog</a>.</p>',
+        '<hr><p><a href="https://medium.com/n/x">Re-Architecting the Gatekeeper</a> was originally '
+        'published in <a href="https://medium.com/n">Netflix TechBlog</a> on Medium, where people are '
+        "continuing the conversation by highlighting and responding to this story.</p>",
+    ],
+)
+def test_html_trailer_is_stripped_from_bodies(trailer: str) -> None:
+    body = "<p>We rebuilt the scheduler.</p><p>It is faster now […]</p>"
+    assert strip_html_trailer(body + "\n" + trailer) == body
+    assert strip_html_trailer("<p>" + "x " * 3000 + "</p>" + trailer) == "<p>" + "x " * 3000 + "</p>"
+
+
+def test_html_trailer_is_stripped_from_plain_text_summaries() -> None:
+    text = "Failover now takes seconds. The post How we run active-active appeared first on Acme."
+    assert strip_html_trailer(text) == "Failover now takes seconds."
+
+
+def test_html_trailer_keeps_ordinary_paragraphs() -> None:
+    for body in (
+        "<p>This idea first appeared first on our old blog, years ago; here it is again.</p><p>More.</p>",
+        "<p>Only a paragraph.</p>",
+        "",
+    ):
+        assert strip_html_trailer(body) == body
+    # Only the last paragraph is a trailer; one that mentions it mid-way stays.
+    mid = "<p>A post that appeared first on Hacker News.</p><p>The end.</p>"
+    assert strip_html_trailer(mid) == mid
 
 
 def test_sanitize_resolves_relative_urls_against_base() -> None:

@@ -22,6 +22,7 @@ __all__ = [
     "repair_mojibake",
     "sanitize_html",
     "strip_boilerplate",
+    "strip_html_trailer",
 ]
 
 ELLIPSIS: Final = "…"
@@ -202,6 +203,33 @@ def _unmojibake(match: re.Match[str]) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return match.group()
+
+
+# The same trailers as markup, as a last paragraph (possibly after an <hr>) of a sanitised body:
+# WordPress "<p>The post <a>Title</a> appeared first on <a>Site</a>.</p>" (13% of the shared
+# corpus) and Medium "<p><a>Title</a> was originally published in <a>Pub</a> on Medium, ...</p>".
+_HTML_TRAILER = re.compile(
+    r"(?:<hr\s*/?>\s*)?<p>(?:(?!</?p\b).){0,1200}?"
+    r"\b(?:appeared first on|first appeared on|was originally published in)\b"
+    r"(?:(?!</?p\b).){0,600}?</p>\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def strip_html_trailer(html: str) -> str:
+    """``html`` without a closing "The post ... appeared first on ..." style paragraph."""
+    if len(html) > _TAIL_WINDOW * 3:
+        head, tail = html[: -_TAIL_WINDOW * 3], html[-_TAIL_WINDOW * 3 :]
+    else:
+        head, tail = "", html
+    lowered = tail.lower()
+    if "first on" not in lowered and "originally published" not in lowered:
+        return html
+    if "<" not in tail:  # a plain-text summary: the trailer is the end of its only paragraph
+        for _, pattern, _ in _TRAILERS[:2]:
+            tail = pattern.sub("", tail)
+        return head + tail.rstrip()
+    return head + _HTML_TRAILER.sub("", tail).rstrip()
 
 
 def strip_boilerplate(text: str) -> str:

@@ -24,6 +24,7 @@ import nh3
 from markupsafe import Markup
 
 from engfeed.models import Article
+from engfeed.text import strip_html_trailer
 
 WEB_DIR = Path(str(resources.files("engfeed") / "web"))
 TEMPLATES = WEB_DIR / "templates"
@@ -52,11 +53,13 @@ def safe_url(value: object) -> str:
 
 @lru_cache(maxsize=2048)
 def _clean_body(html: str) -> str:
-    return str(nh3.clean(html, url_schemes=_CONTENT_SCHEMES, link_rel="noopener noreferrer nofollow"))
+    cleaned = str(nh3.clean(html, url_schemes=_CONTENT_SCHEMES, link_rel="noopener noreferrer nofollow"))
+    return strip_html_trailer(cleaned)
 
 
 def body_html(article: Article) -> Markup:
-    """An article's stored (parser-sanitised) body, sanitised again; content beats summary."""
+    """An article's stored (parser-sanitised) body, sanitised again, without the feed
+    generator's "appeared first on" trailer; content beats summary."""
     html = article.content_html or article.summary_html
     return Markup(_clean_body(html)) if html else Markup("")
 
