@@ -128,6 +128,9 @@ def test_fts_window_scores_only_the_newest_matches(store: Store) -> None:
     # A filter is applied before the window could drop anything.
     flt = ArticleFilter(since=T0 + timedelta(days=5))
     assert store.fts_search('"alpha"', flt, limit=40, window=3) == store.fts_search('"alpha"', flt, limit=40)
+    # ... and before ranking: the best filtered matches, however low they rank unfiltered.
+    late = {a.id for a in store.list_articles(flt, limit=100)}
+    assert store.fts_search('"alpha"', flt, limit=4) == [h for h in full if h[0] in late][:4]
 
 
 def test_mirrors_of_a_post_are_stored_once(store: Store) -> None:

@@ -393,7 +393,7 @@ class Store:
         100k articles). With ``window`` (and no filter) only the newest ``window`` matches
         by rowid, i.e. the most recently stored, are scored: FTS5 walks its doclists in
         rowid order and stops there, so the cost is bounded and the answer exact whenever
-        there are fewer matches than that.
+        there are fewer matches than that. With a filter the answer is always exact.
         """
         where, params = flt.where()
         if window is not None and where == "1":
@@ -406,16 +406,22 @@ class Store:
             )
             rows = self.conn.execute(sql, [match, max(window, limit), limit]).fetchall()
             return [(r[0], -float(r[1])) for r in rows]
-        # Subquery form so LIMIT applies before the join; with a filter, the best BM25
-        # matches are filtered, so take many more of them.
-        sql = (
-            "SELECT a.id, f.score FROM (SELECT rowid, bm25(articles_fts, 5.0, 2.0, 1.0) AS score"
-            " FROM articles_fts WHERE articles_fts MATCH ? ORDER BY score LIMIT ?) f"
-            f" JOIN articles a ON a.id = f.rowid WHERE {where} ORDER BY f.score"
-        )
-        inner_limit = limit if where == "1" else max(limit * 20, 2000)
-        rows = self.conn.execute(sql, [match, inner_limit, *params]).fetchall()
-        return [(r[0], -float(r[1])) for r in rows[:limit]]
+        if where == "1":
+            sql = (
+                "SELECT rowid, bm25(articles_fts, 5.0, 2.0, 1.0) AS score FROM articles_fts"
+                " WHERE articles_fts MATCH ? ORDER BY score LIMIT ?"
+            )
+            rows = self.conn.execute(sql, [match, limit]).fetchall()
+        else:
+            # The filter applies before ranking: SQLite checks it per match and computes BM25
+            # only for the matches that pass (exact, and faster than ranking all matches).
+            sql = (
+                "SELECT f.rowid, bm25(articles_fts, 5.0, 2.0, 1.0) AS score FROM articles_fts f"
+                f" JOIN articles a ON a.id = f.rowid WHERE articles_fts MATCH ? AND {where}"
+                " ORDER BY score LIMIT ?"
+            )
+            rows = self.conn.execute(sql, [match, *params, limit]).fetchall()
+        return [(r[0], -float(r[1])) for r in rows]
 
     def filtered_ids(self, flt: ArticleFilter) -> list[int]:
         where, params = flt.where()
