@@ -235,6 +235,7 @@ def test_query_model_is_built_once_and_reused(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(embed, "build_query_model", no_build)
     second = MiniLMEmbedder(cache_dir=tmp_path)
     np.testing.assert_allclose(second.embed_query("event sourcing"), v1, atol=1e-6)
+    assert not second.loaded  # a process that only searches never loads the document model
 
 
 def test_query_model_falls_back_when_it_cannot_be_built(

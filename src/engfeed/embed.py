@@ -236,7 +236,6 @@ class MiniLMEmbedder:
         self._lock = threading.Lock()
         self._session: Any = None
         self._tokenizer: Tokenizer | None = None
-        self._output_name = "last_hidden_state"
         self.fast_queries = fast_queries
         self.query_threads = max(1, query_threads)
         self._cache_dir = Path(cache_dir) if cache_dir is not None else None
@@ -277,8 +276,8 @@ class MiniLMEmbedder:
                 out = sess.get_outputs()[0]
                 if out.shape[-1] != self.dim:
                     raise ModelIntegrityError(f"{path}: output dim {out.shape[-1]}, expected {self.dim}")
-                self._output_name = out.name
-                self._tokenizer = _load_tokenizer(self.max_length)
+                if self._tokenizer is None:
+                    self._tokenizer = _load_tokenizer(self.max_length)
                 self._session = sess
             assert self._tokenizer is not None
             return self._session, self._tokenizer
@@ -312,19 +311,32 @@ class MiniLMEmbedder:
         return base / f"minilm-{self._expected_sha256[:16]}-q8dyn-ort{ort.__version__}.onnx"
 
     def _query_runner(self) -> Any:
-        """The session ``embed_query`` runs: the fast build when possible, else the main one."""
+        """The session ``embed_query`` runs: the fast build when possible, else the main one.
+
+        A process that only searches (the CLI's ``search``) never loads the main session.
+        """
         if self._query_session is not None:
             return self._query_session
-        main, _ = self._ensure_loaded()
-        if not self.fast_queries:
-            return main
-        with self._lock:
-            if self._query_session is None and not self._query_tried:
-                self._query_tried = True
-                self._query_session = self._load_query_session()
-        return self._query_session if self._query_session is not None else main
+        if self.fast_queries:
+            with self._lock:
+                if self._query_session is None and not self._query_tried:
+                    self._query_session = self._load_query_session()
+                    self._query_tried = True
+            if self._query_session is not None:
+                return self._query_session
+        return self._ensure_loaded()[0]
+
+    def _query_tokenizer(self) -> Tokenizer:
+        if self._tokenizer is None:
+            with self._lock:
+                if self._tokenizer is None:
+                    self._tokenizer = _load_tokenizer(self.max_length)
+        return self._tokenizer
 
     def _load_query_session(self) -> Any:
+        # The packaged file is checked even when a derived model is cached: a missing or
+        # tampered install is an error, not something a cache should paper over.
+        _verify_model_file(self.model_path, self._expected_sha256)
         dst = self.query_model_path
         for attempt in (1, 2):
             try:
@@ -362,7 +374,7 @@ class MiniLMEmbedder:
             "attention_mask": attention_mask,
             "token_type_ids": np.zeros_like(input_ids),
         }
-        (hidden,) = session.run([self._output_name], feeds)
+        hidden = session.run([session.get_outputs()[0].name], feeds)[0]
         mask = attention_mask[:, :, None].astype(np.float32)
         summed = (np.asarray(hidden, dtype=np.float32) * mask).sum(axis=1)
         counts = np.maximum(mask.sum(axis=1), 1e-9)
@@ -390,8 +402,7 @@ class MiniLMEmbedder:
 
     def embed_query(self, text: str) -> Vector:
         session = self._query_runner()
-        _, tokenizer = self._ensure_loaded()
-        ids = tokenizer.encode(self._clip(text)).ids
+        ids = self._query_tokenizer().encode(self._clip(text)).ids
         vec: Vector = self._run_batch(session, [ids])[0]
         return vec
 
