@@ -107,8 +107,9 @@ OR_WINDOW = 2000
 #: over 100k+ articles scores tens of thousands of matches (30-250 ms) for little gain.
 OR_MAX_STEPS = 100_000
 #: From this many vectors on, the full-text query runs on a worker thread in parallel with
-#: the dense side. Measured at 100k (bench/search.py): in parallel p50/p95 23/33 ms, inline
-#: 18/26 ms; at 1M, where FTS alone costs 20-60 ms, the overlap pays.
+#: the dense side. At 100k an interleaved A/B (bench stores, 300 queries each way) showed no
+#: difference on 2 cores, so smaller stores keep one thread; at 1M, where FTS alone costs
+#: 20-60 ms, the overlap pays.
 PARALLEL_LEXICAL_MIN_ROWS = 500_000
 QUERY_CACHE = 256
 DAY = 86_400.0
@@ -789,8 +790,8 @@ class SearchEngine:
         use_lexical = mode != "dense" or not use_dense
         view: _View | None = self._vectors() if use_dense else None
         # Lexical side. On a big index it runs on a worker thread while the query is embedded
-        # and scanned (SQLite, numpy and onnxruntime release the GIL); below that, the two
-        # threads fighting over 2 cores and the GIL cost more than the overlap saves.
+        # and scanned (SQLite, numpy and onnxruntime release the GIL); below that the overlap
+        # measured no gain on 2 cores (see PARALLEL_LEXICAL_MIN_ROWS).
         lexical: list[tuple[int, float]] = []
         n_all = 0
         pending: Future[tuple[list[tuple[int, float]], int]] | None = None
