@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import pytest
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+import test_web
 from engfeed.feed import Feed
 from engfeed.models import Article
 from test_web import ALL, BASE, CORE, TOTAL, build_feed, client_for, failing_sources
@@ -32,17 +32,9 @@ LIST_FIELDS = {
 HIT_FIELDS = LIST_FIELDS | {"score", "context", "why"}
 
 
-@pytest.fixture(scope="module")
-def feed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Feed]:
-    f = build_feed(tmp_path_factory.mktemp("api") / "api.db")
-    yield f
-    f.close()
-
-
-@pytest.fixture(scope="module")
-def client(feed: Feed) -> Iterator[TestClient]:
-    with client_for(feed) as c:
-        yield c
+# The same module-scoped store and client as test_web (each module builds its own).
+feed = test_web.feed
+client = test_web.client
 
 
 def error_of(r: Any, status: int) -> dict[str, Any]:

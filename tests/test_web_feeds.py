@@ -10,16 +10,15 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import feedparser
-import pytest
 from starlette.testclient import TestClient
 
+import test_web
 from engfeed.feed import Feed
 from engfeed.models import Article, ParsedFeed
 from engfeed.parse import parse_feed
@@ -28,17 +27,9 @@ from test_web import ALL, BASE, build_feed, client_for
 ATOM = "{http://www.w3.org/2005/Atom}"
 
 
-@pytest.fixture(scope="module")
-def feed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Feed]:
-    f = build_feed(tmp_path_factory.mktemp("feeds") / "feeds.db")
-    yield f
-    f.close()
-
-
-@pytest.fixture(scope="module")
-def client(feed: Feed) -> Iterator[TestClient]:
-    with client_for(feed) as c:
-        yield c
+# The same module-scoped store and client as test_web (each module builds its own).
+feed = test_web.feed
+client = test_web.client
 
 
 def newest(n: int) -> list[Article]:

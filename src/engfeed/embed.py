@@ -265,22 +265,26 @@ class MiniLMEmbedder:
         self._ensure_loaded()
 
     def _ensure_loaded(self) -> tuple[Any, Tokenizer]:
-        session, tokenizer = self._session, self._tokenizer
-        if session is not None and tokenizer is not None:
-            return session, tokenizer
+        tokenizer = self._get_tokenizer()
+        if self._session is not None:
+            return self._session, tokenizer
         with self._lock:
-            if self._session is None or self._tokenizer is None:
+            if self._session is None:
                 path = self.model_path
                 _verify_model_file(path, self._expected_sha256)
                 sess = self._open_session(path, self.threads)
                 out = sess.get_outputs()[0]
                 if out.shape[-1] != self.dim:
                     raise ModelIntegrityError(f"{path}: output dim {out.shape[-1]}, expected {self.dim}")
+                self._session = sess
+            return self._session, tokenizer
+
+    def _get_tokenizer(self) -> Tokenizer:
+        if self._tokenizer is None:
+            with self._lock:
                 if self._tokenizer is None:
                     self._tokenizer = _load_tokenizer(self.max_length)
-                self._session = sess
-            assert self._tokenizer is not None
-            return self._session, self._tokenizer
+        return self._tokenizer
 
     def _open_session(self, path: Path, threads: int) -> Any:
         import onnxruntime as ort
@@ -325,13 +329,6 @@ class MiniLMEmbedder:
             if self._query_session is not None:
                 return self._query_session
         return self._ensure_loaded()[0]
-
-    def _query_tokenizer(self) -> Tokenizer:
-        if self._tokenizer is None:
-            with self._lock:
-                if self._tokenizer is None:
-                    self._tokenizer = _load_tokenizer(self.max_length)
-        return self._tokenizer
 
     def _load_query_session(self) -> Any:
         # The packaged file is checked even when a derived model is cached: a missing or
@@ -402,7 +399,7 @@ class MiniLMEmbedder:
 
     def embed_query(self, text: str) -> Vector:
         session = self._query_runner()
-        ids = self._query_tokenizer().encode(self._clip(text)).ids
+        ids = self._get_tokenizer().encode(self._clip(text)).ids
         vec: Vector = self._run_batch(session, [ids])[0]
         return vec
 

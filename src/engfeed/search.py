@@ -56,6 +56,7 @@ from engfeed.embed import Embedder, stack_blobs, to_blob
 from engfeed.models import SearchHit
 from engfeed.query import fts_match, highlight_stems, query_terms, stem
 from engfeed.store import ArticleFilter, Store
+from engfeed.text import title_key
 
 __all__ = [
     "DEFAULT_FUSION",
@@ -594,10 +595,6 @@ def _top_k(scores: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.int64]:
     return order
 
 
-def _norm_title(title: str) -> str:
-    return " ".join(title.casefold().split())
-
-
 # ------------------------------------------------------------------------------ engine
 
 
@@ -911,7 +908,7 @@ class SearchEngine:
             info = self.store.titles(a for _, a, _ in window)
             for item in window:
                 title, source = info.get(item[1], ("", ""))
-                norm = _norm_title(title)
+                norm = title_key(title)
                 key = (norm, "" if len(norm) >= 20 else source.casefold())
                 if norm and key in seen:
                     continue
@@ -993,7 +990,7 @@ class SearchEngine:
         if article_id not in texts or limit == 0:
             return []
         title = texts[article_id][0]
-        own = _norm_title(title)
+        own = title_key(title)
         vec: Vector | None = None
         view = self._vectors() if self.embedder is not None else None
         if view is not None:
@@ -1019,7 +1016,7 @@ class SearchEngine:
                 }
                 pairs.append((aid, why))
         candidates = [aid for aid, _ in pairs if aid != article_id]
-        titles = {i: _norm_title(t[0]) for i, t in self.store.titles(candidates).items()}
+        titles = {i: title_key(t[0]) for i, t in self.store.titles(candidates).items()}
         seen = {own}
         chosen: list[tuple[int, dict[str, float | int | None]]] = []
         for aid, why in pairs:
@@ -1038,9 +1035,10 @@ class SearchEngine:
     # -- contexts -----------------------------------------------------------------------------
     @staticmethod
     def _lexical_chunks(
-        text: str, stems: frozenset[str], found: Sequence[object], candidates: Sequence[tuple[float, str]]
+        text: str, stems: frozenset[str], skip: int, candidates: Sequence[tuple[float, str]]
     ) -> list[tuple[float, str]]:
-        """Chunks of ``text`` beyond the embedded passages that compete on query-term overlap.
+        """Chunks of ``text`` after the first ``skip`` (the embedded passages) that compete on
+        query-term overlap.
 
         Nothing after the last query term can win, so the caller cuts the text there; and
         the first chunk holding every query term wins outright (later ones only tie at best
@@ -1048,7 +1046,7 @@ class SearchEngine:
         """
         out: list[tuple[float, str]] = []
         base = 0.0 if candidates else 0.3
-        for pos, chunk in enumerate(itertools.islice(_iter_chunks(text), len(found), None)):
+        for pos, chunk in enumerate(itertools.islice(_iter_chunks(text), skip, None)):
             ov = _overlap(chunk, stems)
             if ov > 0 or (pos == 0 and not candidates):
                 out.append((base + 0.3 * ov - 0.001 * pos, chunk))
@@ -1089,7 +1087,7 @@ class SearchEngine:
             last = _last_possible_match(lead[:CONTEXT_SCAN_CHARS], stems) if stems else None
             if last is not None:
                 candidates.extend(
-                    self._lexical_chunks(lead[: last + 2 * PASSAGE_CHARS], stems, found, candidates)
+                    self._lexical_chunks(lead[: last + 2 * PASSAGE_CHARS], stems, len(found), candidates)
                 )
             if not candidates and lead:
                 first = _chunk(lead[: PASSAGE_CHARS * 4], limit=1)

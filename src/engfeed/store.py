@@ -21,6 +21,7 @@ from pathlib import Path
 
 from engfeed.errors import EngfeedError
 from engfeed.models import AngleMatch, Article, Source
+from engfeed.text import title_key
 
 SCHEMA_VERSION_TABLE = "schema_migrations"
 
@@ -80,8 +81,8 @@ def _mirrored(conn: sqlite3.Connection, art: Article) -> int | None:
         " AND date_estimated = 0",
         (art.source, when - MIRROR_WINDOW, when + MIRROR_WINDOW),
     ).fetchall()
-    title = " ".join(art.title.casefold().split())
-    return next((int(r[0]) for r in rows if " ".join(str(r[1]).casefold().split()) == title), None)
+    title = title_key(art.title)
+    return next((int(r[0]) for r in rows if title_key(str(r[1])) == title), None)
 
 
 def to_ts(value: datetime) -> int:

@@ -23,6 +23,7 @@ __all__ = [
     "sanitize_html",
     "strip_boilerplate",
     "strip_html_trailer",
+    "title_key",
 ]
 
 ELLIPSIS: Final = "…"
@@ -182,6 +183,11 @@ def plain_title(s: str) -> str:
     if "&" in s:
         s = htmllib.unescape(s)
     return " ".join(_CONTROL.sub(" ", s).split())
+
+
+def title_key(title: str) -> str:
+    """A title compared as the same post: case and spacing ignored."""
+    return " ".join(title.casefold().split())
 
 
 def repair_mojibake(s: str) -> str:
