@@ -510,6 +510,120 @@ def test_file_path_as_bytes_is_not_opened(secret_file: tuple[Path, str]) -> None
     assert marker not in str(info.value)
 
 
+# --------------------------------------------------------------------------- amplification and caps
+
+
+def _entity_feed(prefix: str, value: str, refs: str) -> bytes:
+    return (
+        f'{prefix}<!DOCTYPE rss [\n<!ENTITY a "{value}">\n]>\n<rss version="2.0"><channel><title>t</title>'
+        f"<item><title>x</title><link>http://e.example/1</link><description>{refs}</description></item>"
+        "</channel></rss>"
+    ).encode()
+
+
+def _text_size(feed: ParsedFeed) -> int:
+    return sum(
+        len(a.title) + len(a.text) + len(a.content_html) + len(a.summary_html) + len(a.excerpt)
+        for a in feed.articles
+    ) + len(feed.title)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "refs"),
+    [
+        ('<?xml version="1.0"?>\n', "&a;" * 30_000),  # expat refuses it, the loose parser expanded it
+        ("", "&a;" * 30_000),  # one line
+        ("junk\n", "&a;" * 30_000),  # DOCTYPE after junk: only feedparser's own filter saw it
+        ('<?xml version="1.0"?>\n', "&a " * 30_000),  # sgmllib needs no semicolon
+        ('<?xml version="1.0"?>\n', "&a_b; " * 30_000),  # sgmllib reads "a" in "a_b"
+    ],
+)
+def test_plain_text_entities_cannot_amplify_a_feed(prefix: str, refs: str) -> None:
+    # ~100 KB declaring one 1,000-character entity referenced 30,000 times: it used to
+    # parse to 30 MB of text per field (54 s and 4.9 GB in a real refresh).
+    doc = _entity_feed(prefix, "A" * 1000, refs)
+    feed = parse_feed(doc, now=NOW)
+    # Every field of every article together: at most a small constant times the input.
+    assert _text_size(feed) <= 4 * len(doc)
+    assert "A" * 2000 not in feed.articles[0].text
+
+
+def test_plain_text_entities_within_budget_still_expand() -> None:
+    doc = _entity_feed('<?xml version="1.0"?>\n', "Example Corporation", "&a; builds &a; things")
+    assert (
+        parse_feed(doc, now=NOW).articles[0].text == "Example Corporation builds Example Corporation things"
+    )
+    nbsp = _entity_feed('<?xml version="1.0"?>\n', "&#160;", "x&a;y " * 5000)
+    text = parse_feed(nbsp, now=NOW).articles[0].text
+    assert text.startswith("x y x y") and "&a" not in text
+
+
+def test_hostile_field_sizes_are_capped_with_a_visible_mark() -> None:
+    from engfeed.parse import MAX_AUTHOR, MAX_BODY_BYTES, MAX_TAG, MAX_TAGS, MAX_TITLE
+
+    paragraphs = "".join(f"<p>paragraph {i} " + "word " * 60 + "</p>" for i in range(4000))
+    doc = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "T" * 100_000,
+        "items": [
+            {
+                "id": "1",
+                "url": "https://e.example/post",
+                "title": "A" * 2_000_000,
+                "authors": [{"name": "B" * 1_000_000}],
+                "tags": [f"tag{i}-" + "x" * 100 for i in range(20_000)],
+                "content_html": paragraphs,
+            }
+        ],
+    }
+    feed = parse_feed(json.dumps(doc).encode(), now=NOW)
+    art = feed.articles[0]
+    assert len(feed.title) == MAX_TITLE and feed.title.endswith("…")
+    assert len(art.title) == MAX_TITLE and art.title.endswith("…")
+    assert len(art.author) == MAX_AUTHOR and art.author.endswith("…")
+    assert len(art.tags) == MAX_TAGS
+    assert all(len(t) <= MAX_TAG for t in art.tags) and art.tags[0].endswith("…")
+    body = art.content_html
+    assert len(body.encode()) <= MAX_BODY_BYTES
+    assert body.endswith("Read the original</a> for the rest.</em></p>")
+    assert 'href="https://e.example/post"' in body.rsplit("<p>", 1)[1]
+    # Cut at an element boundary: the last kept paragraph is whole, and re-sanitising
+    # changes nothing (every element is closed).
+    kept = re.findall(r"<p>paragraph (\d+) ", body)
+    assert kept and body.count("</p>") == len(kept) + 1
+    assert re.search(r"<p>paragraph \d+ (word ){60}</p><p><em>This article was truncated", body)
+    assert len(art.text.encode()) <= MAX_BODY_BYTES
+    assert "truncated" not in art.text  # the note is for readers, not for search
+
+
+def test_a_feed_of_huge_fields_stays_small_in_xml_too() -> None:
+    title = "T" * (20 * 1024 * 1024)
+    doc = (
+        f'<rss version="2.0"><channel><title>c</title><item><title>{title}</title>'
+        f"<link>http://e.example/1</link><author>{'x' * 300_000}</author></item></channel></rss>"
+    ).encode()
+    art = parse_feed(doc, now=NOW).articles[0]
+    assert len(art.title) == 500
+    assert len(art.author) <= 200
+
+
+def test_entries_past_the_cap_are_not_read() -> None:
+    from engfeed.parse import MAX_ENTRIES
+
+    items = "".join(
+        f"<item><title>t{i}</title><link>http://e.example/{i}</link></item>" for i in range(12_000)
+    )
+    feed = parse_feed(
+        f'<rss version="2.0"><channel><title>c</title>{items}</channel></rss>'.encode(), now=NOW
+    )
+    assert len(feed.articles) == MAX_ENTRIES
+    assert feed.articles[-1].title == f"t{MAX_ENTRIES - 1}"
+    assert feed.warning is not None and "5,000" in feed.warning
+    doc = {"version": "https://jsonfeed.org/version/1", "items": [{"id": str(i)} for i in range(6000)]}
+    json_feed = parse_feed(json.dumps(doc).encode(), now=NOW)
+    assert len(json_feed.articles) == MAX_ENTRIES and json_feed.warning
+
+
 # --------------------------------------------------------------------------- fuzzing
 
 

@@ -313,3 +313,58 @@ def test_repair_mojibake() -> None:
 @given(st.text())
 def test_repair_mojibake_never_raises(text: str) -> None:
     assert isinstance(repair_mojibake(text), str)
+
+
+# -- caps ------------------------------------------------------------------------------------
+def test_clip() -> None:
+    from engfeed.text import clip
+
+    assert clip("short", 10) == "short"
+    assert clip("x" * 20, 10) == "x" * 9 + "…"
+    assert len(clip("word " * 100, 50)) <= 50
+
+
+def test_cap_html_cuts_after_a_whole_block_and_stays_well_formed() -> None:
+    from engfeed.text import cap_html, sanitize_html
+
+    html = sanitize_html("".join(f"<p>para {i} <b>bold</b> text</p>" for i in range(5000)), None)
+    capped, cut = cap_html(html, 10_000)
+    assert cut and len(capped.encode()) <= 10_000
+    assert capped.endswith("</p>")
+    assert sanitize_html(capped, None) == capped  # nothing left open, nothing to repair
+    assert cap_html("<p>small</p>", 10_000) == ("<p>small</p>", False)
+
+
+@given(st.text(alphabet="<>/abpi &;é\n", max_size=3000), st.integers(min_value=0, max_value=2000))
+def test_cap_html_never_exceeds_the_limit(raw: str, limit: int) -> None:
+    from engfeed.text import cap_html, sanitize_html
+
+    html = sanitize_html(raw, None)
+    capped, cut = cap_html(html, limit)
+    assert len(capped.encode()) <= max(limit, 0) or (not cut and capped == html)
+    if cut:
+        assert sanitize_html(capped, None) == capped
+
+
+def test_deeply_nested_markup_is_capped_too() -> None:
+    from engfeed.text import cap_html, sanitize_html
+
+    html = sanitize_html("<blockquote>" * 3000 + "x" * 100_000 + "</blockquote>" * 3000, None)
+    capped, cut = cap_html(html, 20_000)
+    assert cut and len(capped.encode()) <= 20_000
+
+
+def test_terminal_safe_removes_c0_and_c1_controls() -> None:
+    from engfeed.text import terminal_safe
+
+    hostile = "Not Found\x1b]0;owned\x07\x1b[2J\x9b31mred\r\x00ok\u0085"
+    assert terminal_safe(hostile) == "Not Found]0;owned[2J31mredok"
+    assert terminal_safe("line one\nline two\ttab", multiline=True) == "line one\nline two\ttab"
+    assert terminal_safe("Ünïcødé — fine") == "Ünïcødé — fine"
+
+
+def test_clean_text_drops_surrogates_from_undecodable_arguments() -> None:
+    from engfeed.text import clean_text
+
+    assert clean_text(b"\xff cache".decode("utf-8", "surrogateescape"), 300) == "cache"
+    assert clean_text("a\x00b  c", 300) == "a b c"

@@ -30,6 +30,9 @@ from feedparser.datetimes import _parse_date as _feedparser_parse_date
 from engfeed.errors import EngfeedError
 from engfeed.models import Article, ParsedFeed
 from engfeed.text import (
+    LINK_REL,
+    cap_html,
+    clip,
     excerpt_of,
     html_to_text,
     make_excerpt,
@@ -48,6 +51,26 @@ FUTURE_SLACK: Final = timedelta(days=1)
 #: predates the web.
 EARLIEST_DATE: Final = datetime(1991, 1, 1, tzinfo=UTC)
 EXCERPT_LIMIT: Final = 300
+#: Caps on what one entry may store, applied at parse time with a visible "…" (bodies get
+#: a closing note instead): a hostile feed must not be able to fill the store, the page
+#: or the memory of every process that shows it.
+MAX_TITLE: Final = 500  # characters
+MAX_AUTHOR: Final = 200  # characters
+MAX_TAGS: Final = 50
+MAX_TAG: Final = 60  # characters
+MAX_BODY_BYTES: Final = 512 * 1024  # sanitised HTML, as UTF-8
+MAX_GUID: Final = 1000  # characters
+MAX_URL: Final = 8192  # characters; longer links are ignored
+#: Entries kept per document (the largest real feed in the shared corpus has 895); past it,
+#: the XML is cut after this many entries before parsing, so a 10 MB feed of 300,000 tiny
+#: items costs what 5,000 do (feedparser alone would take 40 s and 375 MB on it).
+MAX_ENTRIES: Final = 5000
+# Raw input is cut to a multiple of each cap before any cleaning, so no step works on
+# megabytes that could never be stored.
+_RAW_FACTOR: Final = 8
+TRUNCATED_NOTE: Final = (
+    "This article was truncated here: it is longer than {size}. Read the original for the rest."
+)
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _WARNING_LIMIT: Final = 200
 
@@ -107,6 +130,7 @@ def parse_feed(
 def _parse_xml_feed(
     data: bytes, *, url: str, headers: dict[str, str], source: str, now: datetime
 ) -> ParsedFeed:
+    data, dropped = _limit_entries(data)
     try:
         result = feedparser.parse(
             io.BytesIO(_defuse_entities(data)),  # a stream: never let feedparser open a path or URL
@@ -127,13 +151,15 @@ def _parse_xml_feed(
     location = headers.get("content-location", "")
     doc_url = canonical_url(location, url or None) if location else url
     feed = result.get("feed") or {}
-    title = plain_title(_str(dict.get(feed, "title")))
+    title = clip(plain_title(_str(dict.get(feed, "title"))[: MAX_TITLE * _RAW_FACTOR]), MAX_TITLE)
     link = canonical_url(_str(dict.get(feed, "link")), doc_url or None)
     if not link.startswith(("http://", "https://")):
         link = canonical_url(doc_url) if doc_url.startswith(("http://", "https://")) else ""
     base = link or doc_url  # relative entry links resolve against the site, else the feed URL
     warning = None
-    if result.get("bozo"):
+    if dropped:
+        warning = f"more than {MAX_ENTRIES:,} entries: only the first {MAX_ENTRIES:,} were read"
+    elif result.get("bozo"):
         problem = result.get("bozo_exception")
         warning = _one_line(
             f"{type(problem).__name__}: {problem}" if problem is not None else "ill-formed document"
@@ -142,6 +168,25 @@ def _parse_xml_feed(
         (_xml_entry(e) for e in entries if isinstance(e, dict)), base=base, source=source, now=now
     )
     return ParsedFeed(title=title, link=link, articles=articles, format=version, warning=warning)
+
+
+_ENTRY_END: Final = re.compile(rb"</(?:[\w.-]+:)?(?:item|entry)\s*>")
+
+
+def _limit_entries(data: bytes) -> tuple[bytes, bool]:
+    """``data`` cut after the :data:`MAX_ENTRIES`-th entry's end tag, and whether it was cut.
+
+    The cut document is ill-formed; feedparser's loose parser reads it up to the cut, which
+    is what we want. Counting end tags costs a few ms per MB, and only runs on documents
+    large enough to hold that many entries.
+    """
+    if len(data) < MAX_ENTRIES * 15:  # "<item></item>" is 13 bytes
+        return data, False
+    for count, match in enumerate(_ENTRY_END.finditer(data), 1):
+        if count == MAX_ENTRIES:
+            rest = data[match.end() :]
+            return (data[: match.end()], True) if _ENTRY_END.search(rest) else (data, False)
+    return data, False
 
 
 def _feedparser_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -230,7 +275,15 @@ _DOCTYPE_TOKEN: Final = re.compile(rb"\"[^\"]*\"|'[^']*'|<!--.*?-->|[\[\]>]", re
 _ENTITY_DECL: Final = re.compile(rb"<!ENTITY(?:[^>\"']|\"[^\"]*\"|'[^']*')*>", re.IGNORECASE)
 # A general entity whose value is plain text or one character reference: cannot expand
 # recursively, cannot point outside the document.
-_SAFE_ENTITY: Final = re.compile(rb"<!ENTITY\s+\w+\s+(?:\"(?:&#\w+;|[^&%\"<]*)\"|'(?:&#\w+;|[^&%'<]*)')\s*>")
+_SAFE_ENTITY: Final = re.compile(rb"<!ENTITY\s+(\w+)\s+(?:\"(&#\w+;|[^&%\"<]*)\"|'(&#\w+;|[^&%'<]*)')\s*>")
+_ENTITY_START: Final = re.compile(rb"<!ENTITY", re.IGNORECASE)
+_FIRST_ELEMENT: Final = re.compile(rb"<\w")  # where feedparser's "head" ends
+_ENTITY_REF: Final = re.compile(rb"&([A-Za-z_:][-.\w:]*)")
+_LOOSE_NAME: Final = re.compile(rb"[A-Za-z][-.A-Za-z0-9]*")
+#: Plain-text entities may add at most this many times the document's size when expanded;
+#: past that every declaration is dropped. Real feeds declare one-character entities
+#: (``&nbsp;``), whose references are longer than their values.
+ENTITY_BUDGET: Final = 1
 _WIDE_ENCODINGS: Final = (
     (b"\x00\x00\xfe\xff", "utf-32-be", 4),
     (b"\xff\xfe\x00\x00", "utf-32-le", 4),
@@ -266,31 +319,71 @@ def _defuse_entities(data: bytes) -> bytes:
 
 
 def _defuse_utf8(data: bytes) -> bytes | None:
-    """The document with its internal subset cleaned, or None when there is nothing to do."""
+    """The document with its entity declarations cleaned, or None when there is nothing to do.
+
+    Two regions are cleaned: the DOCTYPE that follows the prolog, and whatever comes before
+    the first element (feedparser's own idea of the "head", where its loose parser looks for
+    declarations even in an ill-formed prolog). Only plain-text entities inside the DOCTYPE
+    may stay, and only while every reference to them, expanded, adds at most
+    :data:`ENTITY_BUDGET` times the document's own size: a feed of N bytes can never parse to
+    more than a small multiple of N (feedparser's loose parser, the fallback for documents
+    expat refuses, expands entities without any limit of its own).
+    """
     prolog = _PROLOG_SKIP.match(data, 3 if data.startswith(b"\xef\xbb\xbf") else 0)
     doctype = _DOCTYPE_START.match(data, prolog.end()) if prolog else None
-    if doctype is None:
+    start = end = 0
+    if doctype is not None:
+        start, end, depth = doctype.start(), len(data), 0
+        for token in _DOCTYPE_TOKEN.finditer(data, doctype.end()):
+            value = token.group()
+            if value == b"[":
+                depth += 1
+            elif value == b"]":
+                depth = max(0, depth - 1)
+            elif value == b">" and depth == 0:
+                end = token.end()
+                break
+    first_element = _FIRST_ELEMENT.search(data)
+    head_end = max(end, first_element.start() if first_element else len(data))
+    if data.find(b"<!", 0, head_end) == -1 or _ENTITY_START.search(data, 0, head_end) is None:
         return None
-    end, depth = len(data), 0
-    for token in _DOCTYPE_TOKEN.finditer(data, doctype.end()):
-        value = token.group()
-        if value == b"[":
-            depth += 1
-        elif value == b"]":
-            depth = max(0, depth - 1)
-        elif value == b">" and depth == 0:
-            end = token.end()
-            break
-    decl = data[doctype.start() : end]
-    if b"<!" not in decl[2:]:
-        return None
+
+    kept: dict[bytes, int] = {}  # plain-text entities of the DOCTYPE: name -> value length
+    for match in _ENTITY_DECL.finditer(data, start, end):
+        safe = _SAFE_ENTITY.fullmatch(match.group())
+        if safe is not None:
+            kept[safe.group(1)] = len(safe.group(2) or safe.group(3) or b"")
+    if kept and _expansion(data, end, kept) > ENTITY_BUDGET * len(data):
+        kept = {}
 
     def keep_safe(match: re.Match[bytes]) -> bytes:
-        return b"\n" + match.group() if _SAFE_ENTITY.fullmatch(match.group()) else b""
+        safe = _SAFE_ENTITY.fullmatch(match.group())
+        return b"\n" + match.group() if safe is not None and safe.group(1) in kept else b""
 
-    # References to removed entities are left dangling: undefined entities, not file reads.
-    cleaned = _ENTITY_DECL.sub(keep_safe, decl)
-    return data[: doctype.start()] + b"\n" + cleaned + data[end:]
+    # References to removed entities are left dangling: undefined entities, not file reads,
+    # and the loose parser keeps them as the literal text "&name;".
+    if doctype is None:
+        return _ENTITY_DECL.sub(b"", data[:head_end]) + data[head_end:]
+    cleaned = _ENTITY_DECL.sub(keep_safe, data[start:end])
+    rest = _ENTITY_DECL.sub(b"", data[end:head_end]) + data[head_end:] if head_end > end else data[end:]
+    return _ENTITY_DECL.sub(b"", data[:start]) + b"\n" + cleaned + rest
+
+
+def _expansion(data: bytes, after: int, kept: dict[bytes, int]) -> int:
+    """Bytes the references to ``kept`` entities after ``after`` expand to, counted generously.
+
+    expat reads ``&name;``; feedparser's loose parser (sgmllib) reads a shorter name
+    (letters, digits, ``-`` and ``.``) and needs no ``;``. A reference counts for every
+    kept entity either parser could take it for.
+    """
+    total = 0
+    for match in _ENTITY_REF.finditer(data, after):
+        name = match.group(1)
+        total += kept.get(name, 0)
+        loose = _LOOSE_NAME.match(name)
+        if loose is not None and loose.group() != name:
+            total += kept.get(loose.group(), 0)
+    return total
 
 
 # --------------------------------------------------------------------------- JSON Feed
@@ -311,7 +404,7 @@ def _parse_json_feed(data: bytes, *, url: str, source: str, now: datetime) -> Pa
     if not (isinstance(version, str) and "jsonfeed.org/version/" in version) or not isinstance(items, list):
         raise ParseError("not a feed: JSON document is not a JSON Feed")
 
-    title = plain_title(_str(doc.get("title")))
+    title = clip(plain_title(_str(doc.get("title"))[: MAX_TITLE * _RAW_FACTOR]), MAX_TITLE)
     link = ""
     for candidate in (doc.get("home_page_url"), doc.get("feed_url"), url):
         link = canonical_url(_str(candidate), url or None)
@@ -319,9 +412,12 @@ def _parse_json_feed(data: bytes, *, url: str, source: str, now: datetime) -> Pa
             break
         link = ""
     feed_author = _json_author(doc)
-    entries = (_json_entry(item, feed_author) for item in items if isinstance(item, dict))
+    entries = (_json_entry(item, feed_author) for item in items[:MAX_ENTRIES] if isinstance(item, dict))
     articles = _build_articles(entries, base=link or url, source=source, now=now)
-    return ParsedFeed(title=title, link=link, articles=articles, format="json")
+    warning = None
+    if len(items) > MAX_ENTRIES:
+        warning = f"more than {MAX_ENTRIES:,} entries: only the first {MAX_ENTRIES:,} were read"
+    return ParsedFeed(title=title, link=link, articles=articles, format="json", warning=warning)
 
 
 def _json_entry(item: dict[str, Any], feed_author: str) -> _Entry:
@@ -386,18 +482,24 @@ def _build_article(entry: _Entry, *, base: str, source: str, now: datetime) -> A
     # Relative links in a body: against its xml:base (or the feed's URL, as feedparser reports
     # it), else against the article's page.
     html_base = entry.base if entry.base.startswith(("http://", "https://")) else url or base
-    summary_html = sanitize_html(repair_mojibake(entry.summary), html_base) if entry.summary else ""
+    summary_html, summary_cut = _body(entry.summary, html_base)
     if entry.content == entry.summary:
-        content_html = summary_html
+        content_html, content_cut = summary_html, summary_cut
     else:
-        content_html = sanitize_html(repair_mojibake(entry.content), html_base) if entry.content else ""
+        content_html, content_cut = _body(entry.content, html_base)
     summary_text = html_to_text(summary_html)
     content_text = html_to_text(content_html) if content_html != summary_html else summary_text
     text = strip_boilerplate(content_text or summary_text)
     excerpt = excerpt_of(summary_text, EXCERPT_LIMIT) or excerpt_of(content_text, EXCERPT_LIMIT)
+    # The note goes in after the plain text is taken: search and embeddings never see it.
+    if summary_cut:
+        summary_html += _truncated_note(url)
+    if content_cut:
+        content_html = summary_html if entry.content == entry.summary else content_html + _truncated_note(url)
 
-    title = _clean_title(repair_mojibake(entry.title), entry.title_is_html) or make_excerpt(text, 80)
-    guid = entry.guid.strip()
+    raw_title = repair_mojibake(entry.title[: MAX_TITLE * _RAW_FACTOR])
+    title = clip(_clean_title(raw_title, entry.title_is_html), MAX_TITLE) or make_excerpt(text, 80)
+    guid = entry.guid.strip()[:MAX_GUID]
     if url:
         key = dedup_key(url)
     elif guid:
@@ -414,7 +516,7 @@ def _build_article(entry: _Entry, *, base: str, source: str, now: datetime) -> A
         title=title,
         published=published or updated or now,
         source=source,
-        author=plain_title(entry.author),
+        author=clip(plain_title(entry.author[: MAX_AUTHOR * _RAW_FACTOR]), MAX_AUTHOR),
         tags=_clean_tags(entry.tags),
         updated=updated,
         date_estimated=published is None and updated is None,
@@ -427,9 +529,27 @@ def _build_article(entry: _Entry, *, base: str, source: str, now: datetime) -> A
     )
 
 
+def _body(html: str, base: str) -> tuple[str, bool]:
+    """Sanitised body HTML within :data:`MAX_BODY_BYTES`, and whether it had to be cut."""
+    if not html:
+        return "", False
+    raw = html[: MAX_BODY_BYTES * _RAW_FACTOR]
+    capped, cut = cap_html(sanitize_html(repair_mojibake(raw), base), MAX_BODY_BYTES - 1024)
+    return capped, cut or len(raw) < len(html)
+
+
+def _truncated_note(url: str) -> str:
+    note = htmllib.escape(TRUNCATED_NOTE.format(size=f"{MAX_BODY_BYTES // 1024} KB"))
+    if url and len(url) <= 500:  # the note must fit in the room _body leaves for it
+        link = htmllib.escape(url, quote=True)
+        anchor = f'<a href="{link}" rel="{LINK_REL}">Read the original</a>'
+        note = note.replace("Read the original", anchor, 1)
+    return f"<p><em>{note}</em></p>"
+
+
 def _http_urls(candidates: Iterable[str], base: str) -> Iterator[str]:
     for candidate in candidates:
-        if candidate and candidate.strip():
+        if candidate and candidate.strip() and len(candidate) <= MAX_URL:
             canon = canonical_url(candidate, base or None)
             if canon.startswith(("http://", "https://")):
                 yield canon
@@ -442,11 +562,14 @@ def _clean_title(title: str, is_html: bool) -> str:
 
 
 def _clean_tags(tags: Iterable[str]) -> tuple[str, ...]:
+    """At most :data:`MAX_TAGS` distinct tags of at most :data:`MAX_TAG` characters."""
     seen: dict[str, str] = {}
     for tag in tags:
-        clean = plain_title(tag)
+        clean = clip(plain_title(tag[: MAX_TAG * _RAW_FACTOR]), MAX_TAG)
         if clean and clean.casefold() not in seen:
             seen[clean.casefold()] = clean
+            if len(seen) == MAX_TAGS:
+                break
     return tuple(seen.values())
 
 

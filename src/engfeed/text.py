@@ -15,6 +15,9 @@ from typing import Final
 import nh3
 
 __all__ = [
+    "cap_html",
+    "clean_text",
+    "clip",
     "excerpt_of",
     "html_to_text",
     "make_excerpt",
@@ -23,6 +26,7 @@ __all__ = [
     "sanitize_html",
     "strip_boilerplate",
     "strip_html_trailer",
+    "terminal_safe",
     "title_key",
 ]
 
@@ -330,3 +334,67 @@ def _cleaner(base_url: str | None) -> nh3.Cleaner:
 
 
 _TEXT_CLEANER: Final = nh3.Cleaner(tags=set(), clean_content_tags=set(DROP_CONTENT_TAGS), attributes={})
+
+
+# --------------------------------------------------------------------------- caps
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, the cut shown by a closing "…"."""
+    if len(text) <= limit:
+        return text
+    return text[: max(0, limit - 1)].rstrip() + ELLIPSIS
+
+
+# End tags of the block elements a sanitised body can hold: the preferred places to cut it.
+_BLOCK_END = re.compile(r"</(?:p|li|ul|ol|dl|pre|blockquote|table|h[1-6]|figure)>", re.IGNORECASE)
+
+
+def cap_html(html: str, limit: int) -> tuple[str, bool]:
+    """A sanitised body cut to at most ``limit`` bytes of UTF-8, and whether it was cut.
+
+    The cut falls after the last block element that fits (else before the last tag that
+    fits, never inside a tag or an entity: in sanitised HTML every ``<`` opens a tag), and
+    the elements still open there are closed again by re-sanitising, so the result is as
+    well-formed as the input. Nothing is appended: the caller adds its own note.
+    """
+    if len(html) <= limit // 4 or len(html.encode("utf-8", "surrogatepass")) <= limit:
+        return html, False
+    budget = limit
+    while budget > 0:
+        head = html.encode("utf-8", "surrogatepass")[:budget].decode("utf-8", "ignore")
+        ends = [m.end() for m in _BLOCK_END.finditer(head, len(head) // 2)]
+        cut = ends[-1] if ends else head.rfind("<")
+        if cut <= 0:
+            cut = len(head) if "<" not in head else 0
+        closed = _cleaner(None).clean(head[:cut]).strip() if cut > 0 else ""
+        size = len(closed.encode("utf-8", "surrogatepass"))
+        if size <= limit:
+            return closed, True
+        budget -= max(size - limit, limit // 64, 1)  # closing tags took more room: cut earlier
+    return "", True
+
+
+# C0 and C1 control characters (ESC, CSI U+009B, BEL, ...): a terminal acts on them.
+_TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_TERMINAL_CONTROL_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: str, *, multiline: bool = False) -> str:
+    """``text`` fit to print on a terminal: every C0/C1 control character removed (tabs and,
+    with ``multiline``, newlines kept), so a server's text can never move the cursor, retitle
+    the window or rewrite what was printed before."""
+    pattern = _TERMINAL_CONTROL if multiline else _TERMINAL_CONTROL_LINE
+    return pattern.sub("", text) if pattern.search(text) else text
+
+
+# C0/C1 controls and lone surrogates: never meaningful in a query, and unsafe in XML/SQLite.
+_QUERY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def clean_text(value: str, limit: int) -> str:
+    """A line typed by a user (a query, a name): control characters and lone surrogates
+    (undecodable bytes of a command-line argument) dropped, whitespace collapsed, at most
+    ``limit`` characters."""
+    value = " ".join(_QUERY_CONTROL.sub(" ", value).split())
+    return value[:limit].strip()

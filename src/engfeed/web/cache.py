@@ -10,6 +10,7 @@ depend on the clock (search ranking has a recency prior).
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -89,3 +90,47 @@ class TokenCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+class SizedLRU:
+    """An LRU memo of ``fn`` bounded by the memory its keys and values take, not only by
+    their number: one cached 100 MB value must not be able to stay for good.
+
+    Values larger than an eighth of ``max_bytes`` are computed every time, never kept.
+    Sizes are ``sys.getsizeof`` of key and value (what the strings really occupy).
+    """
+
+    def __init__(self, fn: Callable[[str], str], *, max_bytes: int, max_entries: int = 4096) -> None:
+        self._fn = fn
+        self._max_bytes = max_bytes
+        self._max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.bytes = 0
+
+    def __call__(self, key: str) -> str:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+                return found[0]
+        value = self._fn(key)
+        size = sys.getsizeof(key) + sys.getsizeof(value)
+        if size > self._max_bytes // 8:
+            return value
+        with self._lock:
+            if key not in self._entries:
+                self._entries[key] = (value, size)
+                self.bytes += size
+            while self.bytes > self._max_bytes or len(self._entries) > self._max_entries:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self.bytes -= dropped
+        return value
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.bytes = 0

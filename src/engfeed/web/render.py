@@ -13,7 +13,6 @@ import json
 import math
 import re
 from datetime import UTC, datetime
-from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from markupsafe import Markup
 
 from engfeed.models import Article
 from engfeed.text import strip_html_trailer
+from engfeed.web.cache import SizedLRU
 
 WEB_DIR = Path(str(resources.files("engfeed") / "web"))
 TEMPLATES = WEB_DIR / "templates"
@@ -51,10 +51,14 @@ def safe_url(value: object) -> str:
     return url
 
 
-@lru_cache(maxsize=2048)
-def _clean_body(html: str) -> str:
+def _clean(html: str) -> str:
     cleaned = str(nh3.clean(html, url_schemes=_CONTENT_SCHEMES, link_rel="noopener noreferrer nofollow"))
     return strip_html_trailer(cleaned)
+
+
+#: Re-sanitised bodies of recently shown articles, bounded by bytes (a body is at most
+#: 512 KB since parse-time caps, but stores written before them may hold larger ones).
+_clean_body = SizedLRU(_clean, max_bytes=32 * 1024 * 1024)
 
 
 def body_html(article: Article) -> Markup:
