@@ -536,15 +536,32 @@ def test_global_limit_is_enforced(server: LocalHTTPServer) -> None:
     assert server.max_in_flight == 3
 
 
-def test_queueing_does_not_eat_the_budget(server: LocalHTTPServer) -> None:
-    # 6 requests of 0.25s through one slot take 1.5s, past the 1s budget of each source:
-    # the budget only starts once a request has its slot.
+def test_waiting_for_a_global_slot_does_not_eat_the_budget(server: LocalHTTPServer) -> None:
+    # 6 requests of 0.25s through one global slot take 1.5s, past the 1s budget of each
+    # source: the wait for a global slot only says how many sources the run has.
     for i in range(6):
         server.route(f"/f{i}", body=RSS, delay=0.25)
     sources = [Source(name=f"s{i}", url=server.url(f"/f{i}")) for i in range(6)]
-    results = asyncio.run(fetch_all(sources, FetchConfig(per_host=1, read_timeout=1, total_timeout=1)))
+    config = FetchConfig(concurrency=1, per_host=10, read_timeout=1, total_timeout=1)
+    results = asyncio.run(fetch_all(sources, config))
     assert [r.error for r in results] == [None] * 6
     assert server.max_in_flight == 1
+
+
+def test_the_budget_covers_waiting_for_a_host_slot(server: LocalHTTPServer) -> None:
+    # Six slow sources on one host, two at a time: they all end within one budget plus a
+    # small margin (before, each started its budget once it had its slot: three budgets).
+    for i in range(6):
+        server.route(f"/f{i}", body=RSS, delay=5)
+    sources = [Source(name=f"s{i}", url=server.url(f"/f{i}")) for i in range(6)]
+    config = FetchConfig(per_host=2, read_timeout=10, total_timeout=1)
+    started = time.monotonic()
+    results = asyncio.run(fetch_all(sources, config))
+    assert time.monotonic() - started < 2.5
+    assert all(r.error for r in results)
+    waiting = [r.error for r in results if r.error and "waiting behind other requests" in r.error]
+    assert len(waiting) == 4
+    assert server.max_in_flight <= 2
 
 
 def test_one_broken_source_does_not_affect_the_others(server: LocalHTTPServer) -> None:

@@ -11,6 +11,10 @@ the defaults and command-line flags override both.
 ``ENGFEED_EMBED``           ``0`` disables embeddings (BM25-only search); default on
 ``ENGFEED_CACHE``           derived files that can be rebuilt, e.g. the query model
                             (default: platform cache dir)
+``ENGFEED_ALLOWED_HOSTS``   host names the web server answers to, comma-separated
+                            (default: localhost, 127.0.0.1, [::1] and the ``--host``)
+``ENGFEED_FETCH_PRIVATE``   ``0`` refuses to fetch loopback and private addresses
+                            (default ``1``: local feeds are allowed)
 ==========================  ===========================================================
 """
 
@@ -75,4 +79,39 @@ def refresh_interval_minutes() -> float:
 
 
 def embeddings_enabled() -> bool:
-    return os.environ.get("ENGFEED_EMBED", "1").strip().lower() not in {"0", "false", "no", "off"}
+    return _flag("ENGFEED_EMBED", default=True)
+
+
+def fetch_private_allowed() -> bool:
+    """May feeds on loopback and private addresses be fetched (``ENGFEED_FETCH_PRIVATE``)?"""
+    return _flag("ENGFEED_FETCH_PRIVATE", default=True)
+
+
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::", "[::]", "*"})
+
+
+def allowed_hosts(bind_host: str | None = None) -> tuple[str, ...]:
+    """Host names the web server answers to (the ``Host`` header, without the port).
+
+    ``ENGFEED_ALLOWED_HOSTS`` (comma-separated; ``*`` allows any, ``*.example.com`` a domain
+    and its subdomains) replaces the default: ``localhost``, ``127.0.0.1``, ``[::1]`` and
+    ``bind_host`` (``serve --host``) unless it is a wildcard address.
+    """
+    raw = os.environ.get("ENGFEED_ALLOWED_HOSTS", "").strip()
+    if raw:
+        return tuple(h for h in (part.strip().lower() for part in raw.split(",")) if h)
+    hosts = list(LOCAL_HOSTS)
+    if bind_host is not None and bind_host.strip().lower() not in WILDCARD_BINDS:
+        host = bind_host.strip().lower()
+        host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        if host not in hosts:
+            hosts.append(host)
+    return tuple(hosts)
+
+
+def _flag(name: str, *, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    return raw not in {"0", "false", "no", "off"}

@@ -6,9 +6,13 @@ import contextlib
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
+import anyio
+import httpcore
+
 from engfeed.errors import EngfeedError
 from engfeed.fetch import DEFAULT_CONFIG, FetchConfig, fetch_one, make_client
 from engfeed.models import Source
+from engfeed.netpolicy import AddressRefused
 
 # Media types of <link rel="alternate"> that announce a feed, best first when a page has several:
 # "application/json" is last because WordPress also uses it for its REST API links.
@@ -189,6 +193,25 @@ async def discover(url: str, config: FetchConfig = DEFAULT_CONFIG) -> str:
         links = _feed_links(body, result.final_url)
         if not links:
             raise EngfeedError(f"no feed found on {target}: the page links to none; give the feed URL itself")
-        return _best(links)
+        found = _best(links)
+        await _check_address(found, config)
+        return found
     shown = _media_type(content_type) or "no content type"
     raise EngfeedError(f"{target} is neither a feed nor an HTML page ({shown})")
+
+
+async def _check_address(url: str, config: FetchConfig) -> None:
+    """Refuse a discovered feed link whose host the address policy refuses (a page may
+    announce a feed on the machine's own services or a metadata endpoint)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise EngfeedError(f"the page's feed link is not a valid URL: {url}") from exc
+    try:
+        with anyio.fail_after(config.connect_timeout):
+            await config.policy.resolve(parts.hostname or "", port)
+    except AddressRefused as exc:
+        raise EngfeedError(exc.describe(url)) from exc
+    except (httpcore.ConnectError, TimeoutError):
+        pass  # not resolvable now: the first refresh reports it (and checks again)

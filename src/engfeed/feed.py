@@ -112,6 +112,8 @@ class Feed:
     ) -> Feed:
         """Open (creating if needed) the store chosen by ``--db``/``ENGFEED_DB``/platform default."""
         store = Store(config.db_path(db))
+        if fetch_config is None:
+            fetch_config = FetchConfig(allow_private=config.fetch_private_allowed())
         use_embed = config.embeddings_enabled() if embed is None else embed
         embedder = None
         if use_embed:

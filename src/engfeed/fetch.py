@@ -37,6 +37,9 @@ import httpx
 
 from engfeed import __version__
 from engfeed.models import Source
+from engfeed.netpolicy import AddressPolicy, AddressRefused, GuardedBackend, Resolver
+from engfeed.text import terminal_safe
+from engfeed.urls import redact_credentials
 
 USER_AGENT = f"EngineeringFeed/{__version__} (+https://github.com/engfeed/engfeed; feed reader)"
 ACCEPT = (
@@ -71,6 +74,14 @@ class FetchConfig:
     max_bytes: int = 10 * 1024 * 1024  # of decoded body
     max_redirects: int = 5
     user_agent: str = USER_AGENT
+    #: Loopback and private-range addresses may be fetched (``ENGFEED_FETCH_PRIVATE``);
+    #: link-local, metadata and other special addresses never are (see engfeed.netpolicy).
+    allow_private: bool = True
+    resolver: Resolver | None = None  # tests only: a fake resolver; None asks the system
+
+    @property
+    def policy(self) -> AddressPolicy:
+        return AddressPolicy(allow_private=self.allow_private, resolver=self.resolver)
 
 
 DEFAULT_CONFIG = FetchConfig()
@@ -130,8 +141,9 @@ class _Limiter:
         self._hosts: dict[str, asyncio.Semaphore] = {}
 
     @asynccontextmanager
-    async def slot(self, host: str, deadline: float | None) -> AsyncIterator[None]:
-        """Hold a slot on ``host`` and a global one; waiting past ``deadline`` raises TimeoutError.
+    async def slot(self, host: str, deadline: float) -> AsyncIterator[float]:
+        """Hold a slot on ``host`` and a global one; yields the seconds spent waiting for the
+        global slot. Waiting for the host slot past ``deadline`` fails the fetch.
 
         The host slot is taken first so that requests queued behind a busy host do not sit
         on global slots that requests to other hosts could use.
@@ -139,13 +151,17 @@ class _Limiter:
         host_slot = self._hosts.get(host)
         if host_slot is None:
             host_slot = self._hosts[host] = asyncio.Semaphore(self._per_host)
-        async with asyncio.timeout_at(deadline):
-            await host_slot.acquire()
+        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout_at(deadline):
-                await self._global.acquire()
+                await host_slot.acquire()
+        except TimeoutError:
+            raise _Failure(f"timed out waiting behind other requests to {host}") from None
+        try:
+            started = loop.time()
+            await self._global.acquire()
             try:
-                yield
+                yield loop.time() - started
             finally:
                 self._global.release()
         finally:
@@ -172,11 +188,29 @@ def make_client(config: FetchConfig = DEFAULT_CONFIG) -> httpx.AsyncClient:
         headers=_base_headers(config),
         timeout=_timeout(config),
         follow_redirects=False,
+        transport=guarded_transport(config),
+    )
+
+
+def guarded_transport(config: FetchConfig) -> httpx.AsyncHTTPTransport:
+    """httpx's transport with every connection checked by the address policy.
+
+    httpx takes no network backend, so it is set on the transport's httpcore pool (checked
+    here, and by the tests that prove a refused address gets no connection). An explicit
+    transport also means environment proxies are not used: every fetch goes direct, so the
+    policy sees the real destination.
+    """
+    transport = httpx.AsyncHTTPTransport(
         limits=httpx.Limits(
             max_connections=max(1, config.concurrency),
             max_keepalive_connections=max(1, config.concurrency),
         ),
     )
+    pool = transport._pool
+    if not hasattr(pool, "_network_backend"):  # pragma: no cover - a changed httpcore
+        raise RuntimeError("httpcore's connection pool changed: cannot apply the address policy")
+    pool._network_backend = GuardedBackend(config.policy)
+    return transport
 
 
 def _timeout(config: FetchConfig) -> httpx.Timeout:
@@ -230,6 +264,8 @@ async def fetch_one(client: httpx.AsyncClient, source: Source, config: FetchConf
         return await _fetch(client, source, config, state)
     except _Failure as exc:
         message = exc.message
+    except AddressRefused as exc:
+        message = exc.describe(state.url)
     except TimeoutError:
         message = f"timed out after {config.total_timeout:g}s"
     except httpx.ConnectTimeout:
@@ -297,16 +333,18 @@ async def _fetch(
         headers["If-Modified-Since"] = source.last_modified
     timeout = _timeout(config)
     loop = asyncio.get_running_loop()
-    deadline: float | None = None  # the budget starts once the first request gets its slots
+    # The budget covers waiting for a slot on the host (six slow feeds on one host end
+    # within one budget, not six), not the wait for a global slot, which only says how many
+    # other sources are in this run.
+    deadline = loop.time() + config.total_timeout
     seen = {str(url)}
     redirects = 0
     all_permanent = True
 
     while True:
         state.url, state.status, state.headers = str(url), None, {}
-        async with limiter.slot(url.host, deadline):
-            if deadline is None:
-                deadline = loop.time() + config.total_timeout
+        async with limiter.slot(url.host, deadline) as global_wait:
+            deadline += global_wait
             async with asyncio.timeout_at(deadline):
                 outcome = await _exchange(client, url, headers, timeout, config, state)
         if isinstance(outcome, _Final):
@@ -594,5 +632,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def _one_line(text: str, limit: int = 300) -> str:
-    line = " ".join(text.split())
+    """An error message fit to store and print: one line, no control characters (a server's
+    reason phrase reaches terminals), no password from a URL, at most ``limit`` characters."""
+    line = " ".join(redact_credentials(terminal_safe(text)).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"

@@ -19,7 +19,7 @@ import hashlib
 import re
 from urllib.parse import unquote_plus, urljoin, urlsplit
 
-__all__ = ["article_uid", "canonical_url", "dedup_key"]
+__all__ = ["article_uid", "canonical_url", "dedup_key", "redact_credentials"]
 
 DEFAULT_PORTS = {"http": "80", "https": "443", "ftp": "21"}
 
@@ -253,3 +253,15 @@ def _medium_post_id(host: str, path: str) -> str | None:
     if not on_medium and post_id.isdigit():
         return None
     return post_id
+
+
+# "scheme://user:password@": the password part, wherever a URL appears in a text.
+_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/?#@\s:]*:)[^/?#\s]*@")
+
+
+def redact_credentials(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@host`` URL in it shown as
+    ``***``: URLs with credentials are stored (the fetcher needs them) but never shown."""
+    if "@" not in text:
+        return text
+    return _CREDENTIALS.sub(r"\1***@", text)
