@@ -145,6 +145,7 @@ def build_feed(path: Path, articles: list[Article] | None = None) -> Feed:
 
 def client_for(feed: Feed, **kwargs: object) -> TestClient:
     kwargs.setdefault("refresh_interval_min", 0)
+    kwargs.setdefault("allowed_hosts", ["testserver"])
     app = create_app(feed, **kwargs)  # type: ignore[arg-type]
     return TestClient(app, base_url="http://testserver")
 
@@ -626,7 +627,7 @@ def test_refresh_requires_csrf_and_refreshes_from_a_local_server(
     with running_server(monkeypatch) as server:
         url = server.route("/feed.xml", Scripted(body=RSS, headers={"Content-Type": "application/rss+xml"}))
         feed.store.add_source("Local", url)
-        app = create_app(feed, refresh_interval_min=0, csrf_secret=b"s" * 32)
+        app = create_app(feed, refresh_interval_min=0, csrf_secret=b"s" * 32, allowed_hosts=["testserver"])
         with TestClient(app) as c:
             # no cookie, no token
             assert c.post("/refresh", follow_redirects=False).status_code == 403
@@ -666,7 +667,7 @@ def test_refresh_requires_csrf_and_refreshes_from_a_local_server(
 
 def test_refresh_while_running_reports_already_running(tmp_path: Path) -> None:
     feed = build_feed(tmp_path / "busy.db", [])
-    app = create_app(feed, refresh_interval_min=0)
+    app = create_app(feed, refresh_interval_min=0, allowed_hosts=["testserver"])
     release = threading.Event()
     refresher: Refresher = app.state.refresher
     refresher.job = lambda only_due: (release.wait(10), "done")[1]
@@ -739,12 +740,12 @@ def test_scheduler_jitter_stays_in_bounds() -> None:
 def test_refresh_interval_zero_disables_the_schedule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     feed = build_feed(tmp_path / "off.db", [])
     monkeypatch.setenv("ENGFEED_REFRESH_INTERVAL", "0")
-    app = create_app(feed)
+    app = create_app(feed, allowed_hosts=["testserver"])
     with TestClient(app):
         assert not app.state.refresher.enabled
         assert not app.state.refresher.scheduled
     monkeypatch.setenv("ENGFEED_REFRESH_INTERVAL", "15")
-    app = create_app(feed, refresh_initial_delay_s=3600)
+    app = create_app(feed, refresh_initial_delay_s=3600, allowed_hosts=["testserver"])
     with TestClient(app):
         assert app.state.refresher.interval_s == 15 * 60
         assert app.state.refresher.scheduled
@@ -754,7 +755,13 @@ def test_refresh_interval_zero_disables_the_schedule(tmp_path: Path, monkeypatch
 def test_scheduled_refresh_runs_inside_the_server(tmp_path: Path) -> None:
     feed = build_feed(tmp_path / "sched.db", [])
     calls: list[bool] = []
-    app = create_app(feed, refresh_interval_min=0.001, refresh_jitter_s=0, refresh_initial_delay_s=0)
+    app = create_app(
+        feed,
+        refresh_interval_min=0.001,
+        refresh_jitter_s=0,
+        refresh_initial_delay_s=0,
+        allowed_hosts=["testserver"],
+    )
     refresher: Refresher = app.state.refresher
     refresher.job = lambda only_due: (calls.append(only_due), "ok")[1]
     with TestClient(app) as c:

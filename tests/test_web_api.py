@@ -117,8 +117,15 @@ def test_articles_bad_params_are_400_json(client: TestClient, params: dict[str, 
     assert error_of(client.get("/api/articles", params=params), 400)["param"] == param
 
 
-def test_articles_large_limit_is_capped(client: TestClient) -> None:
-    body = client.get("/api/articles", params={"limit": 100000}).json()
+@pytest.mark.parametrize("limit", ["201", "100000", "1000000000", "9" * 400])
+def test_articles_limit_out_of_range_says_the_range(client: TestClient, limit: str) -> None:
+    error = error_of(client.get("/api/articles", params={"limit": limit}), 400)
+    assert error["param"] == "limit"
+    assert error["message"] == "limit must be between 1 and 200"
+
+
+def test_articles_largest_limit_returns_everything(client: TestClient) -> None:
+    body = client.get("/api/articles", params={"limit": 200}).json()
     assert len(body["articles"]) == TOTAL
 
 

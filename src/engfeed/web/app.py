@@ -46,14 +46,21 @@ from engfeed.errors import EngfeedError
 from engfeed.feed import Feed, IngestReport
 from engfeed.models import Article, SearchHit, Source
 from engfeed.store import ArticleFilter
+from engfeed.text import clean_text
 from engfeed.web.cache import TokenCache
 from engfeed.web.feeds import FeedItem, FeedMeta, atom_feed, json_feed
 from engfeed.web.hints import due_now, failure_hint, health
 from engfeed.web.openapi import openapi_document
-from engfeed.web.params import BadParam, View, clean_text, parse_limit
+from engfeed.web.params import BadParam, View, parse_limit
 from engfeed.web.refresh import Refresher
 from engfeed.web.render import STATIC, body_html, make_env, mark_html, safe_url
-from engfeed.web.security import CSRF_COOKIE, CSRF_FIELD, Csrf, SecurityHeadersMiddleware
+from engfeed.web.security import (
+    CSRF_COOKIE,
+    CSRF_FIELD,
+    AllowedHostsMiddleware,
+    Csrf,
+    SecurityHeadersMiddleware,
+)
 
 if TYPE_CHECKING:
     from engfeed.angles import Angle
@@ -689,13 +696,16 @@ def create_app(
     refresh_jitter_s: float | None = None,
     refresh_initial_delay_s: float | None = None,
     warm_search: bool = False,
+    allowed_hosts: Sequence[str] | None = None,
 ) -> Starlette:
     """The ASGI app over ``feed``.
 
     ``refresh_interval_min``: minutes between background refreshes (default
     ``ENGFEED_REFRESH_INTERVAL``, 30; ``0`` turns them off). The refresh jitter defaults to a
     tenth of the interval and the first run to 5 s after startup. ``warm_search`` loads the
-    search index at startup so the first query is not slow.
+    search index at startup so the first query is not slow. ``allowed_hosts``: the host
+    names requests may carry (default :func:`engfeed.config.allowed_hosts`); any other
+    ``Host`` gets a 421.
     """
     minutes = config.refresh_interval_minutes() if refresh_interval_min is None else refresh_interval_min
 
@@ -722,7 +732,13 @@ def create_app(
 
     app = Starlette(
         routes=list(site.routes()),
-        middleware=[Middleware(SecurityHeadersMiddleware)],
+        middleware=[
+            Middleware(SecurityHeadersMiddleware),
+            Middleware(
+                AllowedHostsMiddleware,
+                allowed=config.allowed_hosts() if allowed_hosts is None else allowed_hosts,
+            ),
+        ],
         exception_handlers={HTTPException: site.http_error, Exception: site.server_error},
         lifespan=lifespan,
     )

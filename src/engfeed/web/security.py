@@ -1,4 +1,8 @@
-"""Security headers on every response, and CSRF protection for the few POSTs.
+"""Security headers on every response, the Host check, and CSRF protection for the few POSTs.
+
+The Host check answers only to the configured host names (``ENGFEED_ALLOWED_HOSTS``): a
+page loaded through an attacker's DNS name that rebinds to 127.0.0.1 gets a 421 and never
+sees a page, a cookie or a CSRF token.
 
 CSRF uses the signed double-submit pattern: the browser holds a random nonce in an
 ``HttpOnly; SameSite=Strict`` cookie, every form carries ``HMAC(secret, nonce)`` in a hidden
@@ -12,10 +16,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
+from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSP = (
@@ -58,6 +64,69 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class AllowedHostsMiddleware:
+    """Refuses (421 Misdirected Request, plain text) a request whose ``Host`` is not allowed.
+
+    Entries are host names without a port: ``example.com``, ``[::1]``, ``*.example.com``
+    (the domain and its subdomains) or ``*`` (anything). Pure ASGI, like the headers.
+    """
+
+    def __init__(self, app: ASGIApp, allowed: Iterable[str]) -> None:
+        self.app = app
+        self.allowed = tuple(dict.fromkeys(h.strip().lower() for h in allowed if h.strip()))
+        self.any = "*" in self.allowed
+        self.exact = frozenset(h for h in self.allowed if not h.startswith("*"))
+        self.suffixes = tuple(h[1:] for h in self.allowed if h.startswith("*."))
+
+    def permits(self, host_header: str) -> bool:
+        if self.any:
+            return True
+        host = host_name(host_header)
+        if not host:
+            return False
+        return host in self.exact or any(
+            host.endswith(suffix) or host == suffix[1:] for suffix in self.suffixes
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or self.any:
+            await self.app(scope, receive, send)
+            return
+        host = Headers(scope=scope).get("host", "")
+        if self.permits(host):
+            await self.app(scope, receive, send)
+            return
+        shown = "".join(ch for ch in host[:100] if ch.isprintable()) or "(none)"
+        message = (
+            f"Misdirected request: this Engineering Feed server does not answer to the host name "
+            f"{shown!r}. It answers to: {', '.join(self.allowed)}. To reach it under another name "
+            "(a reverse proxy, another machine), add that name to ENGFEED_ALLOWED_HOSTS "
+            "(comma-separated).\n"
+        )
+        response = PlainTextResponse(message, status_code=421)
+        await response(scope, receive, send)
+
+
+def host_name(host_header: str) -> str:
+    """The host name of a ``Host`` header, lower-cased, without the port (IPv6 keeps its
+    brackets); ``""`` when the header is malformed."""
+    value = host_header.strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        if end == -1:
+            return ""
+        rest = value[end + 1 :]
+        if rest and not (rest.startswith(":") and rest[1:].isdigit()):
+            return ""
+        return value[: end + 1]
+    name, _, port = value.partition(":")
+    if port and not port.isdigit():
+        return ""
+    if not name or any(ch in name for ch in "/\\@ \t"):
+        return ""
+    return name.rstrip(".")
 
 
 class Csrf:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
+from engfeed import config
 from engfeed.feed import Feed
 from engfeed.web.app import create_app
 
@@ -23,9 +25,17 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     feed = Feed.open(db, angles_file=angles_file)
-    app = create_app(feed, refresh_interval_min=refresh_interval_min, warm_search=True)
+    hosts = config.allowed_hosts(host)
+    app = create_app(feed, refresh_interval_min=refresh_interval_min, warm_search=True, allowed_hosts=hosts)
     shown = f"[{host}]" if ":" in host else host
-    logging.getLogger("engfeed.web").info("Engineering Feed on http://%s:%d/", shown, port)
+    log = logging.getLogger("engfeed.web")
+    log.info("Engineering Feed on http://%s:%d/ (answers to host names: %s)", shown, port, ", ".join(hosts))
+    if host.strip().lower() in config.WILDCARD_BINDS and not os.environ.get("ENGFEED_ALLOWED_HOSTS"):
+        log.warning(
+            "listening on every interface, but only %s are accepted as host names:"
+            " set ENGFEED_ALLOWED_HOSTS to the name other machines use",
+            ", ".join(hosts),
+        )
     try:
         uvicorn.run(
             app,
