@@ -558,9 +558,11 @@ def test_the_budget_covers_waiting_for_a_host_slot(server: LocalHTTPServer) -> N
     started = time.monotonic()
     results = asyncio.run(fetch_all(sources, config))
     assert time.monotonic() - started < 2.5
-    assert all(r.error for r in results)
+    assert all(r.error and "timed out" in r.error for r in results)
+    # The last two in line never get a slot; the middle two may get one just as the first
+    # two give up, and then time out on the request itself.
     waiting = [r.error for r in results if r.error and "waiting behind other requests" in r.error]
-    assert len(waiting) == 4
+    assert len(waiting) >= 2
     assert server.max_in_flight <= 2
 
 

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from engfeed.errors import EngfeedError
+from engfeed.errors import ConfigError
 from engfeed.models import AngleMatch
 
 if TYPE_CHECKING:
@@ -93,6 +93,10 @@ def _clean_terms(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(seen)
 
 
+#: An angle file is a few KB of hand-written TOML; a larger one is a mistake.
+MAX_ANGLES_BYTES = 1024 * 1024
+
+
 def load_angles(path: Path | None = None) -> list[Angle]:
     """Read an angle file (``None``: the bundled seven angles).
 
@@ -105,11 +109,13 @@ def load_angles(path: Path | None = None) -> list[Angle]:
     else:
         where = str(path)
         try:
+            if Path(path).stat().st_size > MAX_ANGLES_BYTES:
+                raise ConfigError(f"angle file too large: {path} is over {MAX_ANGLES_BYTES // 1024} KB")
             text = Path(path).read_text(encoding="utf-8")
         except FileNotFoundError as exc:
-            raise EngfeedError(f"angle file not found: {path}") from exc
+            raise ConfigError(f"angle file not found: {path}") from exc
         except (OSError, UnicodeDecodeError) as exc:
-            raise EngfeedError(f"cannot read angle file {path}: {exc}") from exc
+            raise ConfigError(f"cannot read angle file {path}: {exc}") from exc
     return parse_angles(text, where=where)
 
 
@@ -118,27 +124,29 @@ def parse_angles(text: str, *, where: str = "angles") -> list[Angle]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise EngfeedError(f"{where}: not valid TOML: {exc}") from exc
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from exc
+    except RecursionError as exc:  # thousands of nested arrays or tables
+        raise ConfigError(f"{where}: not valid TOML: nested too deeply") from exc
     tables = data.get("angle")
     if tables is None:
-        raise EngfeedError(
+        raise ConfigError(
             f"{where}: no angles found; expected [[angle]] tables with name, description, terms"
         )
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
-        raise EngfeedError(f"{where}: 'angle' must be an array of tables written as [[angle]]")
+        raise ConfigError(f"{where}: 'angle' must be an array of tables written as [[angle]]")
     angles: list[Angle] = []
     seen: dict[str, int] = {}
     for number, table in enumerate(tables, start=1):
         angle = _angle_from_table(table, f"{where}: angle #{number}")
         key = angle.name.casefold()
         if key in seen:
-            raise EngfeedError(
+            raise ConfigError(
                 f"{where}: angle #{number}: duplicate name {angle.name!r} (also angle #{seen[key]})"
             )
         seen[key] = number
         angles.append(angle)
     if not angles:
-        raise EngfeedError(
+        raise ConfigError(
             f"{where}: no angles found; expected [[angle]] tables with name, description, terms"
         )
     return angles
@@ -147,29 +155,29 @@ def parse_angles(text: str, *, where: str = "angles") -> list[Angle]:
 def _angle_from_table(table: dict[str, Any], where: str) -> Angle:
     name = table.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise EngfeedError(f"{where}: missing 'name' (a non-empty string)")
+        raise ConfigError(f"{where}: missing 'name' (a non-empty string)")
     name = " ".join(name.split())
     where = f"{where} ({name!r})"
     unknown = sorted(set(table) - _ALLOWED_KEYS)
     if unknown:
-        raise EngfeedError(
+        raise ConfigError(
             f"{where}: unknown key(s) {', '.join(map(repr, unknown))};"
             " allowed: name, description, terms, exclude"
         )
     description = table.get("description")
     if not isinstance(description, str) or not description.strip():
-        raise EngfeedError(f"{where}: missing 'description' (a non-empty string)")
+        raise ConfigError(f"{where}: missing 'description' (a non-empty string)")
     terms = table.get("terms")
     if terms is None:
-        raise EngfeedError(f"{where}: missing 'terms' (a list of cue words or phrases)")
+        raise ConfigError(f"{where}: missing 'terms' (a list of cue words or phrases)")
     if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
-        raise EngfeedError(f"{where}: 'terms' must be a list of strings")
+        raise ConfigError(f"{where}: 'terms' must be a list of strings")
     clean = _clean_terms(terms)
     if not clean:
-        raise EngfeedError(f"{where}: 'terms' is empty; give at least one cue word or phrase")
+        raise ConfigError(f"{where}: 'terms' is empty; give at least one cue word or phrase")
     exclude = table.get("exclude", [])
     if not isinstance(exclude, list) or not all(isinstance(t, str) for t in exclude):
-        raise EngfeedError(f"{where}: 'exclude' must be a list of strings")
+        raise ConfigError(f"{where}: 'exclude' must be a list of strings")
     return Angle(name, " ".join(description.split()), clean, _clean_terms(exclude))
 
 

@@ -17,12 +17,16 @@ from pathlib import Path
 from typing import TextIO
 
 from engfeed import __version__
-from engfeed.errors import EngfeedError
+from engfeed.errors import ConfigError, EngfeedError
 from engfeed.feed import Feed, IngestReport, SourceReport
 from engfeed.models import Article, SearchHit
+from engfeed.parse import EARLIEST_DATE
 from engfeed.store import ArticleFilter
+from engfeed.text import clean_text, terminal_safe
+from engfeed.urls import redact_credentials
 
 Handler = Callable[[argparse.Namespace], int]
+MAX_QUERY_CHARS = 300  # as on the page
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,6 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return handler(args)
+    except ConfigError as exc:
+        _err(f"error: {exc}")
+        return 2
     except EngfeedError as exc:
         _err(f"error: {exc}")
         return 1
@@ -177,7 +184,11 @@ def _filter(args: argparse.Namespace) -> ArticleFilter:
 
 
 def _open(args: argparse.Namespace) -> Feed:
-    return Feed.open(args.db, angles_file=args.angles)
+    """The store for commands that label or read angles: a broken angles file stops them
+    here, before anything is written (exit 2)."""
+    feed = Feed.open(args.db, angles_file=args.angles)
+    feed.check_angles()
+    return feed
 
 
 def _open_light(args: argparse.Namespace) -> Feed:
@@ -199,7 +210,14 @@ def cmd_sources_list(args: argparse.Namespace) -> int:
         )
         return 0
     rows = [
-        (s.name, str(s.article_count), _ago(s.last_success), (s.error or "ok")[:60], s.url) for s in sources
+        (
+            s.name,
+            str(s.article_count),
+            _ago(s.last_success),
+            redact_credentials(s.error or "ok")[:60],
+            redact_credentials(s.url),
+        )
+        for s in sources
     ]
     _table(("source", "articles", "last success", "status", "feed"), rows)
     return 0
@@ -208,10 +226,11 @@ def cmd_sources_list(args: argparse.Namespace) -> int:
 def cmd_sources_add(args: argparse.Namespace) -> int:
     feed = _open_light(args)
     src = feed.add_source(args.url, args.name, discover=not args.no_discover)
+    shown = redact_credentials(src.url)
     if args.json:
-        _print_json({"name": src.name, "url": src.url, "site_url": src.site_url})
+        _print_json({"name": src.name, "url": shown, "site_url": redact_credentials(src.site_url)})
     else:
-        print(f"added {src.name}: {src.url}")
+        print(f"added {terminal_safe(src.name)}: {terminal_safe(shown)}")
     return 0
 
 
@@ -222,10 +241,9 @@ def cmd_sources_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_sources_import(args: argparse.Namespace) -> int:
-    try:
-        data = Path(args.file).read_bytes()
-    except OSError as exc:
-        raise EngfeedError(f"cannot read {args.file}: {exc.strerror or exc}") from exc
+    from engfeed.opml import MAX_OPML_BYTES
+
+    data = _read_capped(args.file, MAX_OPML_BYTES, "OPML file")
     added, skipped = _open_light(args).import_opml(data)
     for line in skipped:
         _err(f"skipped {line}")
@@ -294,7 +312,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    hits = _open(args).search(args.query, _filter(args), limit=args.limit)
+    # An argument with undecodable bytes ($'\xff cache') arrives with lone surrogates:
+    # cleaned as the web path cleans a query.
+    query = clean_text(args.query, MAX_QUERY_CHARS)
+    if not query:
+        raise EngfeedError("the query is empty")
+    hits = _open(args).search(query, _filter(args), limit=args.limit)
     _print_hits(hits, args.json)
     return 0
 
@@ -317,7 +340,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     _print_article(art)
     if art.text:
         print()
-        print(art.text)
+        print(terminal_safe(art.text))
     return 0
 
 
@@ -389,11 +412,14 @@ def _print_json(data: object) -> None:
 
 
 def _print_article(art: Article) -> None:
+    """One article in a line or two. Every field came from a feed: control characters go."""
     angle = ""
     if art.angles:
         first = art.angles[0]
-        angle = f"\n    Useful angle: {first.name} via {', '.join(first.terms)}"
-    print(f"{art.published:%Y-%m-%d}  {art.source:<14.14}  {art.title}  [{art.uid}]{angle}")
+        angle = f"\n    Useful angle: {terminal_safe(first.name)} via {terminal_safe(', '.join(first.terms))}"
+    date = "undated    " if art.published < EARLIEST_DATE else f"{art.published:%Y-%m-%d}"
+    source, title = terminal_safe(art.source), terminal_safe(art.title)
+    print(f"{date}  {source:<14.14}  {title}  [{terminal_safe(art.uid)}]{angle}")
 
 
 def _print_hits(hits: list[SearchHit], as_json: bool) -> None:
@@ -406,7 +432,7 @@ def _print_hits(hits: list[SearchHit], as_json: bool) -> None:
         _print_article(hit.article)
         if hit.context:
             plain = html.unescape(hit.context.replace("<mark>", "*").replace("</mark>", "*"))
-            print(f"    {plain}")
+            print(f"    {terminal_safe(plain)}")
 
 
 def _report(report: IngestReport, as_json: bool, unit: str) -> None:
@@ -433,7 +459,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     print(line.rstrip())
     print("  ".join("-" * w for w in widths))
     for row in rows:
-        print("  ".join(c[:w].ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        cells = (terminal_safe(c)[:w].ljust(w) for c, w in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
 
 
 def _ago(when: datetime | None) -> str:
@@ -446,8 +473,20 @@ def _ago(when: datetime | None) -> str:
     return "just now"
 
 
+def _read_capped(path: str, limit: int, what: str) -> bytes:
+    """A file's bytes, refused with a clear error past ``limit`` (checked before reading)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise EngfeedError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if len(data) > limit:
+        raise EngfeedError(f"{what} too large: {path} is over {limit // 1024 // 1024} MB")
+    return data
+
+
 def _err(message: str) -> None:
-    print(f"engfeed: {message}", file=sys.stderr)
+    print(f"engfeed: {terminal_safe(message)}", file=sys.stderr)
 
 
 class Progress:

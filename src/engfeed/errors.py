@@ -13,3 +13,12 @@ class EngfeedError(Exception):
 
     The message is a single human-readable line, fit to show to the user as is.
     """
+
+
+class ConfigError(EngfeedError):
+    """A setting, file or path the user chose cannot be used (a broken angles file, a store
+    path that cannot be opened, a store from a newer engfeed). The CLI exits with status 2."""
+
+
+class StoreError(ConfigError):
+    """The store cannot be opened or used as it is; nothing was written to it."""

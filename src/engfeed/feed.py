@@ -7,6 +7,7 @@ caller ever touches SQL or HTTP. Every public method takes and returns plain dat
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -14,20 +15,25 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from engfeed import config
-from engfeed.errors import EngfeedError
+from engfeed.errors import ConfigError, EngfeedError
 from engfeed.fetch import FetchConfig, FetchResult, fetch_all, next_due
 from engfeed.models import Article, SearchHit, Source
 from engfeed.naming import short_name
 from engfeed.opml import default_sources, parse_opml, to_opml
-from engfeed.parse import ParseError, parse_feed
+from engfeed.parse import ParseError, backfill_dates, parse_feed
 from engfeed.store import ArticleFilter, Store
+from engfeed.text import terminal_safe
+from engfeed.urls import redact_credentials
 
 if TYPE_CHECKING:
     from engfeed.angles import Angle, AngleLabeler
     from engfeed.embed import Embedder
     from engfeed.search import SearchEngine
+
+log = logging.getLogger("engfeed")
 
 FEED_SUFFIXES = {".xml", ".rss", ".atom", ".rdf", ".json", ".feed"}
 
@@ -90,8 +96,14 @@ class Feed:
         embedder: Embedder | None = None,
         angles_file: Path | None = None,
         refresh_interval: timedelta = timedelta(minutes=config.DEFAULT_REFRESH_MINUTES),
+        lenient_angles: bool = False,
     ) -> None:
+        """``lenient_angles``: a broken angles file falls back to the bundled angles (the web
+        server keeps serving, and says so in :attr:`angles_warning`) instead of raising
+        :class:`~engfeed.errors.ConfigError` on first use."""
         self.store = store
+        self.lenient_angles = lenient_angles
+        self.angles_warning: str | None = None
         self.fetch_config = fetch_config or FetchConfig()
         self.embedder = embedder
         self.angles_file = angles_file
@@ -109,6 +121,7 @@ class Feed:
         angles_file: str | Path | None = None,
         embed: bool | None = None,
         fetch_config: FetchConfig | None = None,
+        lenient_angles: bool = False,
     ) -> Feed:
         """Open (creating if needed) the store chosen by ``--db``/``ENGFEED_DB``/platform default."""
         store = Store(config.db_path(db))
@@ -125,6 +138,7 @@ class Feed:
             embedder=embedder,
             angles_file=config.angles_path(angles_file),
             fetch_config=fetch_config,
+            lenient_angles=lenient_angles,
         )
 
     def close(self) -> None:
@@ -142,8 +156,7 @@ class Feed:
     def add_source(self, url: str, name: str | None = None, *, discover: bool = True) -> Source:
         """Subscribe to a feed; an HTML page's URL is resolved to its feed via ``<link rel=alternate>``."""
         url = url.strip()
-        if not url.lower().startswith(("http://", "https://")):
-            raise EngfeedError(f"not an http(s) URL: {url!r}")
+        check_feed_url(url)
         feed_url, title, site = url, "", ""
         if discover:
             from engfeed.discover import discover as discover_feed
@@ -186,6 +199,7 @@ class Feed:
         for outline in outlines:
             name, url, site = (getattr(outline, k) for k in ("name", "url", "site_url"))
             try:
+                check_feed_url(url)  # the same rule as `sources add`: file:, javascript: ... skipped
                 added.append(self.store.add_source(short_name(name, site or url), url, site))
             except EngfeedError as exc:
                 skipped.append(f"{name}: {exc}")
@@ -265,6 +279,8 @@ class Feed:
                 )
             except ParseError as exc:
                 error = str(exc)
+            if parsed is not None and src.last_success is None:  # the first fetch is a backfill
+                parsed = replace(parsed, articles=backfill_dates(parsed.articles))
         ok = error is None
         failures = 0 if ok else src.failures + 1
         due = next_due(
@@ -320,16 +336,22 @@ class Feed:
         return report
 
     def _import_file(self, path: Path, source: str | None) -> SourceReport:
+        limit = self.fetch_config.max_bytes  # the same cap as a fetched document
         try:
-            data = path.read_bytes()
+            with path.open("rb") as handle:
+                data = handle.read(limit + 1)
         except OSError as exc:
             return SourceReport(str(path), "failed", error=f"cannot read: {exc.strerror or exc}")
+        if len(data) > limit:
+            return SourceReport(
+                str(path), "failed", error=f"larger than {limit // 1024 // 1024} MB; not read"
+            )
         try:
             parsed = parse_feed(data, url="", source=source or "")
         except ParseError as exc:
             return SourceReport(str(path), "failed", error=str(exc))
         name = source or short_name(parsed.title, parsed.link, fallback=path.stem)
-        articles = [replace(a, source=name) for a in parsed.articles]
+        articles = [replace(a, source=name) for a in backfill_dates(parsed.articles)]
         known = self.store.source(name)
         with self.store.transaction() as tx:
             written = self.store.upsert_articles(articles, source_id=known.id if known else None, conn=tx)
@@ -350,10 +372,28 @@ class Feed:
     @property
     def labeler(self) -> AngleLabeler:
         if self._labeler is None:
-            from engfeed.angles import AngleLabeler, load_angles
+            from engfeed.angles import AngleLabeler
 
-            self._labeler = AngleLabeler(load_angles(self.angles_file), self.embedder)
+            self._labeler = AngleLabeler(self._load_angles(), self.embedder)
         return self._labeler
+
+    def _load_angles(self) -> list[Angle]:
+        from engfeed.angles import load_angles
+
+        try:
+            return load_angles(self.angles_file)
+        except ConfigError as exc:
+            if not self.lenient_angles:
+                raise
+            self.angles_warning = f"{exc}. Using the bundled angles until the file is fixed."
+            log.warning("%s", self.angles_warning)
+            return load_angles(None)
+
+    def check_angles(self) -> None:
+        """Raise :class:`~engfeed.errors.ConfigError` now if the angles file is unusable, so a
+        command fails before it writes anything (never raises when lenient)."""
+        if self._labeler is None:
+            self._load_angles()
 
     def angles(self) -> list[Angle]:
         return list(self.labeler.angles)
@@ -424,6 +464,19 @@ class Feed:
         more = len(items) > limit
         items = items[:limit]
         return items, (encode_cursor(items[-1]) if more and items else None)
+
+
+def check_feed_url(url: str) -> None:
+    """Only absolute http(s) URLs with a host can be sources (no ``file:``, ``javascript:``...)."""
+    shown = redact_credentials(terminal_safe(url))[:200]
+    if not url.lower().startswith(("http://", "https://")):
+        raise EngfeedError(f"not an http(s) URL: {shown!r}")
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        host = None
+    if not host:
+        raise EngfeedError(f"not a valid feed URL (no host): {shown!r}")
 
 
 def encode_cursor(article: Article) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from engfeed.urls import redact_credentials
+
 
 @dataclass(frozen=True, slots=True)
 class Source:
@@ -29,16 +31,20 @@ class Source:
     article_count: int = 0
 
     def to_json(self) -> dict[str, object]:
-        """The public JSON shape of ``sources list --json`` and ``/api/sources``."""
+        """The public JSON shape of ``sources list --json`` and ``/api/sources``.
+
+        A password in a URL (``https://user:pw@host/feed``) is shown as ``***``: the store
+        keeps it for fetching (and OPML export keeps it), no listing ever shows it.
+        """
         return {
             "name": self.name,
-            "url": self.url,
-            "site_url": self.site_url,
+            "url": redact_credentials(self.url),
+            "site_url": redact_credentials(self.site_url),
             "articles": self.article_count,
             "last_attempt": iso(self.last_attempt) if self.last_attempt else None,
             "last_success": iso(self.last_success) if self.last_success else None,
             "http_status": self.http_status,
-            "error": self.error,
+            "error": redact_credentials(self.error) if self.error else None,
             "failures": self.failures,
             "next_due": iso(self.next_due) if self.next_due else None,
         }

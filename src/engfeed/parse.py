@@ -19,12 +19,13 @@ import io
 import json
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import feedparser
+import feedparser.mixin
 from feedparser.datetimes import _parse_date as _feedparser_parse_date
 
 from engfeed.errors import EngfeedError
@@ -43,13 +44,16 @@ from engfeed.text import (
 )
 from engfeed.urls import article_uid, canonical_url, dedup_key
 
-__all__ = ["ParseError", "parse_feed"]
+__all__ = ["ParseError", "backfill_dates", "parse_feed"]
 
 #: Dates after ``now + FUTURE_SLACK`` are treated as bogus (clock skew gets a day).
 FUTURE_SLACK: Final = timedelta(days=1)
 #: Dates before this are treated as bogus too (epoch-zero defaults, year 0001): no web feed
 #: predates the web.
 EARLIEST_DATE: Final = datetime(1991, 1, 1, tzinfo=UTC)
+#: Where a backfilled undated entry goes when its feed has no dated entry at all: below every
+#: real date (shown as "date unknown").
+UNDATED: Final = EARLIEST_DATE - timedelta(days=1)
 EXCERPT_LIMIT: Final = 300
 #: Caps on what one entry may store, applied at parse time with a visible "…" (bodies get
 #: a closing note instead): a hostile feed must not be able to fill the store, the page
@@ -71,12 +75,42 @@ _RAW_FACTOR: Final = 8
 TRUNCATED_NOTE: Final = (
     "This article was truncated here: it is longer than {size}. Read the original for the rest."
 )
+_AUTHOR_SCAN: Final = MAX_AUTHOR * _RAW_FACTOR
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _WARNING_LIMIT: Final = 200
 
 
+def _bound_author_scan() -> None:
+    """Make feedparser's author/e-mail split linear in practice.
+
+    ``_FeedParserMixin._sync_author_detail`` looks for an e-mail address in a plain author
+    string with ``re.search(r"([a-zA-Z0-9_.+-]+)@...")``, which is quadratic in the string's
+    length: a feed with one 100,000-letter ``<author>`` (or ``<dc:creator>``,
+    ``<managingEditor>``) kept a refresh busy for hours. The author is cut to the length we
+    could ever store (times the raw factor) before that search; a real author line is far
+    shorter. Applied once, at import; feedparser keeps working the same otherwise.
+    """
+    mixin = feedparser.mixin._FeedParserMixin
+    original = mixin._sync_author_detail
+    if getattr(original, "_engfeed_bounded", False):
+        return
+
+    def sync_author_detail(self: Any, key: str = "author") -> Any:
+        context = self._get_context()
+        value = context.get(key)
+        if isinstance(value, str) and len(value) > _AUTHOR_SCAN:
+            context[key] = value[:_AUTHOR_SCAN]
+        return original(self, key)
+
+    sync_author_detail._engfeed_bounded = True  # type: ignore[attr-defined]
+    mixin._sync_author_detail = sync_author_detail
+
+
 class ParseError(EngfeedError, ValueError):
     """The document is not a feed at all (HTML page, empty body, binary junk, other JSON)."""
+
+
+_bound_author_scan()
 
 
 @dataclass(slots=True)
@@ -122,6 +156,28 @@ def parse_feed(
     if first == b"{" or (first != b"<" and "json" in lowered.get("content-type", "").lower()):
         return _parse_json_feed(data, url=url, source=source, now=now)
     return _parse_xml_feed(data, url=url, headers=lowered, source=source, now=now)
+
+
+def backfill_dates(articles: Sequence[Article]) -> list[Article]:
+    """Undated entries of a *backfill* (a source's first fetch, a local import), re-dated.
+
+    The parser dates an undated entry by when it was first seen, which is right for an entry
+    that appears on a later refresh: it really is new. In a backfill it is not: it is as old
+    as the archive it came with, and "now" would float it above everything. So each undated
+    entry is placed just below the oldest dated entry of the same document (keeping the
+    document's order), or below every real date (:data:`UNDATED`) when the document has
+    none. ``date_estimated`` stays true: the page still says "approx.".
+    """
+    dated = [a.published for a in articles if not a.date_estimated]
+    anchor = min(dated) if dated else UNDATED
+    out: list[Article] = []
+    step = 0
+    for article in articles:
+        if article.date_estimated:
+            step += 1
+            article = replace(article, published=anchor - timedelta(seconds=step))
+        out.append(article)
+    return out
 
 
 # --------------------------------------------------------------------------- XML feeds

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
-from engfeed.errors import EngfeedError
+from engfeed.errors import EngfeedError, StoreError
 from engfeed.models import AngleMatch, Article, Source
 from engfeed.text import title_key
 
@@ -115,12 +115,65 @@ class Store:
     """A handle on one SQLite file. Cheap to create; connections open lazily per thread."""
 
     def __init__(self, path: Path | str) -> None:
+        """Open (creating it and its folder if needed) and migrate the store at ``path``.
+
+        Raises :class:`StoreError`, naming the path, when it cannot be a store (its folder is
+        a file, it is a device or a folder, it is not writable, it is not SQLite) or when a
+        newer engfeed wrote it; in the last case nothing at all is written to it.
+        """
         self.path = Path(path)
         self._local = threading.local()
         self._write_lock = threading.RLock()
         if str(self.path) != ":memory:":
+            self._check_path()
+            self._check_schema_version()
+        try:
+            self.migrate()
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+
+    def _check_path(self) -> None:
+        if self.path.exists() and not self.path.is_file():
+            kind = "a folder" if self.path.is_dir() else "not a regular file"
+            raise StoreError(f"cannot open store {self.path}: it is {kind}")
+        try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.migrate()
+        except FileExistsError as exc:
+            raise StoreError(
+                f"cannot open store {self.path}: {exc.filename} is a file, not a folder"
+            ) from exc
+        except OSError as exc:
+            raise StoreError(f"cannot open store {self.path}: {exc.strerror or exc}") from exc
+
+    def _check_schema_version(self) -> None:
+        """Refuse a store written by a newer engfeed, reading it through a read-only connection."""
+        if not self.path.is_file():
+            return
+        try:
+            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+        except sqlite3.DatabaseError:
+            return  # the normal open reports it
+        try:
+            has_table = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (SCHEMA_VERSION_TABLE,)
+            ).fetchone()
+            found = (
+                conn.execute(f"SELECT max(version) FROM {SCHEMA_VERSION_TABLE}").fetchone()
+                if has_table
+                else None
+            )
+        except sqlite3.DatabaseError:
+            return
+        finally:
+            conn.close()
+        known = max((number for number, _ in _migrations()), default=0)
+        if found and found[0] is not None and int(found[0]) > known:
+            newer = int(found[0])
+            raise StoreError(
+                f"this store was written by a newer engfeed (schema {newer} > {known}); upgrade engfeed"
+                f" to open {self.path}"
+            )
 
     # -- connections -------------------------------------------------------------------
     @property
@@ -136,7 +189,7 @@ class Store:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             conn.execute("PRAGMA journal_mode=WAL")
         except sqlite3.DatabaseError as exc:
-            raise EngfeedError(f"cannot open store {self.path}: {exc}") from exc
+            raise StoreError(f"cannot open store {self.path}: {exc}") from exc
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=30000")

@@ -307,7 +307,11 @@ class Site:
     # -- rendering -------------------------------------------------------------------------
     def render(self, request: Request, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
         html = self.env.get_template(template).render(
-            path=request.url.path, title=TITLE, tagline=TAGLINE, **context
+            path=request.url.path,
+            title=TITLE,
+            tagline=TAGLINE,
+            config_warning=self.feed.angles_warning,
+            **context,
         )
         return HTMLResponse(html, status_code=status)
 

@@ -63,7 +63,7 @@ def _limit(default: int, maximum: int) -> JSON:
     return {
         "name": "limit",
         "in": "query",
-        "description": f"How many to return (1-{maximum}; larger values are capped).",
+        "description": f"How many to return (1-{maximum}; a value outside that range is a 400).",
         "schema": {"type": "integer", "minimum": 1, "maximum": maximum, "default": default},
     }
 

@@ -23,7 +23,9 @@ import nh3
 from markupsafe import Markup
 
 from engfeed.models import Article
+from engfeed.parse import EARLIEST_DATE
 from engfeed.text import strip_html_trailer
+from engfeed.urls import redact_credentials
 from engfeed.web.cache import SizedLRU
 
 WEB_DIR = Path(str(resources.files("engfeed") / "web"))
@@ -81,6 +83,12 @@ def fmt_date(value: datetime | None) -> str:
         return ""
     value = value.astimezone(UTC)
     return f"{value:%b} {value.day}, {value.year}"
+
+
+def undated(value: datetime | None) -> bool:
+    """Is this the stand-in date of an entry whose feed had no date at all (see
+    :func:`engfeed.parse.backfill_dates`)?"""
+    return value is not None and value < EARLIEST_DATE
 
 
 def fmt_datetime(value: datetime | None) -> str:
@@ -208,6 +216,8 @@ def make_env() -> jinja2.Environment:
     )
     filters: dict[str, Any] = {
         "safe_url": safe_url,
+        "redact": redact_credentials,
+        "undated": undated,
         "mark_html": mark_html,
         "body_html": body_html,
         "date": fmt_date,

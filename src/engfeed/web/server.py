@@ -24,7 +24,8 @@ def serve(
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    feed = Feed.open(db, angles_file=angles_file)
+    feed = Feed.open(db, angles_file=angles_file, lenient_angles=True)
+    feed.check_angles()  # a broken angles file: warn now, serve with the bundled angles
     hosts = config.allowed_hosts(host)
     app = create_app(feed, refresh_interval_min=refresh_interval_min, warm_search=True, allowed_hosts=hosts)
     shown = f"[{host}]" if ":" in host else host
