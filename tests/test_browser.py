@@ -569,3 +569,75 @@ def test_axe_finds_no_serious_violations(
         print(describe_violations(violations))
     serious = [v for v in violations if v["impact"] in ("serious", "critical")]
     assert not serious, describe_violations(serious)
+
+
+# -- a broken angles file and undated articles (hardening) ------------------------------------------
+UNDATED_RSS = (
+    b'<?xml version="1.0"?><rss version="2.0"><channel><title>Hooli Notes</title>'
+    b"<link>https://hooli.example/</link>"
+    b"<item><title>Hooli: dated post on tail latency</title><link>https://hooli.example/dated</link>"
+    b"<pubDate>Mon, 03 Mar 2025 10:00:00 GMT</pubDate><description>p99 and queues.</description></item>"
+    b"<item><title>Hooli: an undated note on caching</title><link>https://hooli.example/undated</link>"
+    b"<description>Caches in front of the ledger.</description></item></channel></rss>"
+)
+TWEETS_RSS = (
+    b'<?xml version="1.0"?><rss version="2.0"><channel><title>Hooli Tweets</title>'
+    b"<link>https://tweets.hooli.example/</link>"
+    + b"".join(
+        f"<item><title>Hooli tweet {i}: we shipped a thing</title><link>https://tweets.hooli.example/{i}</link>"
+        "<description>A short update.</description></item>".encode()
+        for i in range(2)
+    )
+    + b"</channel></rss>"
+)
+
+
+@pytest.fixture(scope="module")
+def warned_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """``engfeed serve`` with an angles file that does not parse, over undated articles."""
+    home = tmp_path_factory.mktemp("warned")
+    db = home / "engfeed.db"
+    (home / "hooli.xml").write_bytes(UNDATED_RSS)
+    (home / "tweets.xml").write_bytes(TWEETS_RSS)
+    feed = Feed.open(db, embed=False)
+    try:
+        feed.import_paths([home / "hooli.xml", home / "tweets.xml"])
+    finally:
+        feed.close()
+    broken = home / "angles.toml"
+    broken.write_text("x = " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+    env = subprocess_env(home, ENGFEED_ANGLES=str(broken), ENGFEED_EMBED="0")
+    with serving(db, env, home / "serve.log") as served:
+        yield served
+
+
+@pytest.mark.parametrize(
+    ("name", "viewport", "scheme"),
+    [("warning-desktop-light", DESKTOP, "light"), ("warning-phone-dark", PHONE, "dark")],
+)
+def test_broken_angles_warn_and_undated_articles_say_so(
+    browser: Browser, warned_site: Served, name: str, viewport: dict[str, int], scheme: str
+) -> None:
+    phone = viewport is PHONE
+    ctx = browser.new_context(
+        viewport=viewport, color_scheme=scheme, is_mobile=phone, has_touch=phone, bypass_csp=True
+    )
+    try:
+        page = ctx.new_page()
+        page.goto(warned_site.url("/"))
+        warning = page.locator("#config-warning")
+        expect(warning).to_be_visible()
+        expect(warning).to_contain_text("Using the bundled angles")
+        titles = page.locator("#cards [data-card] h3").all_inner_texts()
+        assert titles[0] == "Hooli: dated post on tail latency", titles  # undated ones never float up
+        dates = page.locator("#cards [data-card] [data-date]").all_inner_texts()
+        assert dates[-2:] == ["Date unknown", "Date unknown"], dates
+        assert "(approx.)" in page.locator("#cards").inner_text()  # the backfilled one, dated below
+        assert horizontal_overflow(page) == []
+        screenshot(page, name)
+        if axe_missing_reason() is None:
+            result = run_axe(page)
+            assert result["passes"] > 10
+            assert not result["violations"], describe_violations(result["violations"])
+    finally:
+        ctx.close()
