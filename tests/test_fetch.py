@@ -563,7 +563,7 @@ def test_the_budget_covers_waiting_for_a_host_slot(server: LocalHTTPServer) -> N
     # two give up, and then time out on the request itself.
     waiting = [r.error for r in results if r.error and "waiting behind other requests" in r.error]
     assert len(waiting) >= 2
-    assert server.max_in_flight <= 2
+    assert 2 <= len(server.requests) <= 6 - len(waiting)  # a source that never got a slot sent nothing
 
 
 def test_one_broken_source_does_not_affect_the_others(server: LocalHTTPServer) -> None:
