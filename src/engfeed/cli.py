@@ -142,6 +142,49 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(handler=cmd_angles_suggest)
     an.set_defaults(handler=cmd_angles_list, json=False)
 
+    sv_ = sub.add_parser("save", help="add articles to the reading list")
+    sv_.add_argument("ids", nargs="+", metavar="ID")
+    note_src = sv_.add_mutually_exclusive_group()
+    note_src.add_argument("--note", metavar="TEXT", help="a note (replaces the old one)")
+    note_src.add_argument("--note-file", metavar="FILE", help="the note from a file ('-': standard input)")
+    sv_.add_argument("--json", action="store_true")
+    sv_.set_defaults(handler=cmd_save)
+    un = sub.add_parser("unsave", help="take articles off the reading list")
+    un.add_argument("ids", nargs="+", metavar="ID")
+    un.add_argument("--json", action="store_true")
+    un.set_defaults(handler=cmd_unsave)
+    nt = sub.add_parser("note", help="write, replace or clear the note on an article")
+    nt.add_argument("id", metavar="ID")
+    what = nt.add_mutually_exclusive_group(required=True)
+    what.add_argument("--text", metavar="TEXT")
+    what.add_argument("--file", metavar="FILE", help="'-': standard input")
+    what.add_argument("--clear", action="store_true")
+    nt.add_argument("--json", action="store_true")
+    nt.set_defaults(handler=cmd_note)
+    for name, read in (("mark-read", True), ("mark-unread", False)):
+        mr = sub.add_parser(name, help=f"mark articles as {'read' if read else 'unread'}")
+        mr.add_argument("ids", nargs="+", metavar="ID")
+        mr.add_argument("--json", action="store_true")
+        mr.set_defaults(handler=cmd_mark, read=read)
+
+    rl = sub.add_parser("reading-list", help="the saved articles; export or import them as Markdown")
+    rl.add_argument("--json", action="store_true")
+    rl.add_argument("--since", type=_date, help="saved on or after (YYYY-MM-DD or ISO 8601)")
+    rl.set_defaults(handler=cmd_reading_list)
+    rsub = rl.add_subparsers(title="reading-list commands", metavar="ACTION")
+    ex = rsub.add_parser("export", help="write the reading list as Markdown (or JSON)")
+    ex.add_argument("-o", "--output", metavar="FILE", help="write to this file instead of stdout")
+    ex.add_argument(
+        "--title", help="the front matter's title (default: the imported list's, else 'Reading list')"
+    )
+    ex.add_argument("--since", type=_date, help="saved on or after (YYYY-MM-DD or ISO 8601)")
+    ex.add_argument("--format", choices=("md", "json"), default="md")
+    ex.set_defaults(handler=cmd_reading_list_export)
+    im = rsub.add_parser("import", help="save every entry of a Markdown reading list")
+    im.add_argument("file", metavar="FILE.md")
+    im.add_argument("--json", action="store_true")
+    im.set_defaults(handler=cmd_reading_list_import)
+
     ri = sub.add_parser("reindex", help="re-embed and re-label every article (after a model change)")
     ri.set_defaults(handler=cmd_reindex)
 
@@ -338,10 +381,125 @@ def cmd_show(args: argparse.Namespace) -> int:
         _print_json(data)
         return 0
     _print_article(art)
+    state = [w for w, on in (("saved", art.saved), ("read", art.read)) if on]
+    if state:
+        print(f"    {', '.join(state).capitalize()}")
+    if art.note:
+        print("\nNote:\n" + terminal_safe(art.note, multiline=True))
     if art.text:
         print()
         print(terminal_safe(art.text))
     return 0
+
+
+def _read_text(path: str, limit: int, what: str) -> str:
+    if path == "-":
+        data = sys.stdin.buffer.read(limit + 1)
+        if len(data) > limit:
+            raise EngfeedError(f"{what} too large: over {limit // 1024} KB")
+    else:
+        data = _read_capped(path, limit, what)
+    return data.decode("utf-8", "replace")
+
+
+def _state_report(articles: Sequence[Article], as_json: bool, verb: str) -> int:
+    if as_json:
+        _print_json([a.to_json() for a in articles])
+        return 0
+    for art in articles:
+        print(f"{verb} [{art.uid}] {terminal_safe(art.title)}")
+    return 0
+
+
+def cmd_save(args: argparse.Namespace) -> int:
+    from engfeed.readinglist import MAX_NOTE_BYTES
+
+    note = args.note
+    if args.note_file:
+        # One byte past the cap is enough to refuse it with its real size below.
+        note = _read_text(args.note_file, MAX_NOTE_BYTES * 4, "note file")
+    return _state_report(_open_light(args).save(args.ids, note=note), args.json, "saved")
+
+
+def cmd_unsave(args: argparse.Namespace) -> int:
+    return _state_report(_open_light(args).unsave(args.ids), args.json, "removed from the reading list:")
+
+
+def cmd_note(args: argparse.Namespace) -> int:
+    from engfeed.readinglist import MAX_NOTE_BYTES
+
+    note: str | None
+    if args.clear:
+        note = None
+    elif args.file:
+        note = _read_text(args.file, MAX_NOTE_BYTES * 4, "note file")
+    else:
+        note = args.text
+    art = _open_light(args).set_note(args.id, note)
+    return _state_report([art], args.json, "note cleared on" if note is None else "note saved on")
+
+
+def cmd_mark(args: argparse.Namespace) -> int:
+    articles = _open_light(args).mark_read(args.ids, args.read)
+    return _state_report(articles, args.json, "read:" if args.read else "unread:")
+
+
+def cmd_reading_list(args: argparse.Namespace) -> int:
+    from engfeed.feed import reading_list_json
+
+    saved = _open_light(args).reading_list(since=args.since)
+    if args.json:
+        _print_json([reading_list_json(a) for a in saved])
+        return 0
+    if not saved:
+        print("The reading list is empty. Save articles with `engfeed save ID`.")
+        return 0
+    print(f"{len(saved)} saved")
+    for art in saved:
+        _print_article(art)
+        if art.note:
+            first = terminal_safe(art.note.strip().splitlines()[0])[:100]
+            print(f"    Note: {first}")
+    return 0
+
+
+def cmd_reading_list_export(args: argparse.Namespace) -> int:
+    text = _open_light(args).export_reading_list(title=args.title, since=args.since, fmt=args.format)
+    if args.output:
+        _write_atomically(Path(args.output), text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_reading_list_import(args: argparse.Namespace) -> int:
+    from engfeed.readinglist import MAX_LIST_BYTES
+
+    text = _read_text(args.file, MAX_LIST_BYTES, "reading list")
+    report = _open(args).import_reading_list(text)
+    for line in report.skipped:
+        _err(f"skipped: {line}")
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        print(
+            f"saved {report.matched + report.created} entries: {report.matched} matched stored articles,"
+            f" {report.created} added as links"
+            + (f"; skipped {len(report.skipped)}" if report.skipped else "")
+        )
+    return 0
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: a crash never leaves
+    a half-written file in place of a good one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise EngfeedError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def cmd_angles_list(args: argparse.Namespace) -> int:

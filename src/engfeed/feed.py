@@ -7,6 +7,7 @@ caller ever touches SQL or HTTP. Every public method takes and returns plain dat
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import queue
 import threading
@@ -20,13 +21,19 @@ from urllib.parse import urlsplit
 from engfeed import config
 from engfeed.errors import ConfigError, EngfeedError
 from engfeed.fetch import FetchConfig, FetchResult, fetch_all, next_due
-from engfeed.models import Article, SearchHit, Source
+from engfeed.models import Article, SearchHit, Source, iso
 from engfeed.naming import short_name
 from engfeed.opml import default_sources, parse_opml, to_opml
-from engfeed.parse import ParseError, backfill_dates, parse_feed
+from engfeed.parse import MAX_TITLE, ParseError, backfill_dates, parse_feed
+from engfeed.readinglist import DEFAULT_TAGS as DEFAULT_LIST_TAGS
+from engfeed.readinglist import DEFAULT_TITLE as DEFAULT_LIST_TITLE
+from engfeed.readinglist import Entry as ListEntry
+from engfeed.readinglist import check_note
+from engfeed.readinglist import parse as parse_list
+from engfeed.readinglist import render as render_list
 from engfeed.store import ArticleFilter, Store
-from engfeed.text import terminal_safe
-from engfeed.urls import redact_credentials
+from engfeed.text import clip, terminal_safe
+from engfeed.urls import article_uid, canonical_url, dedup_key, redact_credentials
 
 if TYPE_CHECKING:
     from engfeed.angles import Angle, AngleLabeler
@@ -446,6 +453,108 @@ class Feed:
     def count(self, flt: ArticleFilter = ArticleFilter()) -> int:
         return self.store.count_articles(flt)
 
+    # -- reading workflow ----------------------------------------------------------------
+    def resolve(self, uids: Sequence[str]) -> list[Article]:
+        """The articles with these public ids, in order; :class:`EngfeedError` names the
+        first id that matches none (and nothing is changed)."""
+        found: list[Article] = []
+        for uid in uids:
+            art = self.store.article(uid.strip()) if len(uid) <= 200 else None
+            if art is None or art.id is None:
+                raise EngfeedError(f"no such article: {terminal_safe(uid)[:80]}")
+            found.append(art)
+        return found
+
+    def save(self, uids: Sequence[str], *, note: str | None = None) -> list[Article]:
+        """Put articles on the reading list; ``note`` (when given) replaces each one's note."""
+        if note is not None:
+            check_note(note)
+        articles = self.resolve(uids)
+        now = datetime.now(UTC)
+        ids = [a.id for a in articles if a.id is not None]
+        self.store.set_saved(ids, True, when=now)
+        if note is not None:
+            for aid in ids:
+                self.store.set_note(aid, note or None, when=now)
+        return self.resolve(uids)
+
+    def unsave(self, uids: Sequence[str]) -> list[Article]:
+        articles = self.resolve(uids)
+        self.store.set_saved([a.id for a in articles if a.id is not None], False, when=datetime.now(UTC))
+        return self.resolve(uids)
+
+    def set_note(self, uid: str, note: str | None) -> Article:
+        """Replace (``None`` or ``""``: clear) the reader's note on one article."""
+        if note:
+            check_note(note)
+        [art] = self.resolve([uid])
+        assert art.id is not None
+        self.store.set_note(art.id, note or None, when=datetime.now(UTC))
+        return self.resolve([uid])[0]
+
+    def mark_read(self, uids: Sequence[str], read: bool = True) -> list[Article]:
+        articles = self.resolve(uids)
+        self.store.set_read([a.id for a in articles if a.id is not None], read, when=datetime.now(UTC))
+        return self.resolve(uids)
+
+    def reading_list(self, *, since: datetime | None = None) -> list[Article]:
+        """Saved articles, newest saved first."""
+        return self.store.reading_list(since=since)
+
+    def export_reading_list(
+        self, *, title: str | None = None, since: datetime | None = None, fmt: str = "md"
+    ) -> str:
+        """The reading list as Markdown in the seed's shape (``fmt="md"``) or as JSON (the
+        ``reading-list --json`` items). The title and tags default to those of the last
+        imported list, else "Reading list"."""
+        saved = self.reading_list(since=since)
+        if fmt == "json":
+            return json.dumps([reading_list_json(a) for a in saved], ensure_ascii=False, indent=2) + "\n"
+        if fmt != "md":
+            raise EngfeedError(f"unknown format {fmt!r}: use md or json")
+        title = title or self.store.get_meta(_LIST_TITLE) or DEFAULT_LIST_TITLE
+        tags = json.loads(self.store.get_meta(_LIST_TAGS) or "null") or list(DEFAULT_LIST_TAGS)
+        return render_list((ListEntry(a.title, a.url, a.note) for a in saved), title=title, tags=tags)
+
+    def import_reading_list(self, text: str) -> ReadingListImport:
+        """Save every entry of a Markdown reading list, matched to stored articles by canonical
+        URL (tracking parameters, ``www.`` and http/https ignored); an entry with no stored
+        article becomes a saved link-only article of the source "Reading list". One
+        transaction: a crash leaves the old state or the new one. Importing the same file
+        twice changes nothing."""
+        parsed = parse_list(text)
+        for entry in parsed.entries:
+            if entry.note is not None:
+                check_note(entry.note)
+        now = datetime.now(UTC)
+        when = _list_date(parsed.date) or now
+        pairs: list[tuple[Article, str | None]] = []
+        invalid: list[str] = []
+        for entry in parsed.entries:
+            url = entry.url.strip()
+            canonical = canonical_url(url)
+            if not canonical.startswith(("http://", "https://")) or len(url) > 8192:
+                invalid.append(f"{entry.title}: not an http(s) URL")
+                continue
+            art = Article(
+                uid=article_uid(dedup_key(canonical)),
+                url=url,  # as the reader wrote it; matching uses the canonical form
+                title=clip(entry.title, MAX_TITLE) or url,
+                published=when,
+                source=READING_LIST_SOURCE,
+                date_estimated=True,
+                first_seen=now,
+                excerpt="",
+                text="",
+            )
+            pairs.append((art, entry.note))
+        matched, created = self.store.import_reading_list(pairs, when=now)
+        self.store.set_meta(_LIST_TITLE, parsed.title)
+        if parsed.tags is not None:
+            self.store.set_meta(_LIST_TAGS, json.dumps(list(parsed.tags)))
+        self.index_pending()
+        return ReadingListImport(matched, created, [*parsed.skipped, *invalid])
+
     # -- web layer support (engfeed.web) -------------------------------------------------
     def change_token(self) -> tuple[int, int]:
         """Moves whenever the store changes (a commit from any connection); costs microseconds.
@@ -464,6 +573,41 @@ class Feed:
         more = len(items) > limit
         items = items[:limit]
         return items, (encode_cursor(items[-1]) if more and items else None)
+
+
+READING_LIST_SOURCE = "Reading list"
+_LIST_TITLE = "reading_list.title"  # meta keys: the last imported list's front matter
+_LIST_TAGS = "reading_list.tags"
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingListImport:
+    """What ``reading-list import`` did."""
+
+    matched: int  # entries found among stored articles
+    created: int  # link-only articles made for the rest
+    skipped: list[str]  # bullets that were not usable links
+
+    def to_json(self) -> dict[str, object]:
+        return {"matched": self.matched, "created": self.created, "skipped": self.skipped}
+
+
+def reading_list_json(article: Article) -> dict[str, object]:
+    """A ``reading-list --json`` item: the ``list --json`` fields plus ``saved_at``."""
+    data = article.to_json()
+    data["saved_at"] = iso(article.saved_at) if article.saved_at else None
+    return data
+
+
+def _list_date(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    value = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def check_feed_url(url: str) -> None:

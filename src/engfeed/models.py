@@ -88,6 +88,12 @@ class Article:
     first_seen: datetime | None = None
     angles: tuple[AngleMatch, ...] = ()
     id: int | None = None  # store rowid, internal
+    # The reader's own state (see engfeed.store: reading_state), for the local user.
+    saved: bool = False
+    read: bool = False
+    note: str | None = None
+    saved_at: datetime | None = None
+    read_at: datetime | None = None
 
     def to_json(self) -> dict[str, object]:
         """The public JSON shape of ``list --json`` (a CLI contract: extend, never break)."""
@@ -103,6 +109,9 @@ class Article:
             "tags": list(self.tags),
             "excerpt": self.excerpt,
             "angles": [a.to_json() for a in self.angles],
+            "saved": self.saved,
+            "read": self.read,
+            "note": self.note,
         }
 
 

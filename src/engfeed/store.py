@@ -14,7 +14,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -24,6 +24,8 @@ from engfeed.models import AngleMatch, Article, Source
 from engfeed.text import title_key
 
 SCHEMA_VERSION_TABLE = "schema_migrations"
+#: The one implicit reader until there are accounts (migration 0006 creates it).
+LOCAL_USER = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -556,7 +558,124 @@ class Store:
             )
             for aid, angle, terms, score in rows:
                 found.setdefault(aid, []).append(AngleMatch(angle, tuple(json.loads(terms)), score))
-        return [_replace_angles(a, tuple(found.get(a.id or -1, ()))) for a in articles]
+        states = self._reading_states(ids)
+        return [_decorate(a, tuple(found.get(a.id or -1, ())), states.get(a.id or -1)) for a in articles]
+
+    # -- reading state (per user; LOCAL_USER until there are accounts) --------------------
+    def _reading_states(self, ids: Sequence[int], user: int = LOCAL_USER) -> dict[int, tuple[object, ...]]:
+        out: dict[int, tuple[object, ...]] = {}
+        for chunk in _chunks(list(ids), 500):
+            marks = ",".join("?" * len(chunk))
+            rows = self.conn.execute(
+                "SELECT article_id, saved, read, note, saved_at, read_at FROM reading_state"
+                f" WHERE user_id = ? AND article_id IN ({marks})",
+                [user, *chunk],
+            )
+            for row in rows:
+                out[int(row[0])] = tuple(row[1:])
+        return out
+
+    def set_saved(self, ids: Sequence[int], saved: bool, *, when: datetime, user: int = LOCAL_USER) -> None:
+        """Put articles on the reading list (``saved_at`` = ``when``) or take them off.
+        Saving an article already saved keeps its first ``saved_at``."""
+        ts = to_ts(when)
+        with self.transaction() as tx:
+            for aid in ids:
+                tx.execute(
+                    "INSERT INTO reading_state(user_id, article_id, saved, saved_at) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT(user_id, article_id) DO UPDATE SET saved = excluded.saved,"
+                    " saved_at = CASE WHEN excluded.saved"
+                    " THEN coalesce(reading_state.saved_at, excluded.saved_at) ELSE NULL END",
+                    (user, aid, int(saved), ts if saved else None),
+                )
+
+    def set_read(self, ids: Sequence[int], read: bool, *, when: datetime, user: int = LOCAL_USER) -> None:
+        ts = to_ts(when)
+        with self.transaction() as tx:
+            for aid in ids:
+                tx.execute(
+                    "INSERT INTO reading_state(user_id, article_id, read, read_at) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT(user_id, article_id) DO UPDATE SET read = excluded.read,"
+                    " read_at = excluded.read_at",
+                    (user, aid, int(read), ts if read else None),
+                )
+
+    def set_note(self, article_id: int, note: str | None, *, when: datetime, user: int = LOCAL_USER) -> None:
+        """Replace the reader's note on an article (``None`` clears it)."""
+        with self.transaction() as tx:
+            tx.execute(
+                "INSERT INTO reading_state(user_id, article_id, note, noted_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(user_id, article_id) DO UPDATE SET note = excluded.note,"
+                " noted_at = excluded.noted_at",
+                (user, article_id, note, to_ts(when)),
+            )
+
+    def reading_list(self, *, since: datetime | None = None, user: int = LOCAL_USER) -> list[Article]:
+        """Saved articles, newest saved first (``since``: saved on or after)."""
+        sql = (
+            f"SELECT {ARTICLE_COLUMNS} FROM reading_state r JOIN articles a ON a.id = r.article_id"
+            " WHERE r.user_id = ? AND r.saved = 1"
+        )
+        params: list[object] = [user]
+        if since is not None:
+            sql += " AND r.saved_at >= ?"
+            params.append(to_ts(since))
+        sql += " ORDER BY r.saved_at DESC, a.id DESC"
+        return self._with_angles([_article(r) for r in _dicts(self.conn.execute(sql, params))])
+
+    def find_article_by_url(self, url: str) -> int | None:
+        """The id of the stored article at exactly this (canonical) URL, if any."""
+        row = self.conn.execute(
+            "SELECT id FROM articles WHERE url = ? ORDER BY id LIMIT 1", (url,)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def import_reading_list(
+        self,
+        entries: Sequence[tuple[Article, str | None]],
+        *,
+        when: datetime,
+        user: int = LOCAL_USER,
+    ) -> tuple[int, int]:
+        """Save every entry (an article to match by ``uid``/URL, stored as a link-only article
+        when there is none) with its note, in one transaction: a crash leaves the old state or
+        the new one. Saving order follows ``entries`` (the first is the newest saved, as in an
+        exported list). Returns (matched, created)."""
+        matched = created = 0
+        base = to_ts(when)
+        with self.transaction() as tx:
+            for position, (art, note) in enumerate(entries):
+                aid = self._existing_id(tx, art)
+                if aid is None:
+                    written = self.upsert_articles([art], source_id=None, conn=tx)
+                    aid = written.new[0] if written.new else self._existing_id(tx, art)
+                    created += 1
+                else:
+                    matched += 1
+                if aid is None:
+                    continue
+                ts = base - position  # keeps the list's order: newest saved first
+                tx.execute(
+                    "INSERT INTO reading_state(user_id, article_id, saved, saved_at, note, noted_at)"
+                    " VALUES (?, ?, 1, ?, ?, ?) ON CONFLICT(user_id, article_id) DO UPDATE SET saved = 1,"
+                    " saved_at = coalesce(reading_state.saved_at, excluded.saved_at),"
+                    " note = coalesce(excluded.note, reading_state.note),"
+                    " noted_at = CASE WHEN excluded.note IS NULL THEN reading_state.noted_at"
+                    " ELSE excluded.noted_at END",
+                    (user, aid, ts, note, base if note is not None else None),
+                )
+        return matched, created
+
+    @staticmethod
+    def _existing_id(conn: sqlite3.Connection, art: Article) -> int | None:
+        row = conn.execute("SELECT id FROM articles WHERE uid = ?", (art.uid,)).fetchone()
+        if row is None:
+            row = conn.execute("SELECT article_id FROM article_aliases WHERE uid = ?", (art.uid,)).fetchone()
+        if row is None and art.url:
+            row = conn.execute(
+                "SELECT id FROM articles WHERE url = ? ORDER BY id LIMIT 1", (art.url,)
+            ).fetchone()
+        return None if row is None else int(row[0])
 
     # -- search index support (used by search.py) ----------------------------------------
     def change_marker(self) -> tuple[int, int]:
@@ -740,7 +859,17 @@ def _article(row: dict[str, object]) -> Article:
     )
 
 
-def _replace_angles(article: Article, angles: tuple[AngleMatch, ...]) -> Article:
-    from dataclasses import replace
-
-    return replace(article, angles=angles)
+def _decorate(article: Article, angles: tuple[AngleMatch, ...], state: tuple[object, ...] | None) -> Article:
+    """The article with its angles and the reader's state attached."""
+    if state is None:
+        return replace(article, angles=angles)
+    saved, read, note, saved_at, read_at = state
+    return replace(
+        article,
+        angles=angles,
+        saved=bool(saved),
+        read=bool(read),
+        note=None if note is None else str(note),
+        saved_at=from_ts(_opt_int(saved_at)) if saved else None,
+        read_at=from_ts(_opt_int(read_at)) if read else None,
+    )

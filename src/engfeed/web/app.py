@@ -45,6 +45,7 @@ from engfeed import config
 from engfeed.errors import EngfeedError
 from engfeed.feed import Feed, IngestReport
 from engfeed.models import Article, SearchHit, Source
+from engfeed.readinglist import NoteTooLarge
 from engfeed.store import ArticleFilter
 from engfeed.text import clean_text
 from engfeed.web.cache import TokenCache
@@ -60,6 +61,7 @@ from engfeed.web.security import (
     AllowedHostsMiddleware,
     Csrf,
     SecurityHeadersMiddleware,
+    same_origin,
 )
 
 if TYPE_CHECKING:
@@ -86,6 +88,7 @@ FEED_SIZE = 50
 RELATED_SIZE = 5
 TOP_COMPANIES = 12
 MAX_UID = 200
+MAX_STATE_BODY = 1024 * 1024  # a 100 KB note is at most ~600 KB as escaped JSON
 REFRESH_MESSAGES = {
     "started": "Refresh started. Sources update as each one finishes; reload this page to see their health.",
     "running": "A refresh is already running, so no new one was started.",
@@ -598,6 +601,53 @@ class Site:
         hits = await self.related(uid, limit)
         return JSONResponse({"id": uid, "related": [h.to_json() for h in hits]})
 
+    # -- reading state (JSON API) ------------------------------------------------------------
+    async def api_state(self, request: Request) -> Response:
+        """POST/DELETE .../save, PUT .../note, POST/DELETE .../read on one article.
+
+        CSRF: browsers send a JSON body or a DELETE/PUT to another origin only after a CORS
+        preflight, which this server never grants; a browser's Origin must be ours too.
+        """
+        uid = str(request.path_params["uid"])
+        action = request.url.path.rsplit("/", 1)[-1]  # save, note or read: the route decides
+        method = request.method
+        if not same_origin(request):
+            return json_error(403, "cross-origin request refused")
+        body: dict[str, Any] = {}
+        if method in ("POST", "PUT"):
+            raw = await request.body()
+            if len(raw) > MAX_STATE_BODY:
+                return json_error(413, f"request body over {MAX_STATE_BODY // 1024} KB", "note")
+            if raw.strip():
+                if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+                    return json_error(415, "send the body as application/json")
+                try:
+                    parsed = json.loads(raw)
+                except ValueError:
+                    return json_error(400, "the body is not valid JSON")
+                if not isinstance(parsed, dict):
+                    return json_error(400, "the body must be a JSON object")
+                body = parsed
+        note = body.get("note")
+        if note is not None and not isinstance(note, str):
+            return json_error(400, "note must be a string or null", "note")
+        try:
+            if action == "save" and method == "POST":
+                [art] = self.feed.save([uid], note=note)
+            elif action == "save" and method == "DELETE":
+                [art] = self.feed.unsave([uid])
+            elif action == "note" and method == "PUT":
+                art = self.feed.set_note(uid, note)
+            elif action == "read" and method in ("POST", "DELETE"):
+                [art] = self.feed.mark_read([uid], method == "POST")
+            else:
+                return json_error(405, f"{method} is not allowed on /{action}")
+        except NoteTooLarge as exc:
+            return json_error(413, str(exc), "note")
+        except EngfeedError as exc:
+            return json_error(404, str(exc), "uid")
+        return JSONResponse(art.to_json())
+
     async def api_sources(self, request: Request) -> Response:
         return JSONResponse({"sources": [source_json(s) for s in await self.sources()]})
 
@@ -668,6 +718,9 @@ class Site:
             Route("/api/articles", self.api_articles, name="api_articles"),
             Route("/api/articles/{uid}/related", self.api_related, name="api_related"),
             Route("/api/articles/{uid}", self.api_article, name="api_article"),
+            Route("/api/articles/{uid}/save", self.api_state, methods=["POST", "DELETE"], name="api_save"),
+            Route("/api/articles/{uid}/note", self.api_state, methods=["PUT"], name="api_note"),
+            Route("/api/articles/{uid}/read", self.api_state, methods=["POST", "DELETE"], name="api_read"),
             Route("/api/search", self.api_search, name="api_search"),
             Route("/api/sources", self.api_sources, name="api_sources"),
             Route("/api/angles", self.api_angles, name="api_angles"),

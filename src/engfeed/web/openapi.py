@@ -23,6 +23,28 @@ def _json(schema: JSON, description: str) -> JSON:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _state_op(op_id: str, summary: str, description: str = "", *, body: bool = False) -> JSON:
+    """A reading-state change: same-origin only; a body is JSON (browsers cannot send that
+    cross-site without asking first, which is the API's CSRF defence)."""
+    op: JSON = {
+        "operationId": op_id,
+        "summary": summary,
+        "description": (
+            description + " Requests from another origin are refused (403); a body must be JSON (415)."
+        ).strip(),
+        "parameters": [_UID],
+        "responses": {
+            "200": _json(_ref("Article"), "The article with its new state."),
+            "403": {"$ref": "#/components/responses/BadRequest"},
+            "404": {"$ref": "#/components/responses/NotFound"},
+            **_ERRORS,
+        },
+    }
+    if body:
+        op["requestBody"] = {"required": False, "content": {"application/json": {"schema": _ref("NoteBody")}}}
+    return op
+
+
 _ERRORS: JSON = {
     "400": {"$ref": "#/components/responses/BadRequest"},
 }
@@ -141,6 +163,27 @@ def openapi_document() -> JSON:
                     },
                 }
             },
+            "/api/articles/{uid}/save": {
+                "post": _state_op(
+                    "saveArticle",
+                    "Put an article on the reading list",
+                    "An optional `note` in the body replaces the article's note.",
+                    body=True,
+                ),
+                "delete": _state_op("unsaveArticle", "Take an article off the reading list"),
+            },
+            "/api/articles/{uid}/note": {
+                "put": _state_op(
+                    "setNote",
+                    "Write, replace or clear the note on an article",
+                    "A note over 100 KB is a 413.",
+                    body=True,
+                ),
+            },
+            "/api/articles/{uid}/read": {
+                "post": _state_op("markRead", "Mark an article read"),
+                "delete": _state_op("markUnread", "Mark an article unread"),
+            },
             "/api/search": {
                 "get": {
                     "operationId": "search",
@@ -258,6 +301,21 @@ def openapi_document() -> JSON:
                         "tags": {"type": "array", "items": {"type": "string"}},
                         "excerpt": {"type": "string", "description": "Clean plain-text excerpt."},
                         "angles": {"type": "array", "items": _ref("AngleMatch")},
+                        "saved": {"type": "boolean", "description": "On the reader's reading list."},
+                        "read": {"type": "boolean", "description": "Marked read by the reader."},
+                        "note": {
+                            "type": ["string", "null"],
+                            "description": "The reader's Markdown note; null when none.",
+                        },
+                    },
+                },
+                "NoteBody": {
+                    "type": "object",
+                    "properties": {
+                        "note": {
+                            "type": ["string", "null"],
+                            "description": "Markdown, at most 100 KB; null or empty clears the note.",
+                        }
                     },
                 },
                 "ArticleDetail": {
