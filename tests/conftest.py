@@ -28,3 +28,21 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CLI tests run BM25-only (search tests cover the model), with no store or angles file
+    from the environment."""
+    monkeypatch.setenv("ENGFEED_EMBED", "0")
+    monkeypatch.delenv("ENGFEED_DB", raising=False)
+    monkeypatch.delenv("ENGFEED_ANGLES", raising=False)
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``engfeed ARGV`` in process: (exit code, stdout, stderr)."""
+    from engfeed.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err

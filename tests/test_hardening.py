@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from engfeed.cli import main
+from conftest import run_cli
 from engfeed.errors import EngfeedError, StoreError
 from engfeed.feed import Feed
 from engfeed.fetch import FetchConfig
@@ -30,17 +30,8 @@ from httpserver import LocalHTTPServer, Response
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ENGFEED_EMBED", "0")
-    monkeypatch.delenv("ENGFEED_DB", raising=False)
-    monkeypatch.delenv("ENGFEED_ANGLES", raising=False)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+pytestmark = pytest.mark.usefixtures("cli_env")
+run = run_cli
 
 
 def opml(*urls: str) -> bytes:

@@ -18,8 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from conftest import SHARED
-from engfeed.cli import main
+from conftest import SHARED, run_cli
 from engfeed.errors import EngfeedError
 from engfeed.feed import Feed
 from engfeed.readinglist import MAX_NOTE_BYTES, Entry, NoteTooLarge, parse, render
@@ -31,17 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SEED = SHARED / "seeds" / "engineering-blogs-list.md"
 
 
-@pytest.fixture(autouse=True)
-def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ENGFEED_EMBED", "0")
-    monkeypatch.delenv("ENGFEED_DB", raising=False)
-    monkeypatch.delenv("ENGFEED_ANGLES", raising=False)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+pytestmark = pytest.mark.usefixtures("cli_env")
+run = run_cli
 
 
 @pytest.fixture
