@@ -497,6 +497,10 @@ class Feed:
         self.store.set_read([a.id for a in articles if a.id is not None], read, when=datetime.now(UTC))
         return self.resolve(uids)
 
+    def mark_read_through(self, flt: ArticleFilter, through: tuple[int, int]) -> int:
+        """Mark read every article of a listing down to the keyset position ``through``."""
+        return self.store.mark_read_through(flt, through, when=datetime.now(UTC))
+
     def reading_list(self, *, since: datetime | None = None) -> list[Article]:
         """Saved articles, newest saved first."""
         return self.store.reading_list(since=since)

@@ -36,10 +36,21 @@ class ArticleFilter:
     angle: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    state: str | None = None  # "unread" or "saved" (the local reader's)
 
     def where(self, alias: str = "a") -> tuple[str, list[object]]:
         clauses: list[str] = []
         params: list[object] = []
+        if self.state == "saved":
+            clauses.append(
+                f"EXISTS (SELECT 1 FROM reading_state r WHERE r.article_id = {alias}.id"
+                f" AND r.user_id = {LOCAL_USER} AND r.saved = 1)"
+            )
+        elif self.state == "unread":
+            clauses.append(
+                f"NOT EXISTS (SELECT 1 FROM reading_state r WHERE r.article_id = {alias}.id"
+                f" AND r.user_id = {LOCAL_USER} AND r.read = 1)"
+            )
         if self.sources:
             marks = ",".join("?" * len(self.sources))
             clauses.append(f"{alias}.source_name COLLATE NOCASE IN ({marks})")
@@ -599,6 +610,23 @@ class Store:
                     " read_at = excluded.read_at",
                     (user, aid, int(read), ts if read else None),
                 )
+
+    def mark_read_through(
+        self, flt: ArticleFilter, through: tuple[int, int], *, when: datetime, user: int = LOCAL_USER
+    ) -> int:
+        """Mark read every article of a listing from its top down to ``through`` (a keyset
+        position: published, id), inclusive ("mark all above as read"). Returns how many."""
+        where, params = flt.where()
+        ts = to_ts(when)
+        with self.transaction() as tx:
+            cur = tx.execute(
+                "INSERT INTO reading_state(user_id, article_id, read, read_at)"
+                f" SELECT ?, a.id, 1, ? FROM articles a WHERE {where} AND (a.published, a.id) >= (?, ?)"
+                " ON CONFLICT(user_id, article_id) DO UPDATE SET read = 1,"
+                " read_at = coalesce(reading_state.read_at, excluded.read_at)",
+                [user, ts, *params, through[0], through[1]],
+            )
+            return max(0, cur.rowcount)
 
     def set_note(self, article_id: int, note: str | None, *, when: datetime, user: int = LOCAL_USER) -> None:
         """Replace the reader's note on an article (``None`` clears it)."""

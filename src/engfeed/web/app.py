@@ -26,9 +26,10 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import anyio
 import anyio.to_thread
@@ -43,9 +44,9 @@ from starlette.staticfiles import StaticFiles
 
 from engfeed import config
 from engfeed.errors import EngfeedError
-from engfeed.feed import Feed, IngestReport
+from engfeed.feed import Feed, IngestReport, decode_cursor, encode_cursor
 from engfeed.models import Article, SearchHit, Source
-from engfeed.readinglist import NoteTooLarge
+from engfeed.readinglist import MAX_LIST_BYTES, NoteTooLarge
 from engfeed.store import ArticleFilter
 from engfeed.text import clean_text
 from engfeed.web.cache import TokenCache
@@ -54,7 +55,7 @@ from engfeed.web.hints import due_now, failure_hint, health
 from engfeed.web.openapi import openapi_document
 from engfeed.web.params import BadParam, View, parse_limit
 from engfeed.web.refresh import Refresher
-from engfeed.web.render import STATIC, body_html, make_env, mark_html, safe_url
+from engfeed.web.render import STATIC, body_html, make_env, mark_html, note_html, plural, safe_url
 from engfeed.web.security import (
     CSRF_COOKIE,
     CSRF_FIELD,
@@ -88,6 +89,15 @@ FEED_SIZE = 50
 RELATED_SIZE = 5
 TOP_COMPANIES = 12
 MAX_UID = 200
+CSRF_PLACEHOLDER = "__engfeed_csrf_token__"
+CSRF_PLACEHOLDER_BYTES = CSRF_PLACEHOLDER.encode()
+STATE_MESSAGES = {
+    "saved": "Saved to your reading list.",
+    "unsaved": "Removed from your reading list.",
+    "read": "Marked as read.",
+    "unread": "Marked as unread.",
+    "note": "Note saved.",
+}
 MAX_STATE_BODY = 1024 * 1024  # a 100 KB note is at most ~600 KB as escaped JSON
 REFRESH_MESSAGES = {
     "started": "Refresh started. Sources update as each one finishes; reload this page to see their health.",
@@ -253,13 +263,18 @@ class Site:
         return token
 
     async def cached(
-        self, key: Hashable, make: Callable[[], Awaitable[Response]], *, ttl: float | None = None
+        self,
+        request: Request,
+        key: Hashable,
+        make: Callable[[], Awaitable[Response]],
+        *,
+        ttl: float | None = None,
     ) -> Response:
         """A whole 200 response from the page cache, else ``make()``'s (stored if it is a 200)."""
         token = self.sync()
         found = self.pages.lookup(key)
         if isinstance(found, CachedResponse):
-            return found.response()
+            return self.personal(request, found.response())
         response = await make()
         if (
             response.status_code == 200
@@ -268,7 +283,7 @@ class Site:
         ):
             entry = CachedResponse(bytes(response.body), response.headers.get("content-type", ""))
             self.pages.store(key, entry, ttl=ttl, token=token)
-        return response
+        return self.personal(request, response)
 
     async def in_thread(self, fn: Callable[[], T]) -> T:
         return await anyio.to_thread.run_sync(fn, limiter=self.limiter)
@@ -309,14 +324,46 @@ class Site:
 
     # -- rendering -------------------------------------------------------------------------
     def render(self, request: Request, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
+        """A page. Its forms carry :data:`CSRF_PLACEHOLDER`, which :meth:`personal` swaps for
+        the visitor's token: pages stay cacheable although every visitor's token differs."""
+        context.setdefault("csrf_token", CSRF_PLACEHOLDER)
+        # Where a form on this page sends the reader back (without JavaScript).
+        kept = [(k, v) for k, v in request.query_params.multi_items() if k not in ("partial", "done")]
+        context.setdefault("return_to", request.url.path + (f"?{urlencode(kept)}" if kept else ""))
         html = self.env.get_template(template).render(
             path=request.url.path,
             title=TITLE,
             tagline=TAGLINE,
             config_warning=self.feed.angles_warning,
+            csrf_field=CSRF_FIELD,
             **context,
         )
         return HTMLResponse(html, status_code=status)
+
+    def personal(self, request: Request, response: Response) -> Response:
+        """``response`` with this visitor's CSRF token in its forms (and the cookie that goes
+        with it, the first time)."""
+        body = bytes(response.body)
+        if CSRF_PLACEHOLDER_BYTES not in body:
+            return response
+        nonce, fresh = self.csrf.nonce_for(request)
+        body = body.replace(CSRF_PLACEHOLDER_BYTES, self.csrf.sign(nonce).encode())
+        headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length",)}
+        out = Response(body, status_code=response.status_code, headers=headers)
+        if fresh:
+            self.set_csrf_cookie(request, out, nonce)
+        return out
+
+    @staticmethod
+    def set_csrf_cookie(request: Request, response: Response, nonce: str) -> None:
+        response.set_cookie(
+            CSRF_COOKIE,
+            nonce,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/",
+        )
 
     def error_page(self, request: Request, status: int, heading: str, message: str) -> HTMLResponse:
         return self.render(request, "error.html", status=status, heading=heading, message=message)
@@ -350,6 +397,8 @@ class Site:
             out.append(
                 Chip(f"before {view.until:%Y-%m-%d}", replace(view, until=None, cursor=None).url(), "until")
             )
+        if view.show:
+            out.append(Chip(f"{view.show} only", replace(view, show="", cursor=None).url(), "show"))
         return out
 
     # -- pages -----------------------------------------------------------------------------
@@ -365,8 +414,11 @@ class Site:
         if bad:
             notice = f"Ignored an invalid filter ({bad.message})."
             self.sync()
-            return await self._home(request, view, fragment, notice=notice, status=400)
+            return self.personal(
+                request, await self._home(request, view, fragment, notice=notice, status=400)
+            )
         return await self.cached(
+            request,
             ("home", view, fragment),
             partial(self._home, request, view, fragment),
             ttl=SEARCH_TTL if view.q else None,
@@ -407,6 +459,7 @@ class Site:
             "chips": self.chips(view),
             "clear_url": View(q=view.q).url(),
             "newest_url": replace(view, cursor=None).url() if view.cursor else None,
+            "last_cursor": encode_cursor(cards[-1].article) if cards and not view.q else "",
             "note": SEARCH_NOTE if view.q else RECENCY_NOTE,
             "feeds": {
                 "atom": view.url("/feed.atom"),
@@ -420,6 +473,10 @@ class Site:
             request,
             "index.html",
             status=status,
+            show_links=[
+                FilterLink(value, 0, replace(view, show=value, cursor=None).url(), view.show == value, label)
+                for value, label in (("", "All articles"), ("unread", "Unread"), ("saved", "Saved"))
+            ],
             companies=companies,
             top_companies=TOP_COMPANIES,
             angles=angles,
@@ -432,17 +489,164 @@ class Site:
         art = self.feed.article(uid) if len(uid) <= MAX_UID else None
         if art is None:
             return self.error_page(request, 404, "Article not found", "No article has this id.")
+        if not art.read and opened_here(request) and not request.query_params.get("done"):
+            # Opening an article from the page reads it (not a link from another site, which
+            # could otherwise mark articles read behind the reader's back; not the page a
+            # state form returns to, "done=...", or "Mark unread" would undo itself).
+            [art] = self.feed.mark_read([art.uid])
         related = await self.related(uid, RELATED_SIZE)
         described = {a.name.lower(): a.description for a in self.angle_defs()}
-        return self.render(
+        page = self.render(
             request,
             "article.html",
             article=art,
             body=body_html(art),
+            note_html=note_html(art.note),
             related=make_cards(None, hits=related),
             angle_descriptions=described,
             source_url=View(sources=(art.source,)).url() if art.source else "/",
+            saved_message=STATE_MESSAGES.get(request.query_params.get("done") or ""),
         )
+        return self.personal(request, page)
+
+    # -- reading state (forms: work without JavaScript; with it, they answer JSON) -----------
+    async def state_form(self, request: Request) -> Response:
+        """POST /a/{uid}/save|read|note: the page's toggles and note editor."""
+        uid = str(request.path_params["uid"])
+        action = request.url.path.rsplit("/", 1)[-1]
+        try:
+            form = await request.form(max_files=0, max_fields=10, max_part_size=MAX_STATE_BODY)
+        except Exception:  # malformed or oversized bodies: python-multipart raises assorted errors
+            return self.state_error(request, 400, "The form could not be read (is the note over 100 KB?).")
+        if not self.csrf.valid(request, form.get(CSRF_FIELD)):
+            return self.state_error(
+                request, 403, "The form's security token is missing or stale. Reload the page."
+            )
+        value = str(form.get("value") or "")
+        try:
+            if action == "save":
+                [art] = self.feed.save([uid]) if value != "0" else self.feed.unsave([uid])
+            elif action == "read":
+                [art] = self.feed.mark_read([uid], value != "0")
+            else:
+                note = str(form.get("note") or "").replace("\r\n", "\n")
+                art = self.feed.set_note(uid, note if note.strip() else None)
+        except NoteTooLarge as exc:
+            return self.state_error(request, 413, f"Not saved: {exc}.")
+        except EngfeedError:
+            return self.state_error(request, 404, "No article has this id.")
+        if wants_json(request):
+            return JSONResponse(
+                {**art.to_json(), "note_html": str(note_html(art.note)), "read_at": iso_or_none(art.read_at)}
+            )
+        done = {"save": "saved" if art.saved else "unsaved", "read": "read" if art.read else "unread"}
+        target = local_path(str(form.get("next") or "")) or f"/a/{quote(art.uid, safe='')}"
+        if action == "note":
+            target = f"/a/{quote(art.uid, safe='')}?done=note#note"
+        elif "?" not in target and target.startswith("/a/"):
+            target += f"?done={done[action]}"
+        return RedirectResponse(target, status_code=303)
+
+    def state_error(self, request: Request, status: int, message: str) -> Response:
+        if wants_json(request):
+            return json_error(status, message)
+        return self.error_page(request, status, "Not saved", message)
+
+    async def mark_read_above(self, request: Request) -> Response:
+        """POST /mark-read: every article of the current view down to the last card shown."""
+        try:
+            form = await request.form(max_files=0, max_fields=60)
+        except Exception:
+            return self.error_page(request, 400, "Bad request", "The form could not be read.")
+        if not self.csrf.valid(request, form.get(CSRF_FIELD)):
+            return self.state_error(
+                request, 403, "The form's security token is missing or stale. Reload the page."
+            )
+        try:
+            view = View.from_query(QueryParams(str(form.get("view") or "")))
+            through = decode_cursor(str(form.get("through") or ""))
+        except (BadParam, EngfeedError) as exc:
+            return self.state_error(request, 400, f"Cannot mark these as read: {exc}")
+        count = self.feed.mark_read_through(view.filter, through)
+        if wants_json(request):
+            return JSONResponse({"marked": count})
+        return RedirectResponse(replace(view, cursor=None).url(), status_code=303)
+
+    async def note_preview(self, request: Request) -> Response:
+        """POST /preview: a note's Markdown as sanitised HTML (the editor's preview)."""
+        try:
+            form = await request.form(max_files=0, max_fields=5, max_part_size=MAX_STATE_BODY)
+        except Exception:
+            return json_error(400, "the form could not be read")
+        if not self.csrf.valid(request, form.get(CSRF_FIELD)):
+            return json_error(403, "the form's security token is missing or stale")
+        return JSONResponse({"html": str(note_html(str(form.get("note") or "")))})
+
+    async def reading_list_page(self, request: Request) -> Response:
+        saved = await self.in_thread(self.feed.reading_list)
+        cards = make_cards(None, saved)
+        imported = request.query_params.get("imported")
+        message = None
+        if imported and imported.isdigit():
+            message = f"Imported {plural(int(imported), 'entry', 'entries')} into your reading list."
+        page = self.render(
+            request,
+            "reading_list.html",
+            cards=cards,
+            notes={c.article.uid: note_html(c.article.note) for c in cards},
+            message=message,
+            max_upload_mb=MAX_LIST_BYTES // 1024 // 1024,
+        )
+        return self.personal(request, page)
+
+    async def reading_list_markdown(self, request: Request) -> Response:
+        text = await self.in_thread(self.feed.export_reading_list)
+        return Response(
+            text,
+            media_type="text/markdown; charset=utf-8",
+            headers={"content-disposition": 'attachment; filename="reading-list.md"'},
+        )
+
+    async def reading_list_import(self, request: Request) -> Response:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_LIST_BYTES + 64 * 1024:
+            return self.error_page(
+                request,
+                413,
+                "File too large",
+                f"A reading list may be at most {MAX_LIST_BYTES // 1024 // 1024} MB.",
+            )
+        try:
+            form = await request.form(max_files=1, max_fields=5, max_part_size=MAX_LIST_BYTES)
+        except Exception:
+            return self.error_page(
+                request, 400, "Import failed", "The upload could not be read (is it over 10 MB?)."
+            )
+        if not self.csrf.valid(request, form.get(CSRF_FIELD)):
+            return self.error_page(
+                request,
+                403,
+                "Import refused",
+                "The form's security token is missing or stale. Reload the page.",
+            )
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            return self.error_page(request, 400, "Import failed", "Choose a Markdown file to import.")
+        data = await upload.read(MAX_LIST_BYTES + 1)
+        if len(data) > MAX_LIST_BYTES:
+            return self.error_page(
+                request,
+                413,
+                "File too large",
+                f"A reading list may be at most {MAX_LIST_BYTES // 1024 // 1024} MB.",
+            )
+        try:
+            report = await self.in_thread(
+                partial(self.feed.import_reading_list, data.decode("utf-8", "replace"))
+            )
+        except EngfeedError as exc:
+            return self.error_page(request, 400, "Import failed", str(exc))
+        return RedirectResponse(f"/reading-list?imported={report.matched + report.created}", status_code=303)
 
     async def sources_page(self, request: Request) -> Response:
         rows = [SourceRow(s, health(s), failure_hint(s), due_now(s)) for s in await self.sources()]
@@ -456,7 +660,6 @@ class Site:
             rows=rows,
             summary=summary,
             message=message,
-            csrf_field=CSRF_FIELD,
             csrf_token=self.csrf.sign(nonce),
             refresher=self.refresher,
         )
@@ -540,7 +743,7 @@ class Site:
                 return Response(atom_feed(meta, items), media_type="application/atom+xml; charset=utf-8")
             return Response(json_feed(meta, items), media_type="application/feed+json; charset=utf-8")
 
-        return await self.cached((kind, view, base), make, ttl=SEARCH_TTL if view.q else None)
+        return await self.cached(request, (kind, view, base), make, ttl=SEARCH_TTL if view.q else None)
 
     # -- JSON API --------------------------------------------------------------------------
     async def api_articles(self, request: Request) -> Response:
@@ -548,7 +751,7 @@ class Site:
             view = View.from_query(request.query_params, default_limit=50)
         except BadParam as exc:
             return json_error(400, exc.message, exc.name)
-        return await self.cached(("api_articles", view), partial(self._api_articles, view))
+        return await self.cached(request, ("api_articles", view), partial(self._api_articles, view))
 
     async def _api_articles(self, view: View) -> Response:
         try:
@@ -570,7 +773,9 @@ class Site:
             return json_error(400, exc.message, exc.name)
         if not view.q:
             return json_error(400, "a query is required (q=...)", "q")
-        return await self.cached(("api_search", view), partial(self._api_search, view), ttl=SEARCH_TTL)
+        return await self.cached(
+            request, ("api_search", view), partial(self._api_search, view), ttl=SEARCH_TTL
+        )
 
     async def _api_search(self, view: View) -> Response:
         try:
@@ -706,6 +911,16 @@ class Site:
     def routes(self) -> Sequence[Route | Mount]:
         return [
             Route("/", self.home, name="home"),
+            Route("/a/{uid}/save", self.state_form, methods=["POST"], name="form_save"),
+            Route("/a/{uid}/read", self.state_form, methods=["POST"], name="form_read"),
+            Route("/a/{uid}/note", self.state_form, methods=["POST"], name="form_note"),
+            Route("/mark-read", self.mark_read_above, methods=["POST"], name="mark_read"),
+            Route("/preview", self.note_preview, methods=["POST"], name="preview"),
+            Route("/reading-list", self.reading_list_page, name="reading_list"),
+            Route("/reading-list.md", self.reading_list_markdown, name="reading_list_md"),
+            Route(
+                "/reading-list/import", self.reading_list_import, methods=["POST"], name="reading_list_import"
+            ),
             Route("/a/{uid:path}", self.article_page, name="article"),
             Route("/sources", self.sources_page, name="sources"),
             Route("/refresh", self.refresh, methods=["POST"], name="refresh"),
@@ -726,6 +941,34 @@ class Site:
             Route("/api/angles", self.api_angles, name="api_angles"),
             Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
         ]
+
+
+def opened_here(request: Request) -> bool:
+    """Did the reader open this page from our own pages (or type it)? Browsers say so in
+    ``Sec-Fetch-Site``; without the header (older browsers, scripts) we assume yes."""
+    site = request.headers.get("sec-fetch-site")
+    return site is None or site in ("same-origin", "none")
+
+
+def wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "")
+
+
+def local_path(target: str) -> str | None:
+    """``target`` when it is a path on this site (never another host: no open redirect)."""
+    target = target.strip()
+    if (
+        not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(ord(c) < 32 for c in target)
+    ):
+        return None
+    return target[:2000]
+
+
+def iso_or_none(value: datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
 def source_json(s: Source) -> dict[str, object]:

@@ -22,6 +22,7 @@ MAX_QUERY_CHARS = 300
 MAX_NAME_CHARS = 120
 MAX_SOURCES = 20
 MAX_LIMIT = 200
+SHOW_VALUES = frozenset({"", "unread", "saved"})
 # Keyset cursor as the facade makes it: "<published unix seconds>.<rowid>", both int64-safe.
 _CURSOR = re.compile(r"-?\d{1,17}\.\d{1,18}")
 _MIN_DATE = date(1970, 1, 1)
@@ -95,6 +96,7 @@ class View:
     until: datetime | None = None
     cursor: str | None = None
     limit: int = 30
+    show: str = ""  # "", "unread" or "saved"
 
     @classmethod
     def from_query(cls, params: QueryParams, *, default_limit: int = 30, max_limit: int = MAX_LIMIT) -> View:
@@ -111,7 +113,11 @@ class View:
         until = parse_date("until", params.get("until") or "")
         if since and until and since >= until:
             raise BadParam("until", "must be later than since")
+        show = clean_text(params.get("show") or "", 20).lower()
+        if show not in SHOW_VALUES:
+            raise BadParam("show", "must be unread or saved")
         return cls(
+            show=show,
             q=clean_text(params.get("q") or "", MAX_QUERY_CHARS),
             sources=tuple(sources),
             angle=angle,
@@ -123,11 +129,17 @@ class View:
 
     @property
     def filter(self) -> ArticleFilter:
-        return ArticleFilter(sources=self.sources, angle=self.angle, since=self.since, until=self.until)
+        return ArticleFilter(
+            sources=self.sources,
+            angle=self.angle,
+            since=self.since,
+            until=self.until,
+            state=self.show or None,
+        )
 
     @property
     def filtered(self) -> bool:
-        return bool(self.sources or self.angle or self.since or self.until)
+        return bool(self.sources or self.angle or self.since or self.until or self.show)
 
     def pairs(self, *, page: bool = False) -> list[tuple[str, str]]:
         """The query-string pairs that reproduce this view (``page``: keep cursor and limit)."""
@@ -141,6 +153,8 @@ class View:
             out.append(("since", date_param(self.since)))
         if self.until:
             out.append(("until", date_param(self.until)))
+        if self.show:
+            out.append(("show", self.show))
         if page and self.cursor:
             out.append(("cursor", self.cursor))
         return out

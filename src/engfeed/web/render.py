@@ -20,11 +20,12 @@ from urllib.parse import urlsplit
 
 import jinja2
 import nh3
+from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from engfeed.models import Article
 from engfeed.parse import EARLIEST_DATE
-from engfeed.text import strip_html_trailer
+from engfeed.text import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, strip_html_trailer
 from engfeed.urls import redact_credentials
 from engfeed.web.cache import SizedLRU
 
@@ -70,6 +71,27 @@ def body_html(article: Article) -> Markup:
     return Markup(_clean_body(html)) if html else Markup("")
 
 
+_MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+_NOTE_TAGS = set(ALLOWED_TAGS) - {"img"}
+
+
+def note_html(note: str | None) -> Markup:
+    """A reader's Markdown note as HTML: CommonMark (raw HTML off), then the same allow-list
+    sanitiser as article bodies, without images (a note must not load anything)."""
+    if not note or not note.strip():
+        return Markup("")
+    html = _MARKDOWN.render(note)
+    return Markup(
+        nh3.clean(
+            html,
+            tags=_NOTE_TAGS,
+            attributes=ALLOWED_ATTRIBUTES,
+            url_schemes=_CONTENT_SCHEMES,
+            link_rel="noopener noreferrer nofollow",
+        )
+    )
+
+
 def mark_html(context: object) -> Markup:
     """A search context passage: text with ``<mark>``, nothing else survives."""
     if not isinstance(context, str) or not context:
@@ -83,6 +105,15 @@ def fmt_date(value: datetime | None) -> str:
         return ""
     value = value.astimezone(UTC)
     return f"{value:%b} {value.day}, {value.year}"
+
+
+def host_of(url: str) -> str:
+    """The host name of a URL, without ``www.`` (``"the site"`` when there is none)."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        host = ""
+    return host.removeprefix("www.") or "the site"
 
 
 def undated(value: datetime | None) -> bool:
@@ -218,7 +249,9 @@ def make_env() -> jinja2.Environment:
         "safe_url": safe_url,
         "redact": redact_credentials,
         "undated": undated,
+        "host": host_of,
         "mark_html": mark_html,
+        "note_html": note_html,
         "body_html": body_html,
         "date": fmt_date,
         "datetime": fmt_datetime,

@@ -1,6 +1,7 @@
 /* Engineering Feed: progressive enhancement only. Without this file every feature works
  * through plain links and forms; with it: instant search, "load more" in place, keyboard
- * navigation (/ j k o), a theme toggle and a collapsible filter panel on small screens. */
+ * navigation (/ j k o), a theme toggle, a collapsible filter panel on small screens, and the
+ * reading state without reloads (save, read, notes with a live preview; keys s m U n). */
 (function () {
   "use strict";
 
@@ -214,9 +215,144 @@
       } else if (event.key === "o") {
         var card = currentCard();
         var link = card ? $("[data-card-link]", card) : null;
-        if (link) { event.preventDefault(); link.click(); }
+        if (link) { event.preventDefault(); markOpened(card); link.click(); }
+      } else if (event.key === "s" || event.key === "m" || event.key === "U") {
+        var form = stateForm(event.key === "s" ? "save" : "read");
+        if (!form) { return; }
+        if (event.key === "U") {  // Shift+U: unread, whatever the state
+          var value = $("[data-state-value]", form);
+          if (value && value.value !== "1") { event.preventDefault(); submitState(form); }
+          return;
+        }
+        event.preventDefault();
+        submitState(form);
+      } else if (event.key === "n") {
+        var note = $("[data-note-text]");
+        if (note) { event.preventDefault(); note.focus(); }
       }
     });
+  }
+
+  /* ---------------------------------------------------------------- reading state */
+  function postForm(form, extra, keepalive) {
+    var data = new URLSearchParams(new FormData(form));
+    Object.keys(extra || {}).forEach(function (k) { data.set(k, extra[k]); });
+    return fetch(form.action, {
+      method: "POST",
+      body: data,
+      credentials: "same-origin",
+      keepalive: !!keepalive,  // outlives the page when the reader follows the link at once
+      headers: { Accept: "application/json" }
+    }).then(function (resp) {
+      return resp.json().then(function (body) {
+        if (!resp.ok) { throw new Error((body.error && body.error.message) || "Not saved"); }
+        return body;
+      });
+    });
+  }
+
+  function applyState(uid, state) {
+    $$('[data-uid="' + (window.CSS && CSS.escape ? CSS.escape(uid) : uid) + '"]').forEach(function (box) {
+      if (box.hasAttribute("data-card")) {
+        box.setAttribute("data-read", state.read ? "true" : "false");
+        box.setAttribute("data-saved", state.saved ? "true" : "false");
+        box.classList.toggle("card--read", !!state.read);
+      }
+    });
+    $$('form[data-state-form][action="/a/' + encodeURIComponent(uid) + '/save"]').forEach(function (f) {
+      syncToggle(f, state.saved, "Saved", "Save");
+    });
+    $$('form[data-state-form][action="/a/' + encodeURIComponent(uid) + '/read"]').forEach(function (f) {
+      syncToggle(f, state.read, "Mark unread", "Mark read");
+    });
+  }
+
+  function syncToggle(form, on, onLabel, offLabel) {
+    var button = $("button", form);
+    var value = $("[data-state-value]", form);
+    var label = $("[data-state-label]", form);
+    if (button) { button.setAttribute("aria-pressed", on ? "true" : "false"); }
+    if (value) { value.value = on ? "0" : "1"; }
+    if (label) { label.textContent = on ? onLabel : offLabel; }
+  }
+
+  function uidOf(form) {
+    var m = /^\/a\/(.+)\/(save|read|note)$/.exec(new URL(form.action, window.location.href).pathname);
+    return m ? decodeURIComponent(m[1]) : null;
+  }
+
+  function submitState(form) {
+    var uid = uidOf(form);
+    var button = $("button", form);
+    if (button) { button.setAttribute("aria-busy", "true"); }
+    return postForm(form)
+      .then(function (state) {
+        applyState(uid, state);
+        announce(form.getAttribute("data-state-form") === "save"
+          ? (state.saved ? "Saved to your reading list" : "Removed from your reading list")
+          : (state.read ? "Marked as read" : "Marked as unread"));
+      })
+      .catch(function () { form.submit(); })
+      .finally(function () { if (button) { button.removeAttribute("aria-busy"); } });
+  }
+
+  function initState() {
+    document.addEventListener("submit", function (event) {
+      var form = event.target;
+      if (!form || !form.matches) { return; }
+      if (form.matches("form[data-state-form]")) {
+        event.preventDefault();
+        submitState(form);
+      } else if (form.matches("form[data-note-form]")) {
+        event.preventDefault();
+        var status = $("[data-note-status]", form);
+        if (status) { status.textContent = "Saving…"; }
+        postForm(form)
+          .then(function (state) {
+            var preview = $("[data-note-preview]");
+            if (preview) {
+              preview.innerHTML = state.note_html || '<p class="muted">No note yet. What you write shows here.</p>';
+            }
+            if (status) { status.textContent = state.note ? "Note saved." : "Note cleared."; }
+          })
+          .catch(function (err) { if (status) { status.textContent = err.message; } });
+      }
+    });
+    document.addEventListener("click", function (event) {
+      var link = event.target.closest ? event.target.closest("[data-card-link]") : null;
+      if (link && event.button === 0) { markOpened(link.closest("[data-card]")); }
+    });
+    var text = $("[data-note-text]");
+    var preview = $("[data-note-preview]");
+    var noteForm = $("form[data-note-form]");
+    if (text && preview && noteForm) {
+      var timer = 0;
+      text.addEventListener("input", function () {
+        window.clearTimeout(timer);
+        timer = window.setTimeout(function () {
+          var data = new URLSearchParams(new FormData(noteForm));
+          fetch("/preview", { method: "POST", body: data, credentials: "same-origin", headers: { Accept: "application/json" } })
+            .then(function (resp) { return resp.ok ? resp.json() : null; })
+            .then(function (body) {
+              if (body) { preview.innerHTML = body.html || '<p class="muted">No note yet. What you write shows here.</p>'; }
+            })
+            .catch(function () { /* the saved preview stays */ });
+        }, 400);
+      });
+    }
+  }
+
+  function stateForm(kind) {
+    var card = currentCard();
+    var scope = card || $("[data-article]") ? (card || document) : null;
+    return scope ? $('form[data-state-form="' + kind + '"]', scope) : null;
+  }
+
+  function markOpened(card) {
+    var form = card ? $('form[data-state-form="read"]', card) : null;
+    if (form && card.getAttribute("data-read") !== "true") {
+      postForm(form, { value: "1" }, true).then(function (state) { applyState(uidOf(form), state); }).catch(function () {});
+    }
   }
 
   function init() {
@@ -225,6 +361,7 @@
     initSearch();
     initLoadMore();
     initKeys();
+    initState();
   }
 
   if (document.readyState === "loading") {
