@@ -664,14 +664,7 @@ class Site:
             refresher=self.refresher,
         )
         if fresh:
-            response.set_cookie(
-                CSRF_COOKIE,
-                nonce,
-                httponly=True,
-                samesite="strict",
-                secure=request.url.scheme == "https",
-                path="/",
-            )
+            self.set_csrf_cookie(request, response, nonce)
         return response
 
     async def refresh(self, request: Request) -> Response:
