@@ -72,6 +72,9 @@ def test_save_note_read_and_the_json_fields(db: str, capsys: pytest.CaptureFixtu
     assert [a["id"] for a in json.loads(run(capsys, "--db", db, "reading-list", "--json")[1])] == [first]
     search = json.loads(run(capsys, "--db", db, "search", "remote caching", "--json")[1])
     assert all({"saved", "read", "note"} <= set(hit) for hit in search)
+    assert [a["id"] for a in json.loads(run(capsys, "--db", db, "list", "--saved", "--json")[1])] == [first]
+    unread = json.loads(run(capsys, "--db", db, "list", "--unread", "--json", "--limit", "50")[1])
+    assert first in {a["id"] for a in unread} and len(unread) == 6
 
 
 def test_newest_saved_first_and_since(db: str, capsys: pytest.CaptureFixture[str]) -> None:

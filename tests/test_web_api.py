@@ -346,7 +346,7 @@ def test_documented_list_fields_match_the_handler(client: TestClient) -> None:
     hit = doc["components"]["schemas"]["SearchHit"]["allOf"][1]
     assert set(hit["properties"]) == HIT_FIELDS - LIST_FIELDS
     params = {p["name"] for p in doc["paths"]["/api/articles"]["get"]["parameters"]}
-    assert params == {"source", "angle", "since", "until", "limit", "cursor"}
+    assert params == {"source", "angle", "since", "until", "show", "limit", "cursor"}
 
 
 def test_docs_page_renders_from_the_document(client: TestClient) -> None:

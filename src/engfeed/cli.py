@@ -202,6 +202,13 @@ def _add_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--angle", help="only articles with this angle")
     p.add_argument("--since", type=_date, help="published on or after (YYYY-MM-DD or ISO 8601)")
     p.add_argument("--until", type=_date, help="published before (YYYY-MM-DD or ISO 8601)")
+    state = p.add_mutually_exclusive_group()
+    state.add_argument(
+        "--unread", action="store_const", const="unread", dest="state", help="only unread articles"
+    )
+    state.add_argument(
+        "--saved", action="store_const", const="saved", dest="state", help="only saved articles"
+    )
 
 
 def _positive(text: str) -> int:
@@ -223,7 +230,9 @@ def _date(text: str) -> datetime:
 
 
 def _filter(args: argparse.Namespace) -> ArticleFilter:
-    return ArticleFilter(sources=tuple(args.source), angle=args.angle, since=args.since, until=args.until)
+    return ArticleFilter(
+        sources=tuple(args.source), angle=args.angle, since=args.since, until=args.until, state=args.state
+    )
 
 
 def _open(args: argparse.Namespace) -> Feed:

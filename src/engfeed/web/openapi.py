@@ -78,6 +78,12 @@ _FILTERS: list[JSON] = [
         "description": "Published before this date (exclusive; YYYY-MM-DD or ISO 8601).",
         "schema": {"type": "string", "format": "date"},
     },
+    {
+        "name": "show",
+        "in": "query",
+        "description": "Only the reader's `unread` or `saved` articles.",
+        "schema": {"type": "string", "enum": ["unread", "saved"]},
+    },
 ]
 
 
