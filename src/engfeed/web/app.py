@@ -89,6 +89,7 @@ FEED_SIZE = 50
 RELATED_SIZE = 5
 TOP_COMPANIES = 12
 MAX_UID = 200
+STALE_TOKEN = "The form's security token is missing or stale. Reload the page."
 CSRF_PLACEHOLDER = "__engfeed_csrf_token__"
 CSRF_PLACEHOLDER_BYTES = CSRF_PLACEHOLDER.encode()
 STATE_MESSAGES = {
@@ -519,9 +520,7 @@ class Site:
         except Exception:  # malformed or oversized bodies: python-multipart raises assorted errors
             return self.state_error(request, 400, "The form could not be read (is the note over 100 KB?).")
         if not self.csrf.valid(request, form.get(CSRF_FIELD)):
-            return self.state_error(
-                request, 403, "The form's security token is missing or stale. Reload the page."
-            )
+            return self.state_error(request, 403, STALE_TOKEN)
         value = str(form.get("value") or "")
         try:
             if action == "save":
@@ -559,9 +558,7 @@ class Site:
         except Exception:
             return self.error_page(request, 400, "Bad request", "The form could not be read.")
         if not self.csrf.valid(request, form.get(CSRF_FIELD)):
-            return self.state_error(
-                request, 403, "The form's security token is missing or stale. Reload the page."
-            )
+            return self.state_error(request, 403, STALE_TOKEN)
         try:
             view = View.from_query(QueryParams(str(form.get("view") or "")))
             through = decode_cursor(str(form.get("through") or ""))
@@ -608,14 +605,15 @@ class Site:
         )
 
     async def reading_list_import(self, request: Request) -> Response:
+        def too_large() -> Response:
+            limit = MAX_LIST_BYTES // 1024 // 1024
+            return self.error_page(
+                request, 413, "File too large", f"A reading list may be at most {limit} MB."
+            )
+
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_LIST_BYTES + 64 * 1024:
-            return self.error_page(
-                request,
-                413,
-                "File too large",
-                f"A reading list may be at most {MAX_LIST_BYTES // 1024 // 1024} MB.",
-            )
+            return too_large()
         try:
             form = await request.form(max_files=1, max_fields=5, max_part_size=MAX_LIST_BYTES)
         except Exception:
@@ -627,19 +625,14 @@ class Site:
                 request,
                 403,
                 "Import refused",
-                "The form's security token is missing or stale. Reload the page.",
+                STALE_TOKEN,
             )
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             return self.error_page(request, 400, "Import failed", "Choose a Markdown file to import.")
         data = await upload.read(MAX_LIST_BYTES + 1)
         if len(data) > MAX_LIST_BYTES:
-            return self.error_page(
-                request,
-                413,
-                "File too large",
-                f"A reading list may be at most {MAX_LIST_BYTES // 1024 // 1024} MB.",
-            )
+            return too_large()
         try:
             report = await self.in_thread(
                 partial(self.feed.import_reading_list, data.decode("utf-8", "replace"))
