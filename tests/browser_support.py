@@ -237,6 +237,15 @@ def run_axe(page: Any) -> dict[str, Any]:
     return result
 
 
+def assert_no_axe_violations(page: Any) -> None:
+    """Run axe-core on the page (when installed) and fail on any violation at all."""
+    if axe_missing_reason() is not None:
+        return
+    result = run_axe(page)
+    assert result["passes"] > 10  # axe really ran
+    assert not result["violations"], describe_violations(result["violations"])
+
+
 def describe_violations(violations: Sequence[dict[str, Any]]) -> str:
     lines = []
     for v in violations:

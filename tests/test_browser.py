@@ -33,6 +33,7 @@ from browser_support import (
     DESKTOP,
     PHONE,
     Served,
+    assert_no_axe_violations,
     axe_missing_reason,
     chromium_missing_reason,
     describe_violations,
@@ -635,9 +636,6 @@ def test_broken_angles_warn_and_undated_articles_say_so(
         assert "(approx.)" in page.locator("#cards").inner_text()  # the backfilled one, dated below
         assert horizontal_overflow(page) == []
         screenshot(page, name)
-        if axe_missing_reason() is None:
-            result = run_axe(page)
-            assert result["passes"] > 10
-            assert not result["violations"], describe_violations(result["violations"])
+        assert_no_axe_violations(page)
     finally:
         ctx.close()

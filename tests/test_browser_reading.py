@@ -21,11 +21,9 @@ from browser_support import (
     DESKTOP,
     PHONE,
     Served,
-    axe_missing_reason,
+    assert_no_axe_violations,
     chromium_missing_reason,
-    describe_violations,
     horizontal_overflow,
-    run_axe,
     screenshot,
     serving,
     subprocess_env,
@@ -212,7 +210,4 @@ def test_new_pages_look_right_and_pass_axe(
     page.goto(served.url(path))
     assert horizontal_overflow(page) == []
     screenshot(page, name)
-    if axe_missing_reason() is None:
-        result = run_axe(page)
-        assert result["passes"] > 10
-        assert not result["violations"], describe_violations(result["violations"])
+    assert_no_axe_violations(page)
