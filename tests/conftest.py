@@ -17,6 +17,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ENGFEED_SHARED", ROOT.parent / "shared"))
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
+# Refreshes fetch article pages for teaser feeds by default; test feeds link to made-up
+# hosts, so the suite turns that off and the full-text tests turn it on with loopback pages.
+os.environ["ENGFEED_FULLTEXT"] = "0"
+
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:

@@ -17,6 +17,7 @@ from engfeed.models import Article
 from test_web import ALL, BASE, CORE, TOTAL, build_feed, client_for, failing_sources
 
 LIST_FIELDS = {
+    "text_source",
     "id",
     "url",
     "title",

@@ -18,7 +18,7 @@ from typing import TextIO
 
 from engfeed import __version__
 from engfeed.errors import ConfigError, EngfeedError
-from engfeed.feed import Feed, IngestReport, SourceReport
+from engfeed.feed import Feed, IngestReport, SourceReport, TextReport
 from engfeed.models import Article, SearchHit
 from engfeed.parse import EARLIEST_DATE
 from engfeed.store import ArticleFilter
@@ -99,7 +99,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--due", action="store_true", help="only sources whose next attempt is due")
     r.add_argument("--json", action="store_true", help="print the per-source report as JSON")
+    r.add_argument(
+        "--no-text", action="store_true", help="do not fetch article pages for teaser feeds this time"
+    )
     r.set_defaults(handler=cmd_refresh)
+
+    ft = sub.add_parser("fetch-text", help="fetch the full text of articles from their pages")
+    ft.add_argument("ids", nargs="*", metavar="ID", help="these articles (fetched again if already fetched)")
+    ft.add_argument("--missing", action="store_true", help="teaser articles whose page is due, newest first")
+    ft.add_argument("--limit", type=_positive, default=None, help="at most N pages (default 200)")
+    ft.add_argument("--json", action="store_true")
+    ft.set_defaults(handler=cmd_fetch_text)
+
+    sm = sub.add_parser("summarize", help="a structured summary of one article (local, extractive)")
+    sm.add_argument("id")
+    sm.add_argument("--json", action="store_true")
+    sm.set_defaults(handler=cmd_summarize)
 
     i = sub.add_parser("import", help="ingest local feed files or folders (RSS, Atom, JSON Feed)")
     i.add_argument("paths", nargs="+", metavar="PATH")
@@ -324,11 +339,70 @@ def cmd_sources_defaults(args: argparse.Namespace) -> int:
 def cmd_refresh(args: argparse.Namespace) -> int:
     feed = _open(args)
     bar = Progress(sys.stderr)
+    if args.no_text:
+        feed.fulltext = False
     report = feed.refresh(args.source, only_due=args.due, progress=bar.update)
     bar.done()
     for item in report.failed:
         _err(f"{item.name}: {item.error}")
     _report(report, args.json, "source")
+    if report.text is not None and report.text.items and not args.json:
+        print(_text_line(report.text))
+    return 0
+
+
+def cmd_fetch_text(args: argparse.Namespace) -> int:
+    if not args.ids and not args.missing:
+        raise EngfeedError("name articles by id, or use --missing")
+    if args.ids and args.missing:
+        raise EngfeedError("give ids or --missing, not both")
+    feed = _open(args)
+    bar = Progress(sys.stderr)
+    report = feed.fetch_text(args.ids, missing=args.missing, limit=args.limit, progress=bar.update)
+    bar.done()
+    if args.json:
+        _print_json(report.to_json())
+        return 0
+    rows = [(r.id, r.status, str(r.words or ""), (r.reason or r.url)[:70]) for r in report.items]
+    if rows:
+        _table(("id", "status", "words", "reason or page"), rows)
+    print(_text_line(report))
+    return 0
+
+
+def _text_line(report: TextReport) -> str:
+    parts = [f"{report.count(s)} {label}" for s, label in _TEXT_LABELS if report.count(s)]
+    line = f"Full text: {len(report.items)} page{'s' if len(report.items) != 1 else ''}"
+    line += (": " + ", ".join(parts)) if parts else ""
+    return line + (f"; {report.remaining} still to fetch" if report.remaining else "")
+
+
+_TEXT_LABELS = (
+    ("ok", "with text"),
+    ("not_modified", "unchanged"),
+    ("not_article", "not articles"),
+    ("blocked", "refused by robots.txt"),
+    ("failed", "failed (retried later)"),
+)
+
+
+def cmd_summarize(args: argparse.Namespace) -> int:
+    feed = _open(args)
+    art = feed.article(args.id)
+    if art is None:
+        raise EngfeedError(f"no such article: {terminal_safe(args.id)[:80]}")
+    result = feed.summary(art)
+    if args.json:
+        _print_json(result.to_json())  # the summary object, or null (the reason on stderr)
+        if result.summary is None:
+            _err(f"no summary: {result.reason}")
+        return 0
+    if result.summary is None:
+        print(f"No summary: {result.reason}")
+        return 0
+    from engfeed.summarize import render_text
+
+    print(terminal_safe(render_text(result.summary, art.title), multiline=True))
     return 0
 
 
@@ -397,6 +471,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         print("\nNote:\n" + terminal_safe(art.note, multiline=True))
     if art.text:
         print()
+        if art.text_source == "page":
+            print("(Text extracted from the original page)")
         print(terminal_safe(art.text))
     return 0
 

@@ -87,6 +87,26 @@ def fetch_private_allowed() -> bool:
     return _flag("ENGFEED_FETCH_PRIVATE", default=True)
 
 
+def fulltext_enabled() -> bool:
+    """Fetch article pages for teaser feeds after a refresh (``ENGFEED_FULLTEXT``, default on)."""
+    return _flag("ENGFEED_FULLTEXT", default=True)
+
+
+def fulltext_per_run() -> int:
+    """At most this many article pages per refresh (``ENGFEED_FULLTEXT_PER_RUN``, default 200)."""
+    return _int("ENGFEED_FULLTEXT_PER_RUN", default=200, low=0, high=10_000)
+
+
+def llm_settings() -> tuple[str, str] | None:
+    """(URL, model) of an optional OpenAI-compatible server for abstractive summaries
+    (``ENGFEED_LLM_URL``, ``ENGFEED_LLM_MODEL``); None, the default, keeps summaries local
+    and extractive: nothing is sent anywhere unless the user sets the URL."""
+    url = os.environ.get("ENGFEED_LLM_URL", "").strip()
+    if not url:
+        return None
+    return url, os.environ.get("ENGFEED_LLM_MODEL", "").strip() or "default"
+
+
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::", "[::]", "*"})
 
@@ -115,3 +135,12 @@ def _flag(name: str, *, default: bool) -> bool:
     if not raw:
         return default
     return raw not in {"0", "false", "no", "off"}
+
+
+def _int(name: str, *, default: int, low: int, high: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = int(raw) if raw else default
+    except ValueError:
+        return default
+    return min(high, max(low, value))

@@ -32,6 +32,7 @@ from engfeed.readinglist import check_note
 from engfeed.readinglist import parse as parse_list
 from engfeed.readinglist import render as render_list
 from engfeed.store import ArticleFilter, Store
+from engfeed.store.pages import PageTarget
 from engfeed.text import clip, terminal_safe
 from engfeed.urls import article_uid, canonical_url, dedup_key, redact_credentials
 
@@ -39,9 +40,11 @@ if TYPE_CHECKING:
     from engfeed.angles import Angle, AngleLabeler
     from engfeed.embed import Embedder
     from engfeed.search import SearchEngine
+    from engfeed.summarize import SummaryResult
 
 log = logging.getLogger("engfeed")
 
+SUMMARY_VERSION = "extractive-1"  # bump when the summariser changes: stored summaries are remade
 FEED_SUFFIXES = {".xml", ".rss", ".atom", ".rdf", ".json", ".feed"}
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
@@ -71,9 +74,52 @@ class SourceReport:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class PageReport:
+    """What fetching one article's page gave."""
+
+    id: str
+    url: str
+    status: str  # "ok", "not_modified", "not_article", "blocked", "failed"
+    reason: str = ""
+    words: int = 0
+    changed: bool = False  # the article's text is now the page's
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "url": self.url,
+            "status": self.status,
+            "reason": self.reason or None,
+            "words": self.words,
+            "changed": self.changed,
+        }
+
+
+@dataclass(slots=True)
+class TextReport:
+    """What a full-text run did: one item per article page, and how many remain due."""
+
+    items: list[PageReport] = field(default_factory=list)
+    remaining: int = 0
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.items if r.status == status)
+
+    def to_json(self) -> dict[str, object]:
+        statuses = ("ok", "not_modified", "not_article", "blocked", "failed")
+        return {
+            "pages": len(self.items),
+            **{s: self.count(s) for s in statuses},
+            "remaining": self.remaining,
+            "items": [r.to_json() for r in self.items],
+        }
+
+
 @dataclass(slots=True)
 class IngestReport:
     items: list[SourceReport] = field(default_factory=list)
+    text: TextReport | None = None  # article pages fetched after the feeds (teaser feeds)
 
     @property
     def failed(self) -> list[SourceReport]:
@@ -104,10 +150,12 @@ class Feed:
         angles_file: Path | None = None,
         refresh_interval: timedelta = timedelta(minutes=config.DEFAULT_REFRESH_MINUTES),
         lenient_angles: bool = False,
+        fulltext: bool | None = None,
     ) -> None:
         """``lenient_angles``: a broken angles file falls back to the bundled angles (the web
         server keeps serving, and says so in :attr:`angles_warning`) instead of raising
-        :class:`~engfeed.errors.ConfigError` on first use."""
+        :class:`~engfeed.errors.ConfigError` on first use. ``fulltext``: fetch the article
+        pages of teaser feeds after each refresh (default: ``ENGFEED_FULLTEXT``, on)."""
         self.store = store
         self.lenient_angles = lenient_angles
         self.angles_warning: str | None = None
@@ -115,6 +163,7 @@ class Feed:
         self.embedder = embedder
         self.angles_file = angles_file
         self.refresh_interval = refresh_interval
+        self.fulltext = config.fulltext_enabled() if fulltext is None else fulltext
         self._search: SearchEngine | None = None
         self._labeler: AngleLabeler | None = None
         self._index_lock = threading.Lock()
@@ -254,6 +303,11 @@ class Feed:
         finally:
             results.put(None)
             worker.join()
+        if self.fulltext:
+            limit = config.fulltext_per_run()
+            report.text = self._fetch_text(
+                self.store.pages.needing_text(limit, now=datetime.now(UTC)), progress
+            )
         self.index_pending(progress)
         return report
 
@@ -366,6 +420,108 @@ class Feed:
         return SourceReport(
             name, "ok", new=len(written.new), updated=len(written.updated), unchanged=written.unchanged
         )
+
+    # -- full text ----------------------------------------------------------------------
+    def fetch_text(
+        self,
+        uids: Sequence[str] = (),
+        *,
+        missing: bool = False,
+        limit: int | None = None,
+        progress: ProgressFn | None = None,
+    ) -> TextReport:
+        """Fetch article pages and keep their text: these articles (whatever their state,
+        with a conditional GET when fetched before), or with ``missing`` the teaser articles
+        whose page is due, newest first, at most ``limit`` (default ``ENGFEED_FULLTEXT_PER_RUN``).
+        Updated articles are re-embedded and re-labelled before this returns."""
+        if uids:
+            ids = [a.id for a in self.resolve(uids) if a.id is not None]
+            targets = self.store.pages.targets(ids)
+        elif missing:
+            cap = config.fulltext_per_run() if limit is None else max(0, limit)
+            targets = self.store.pages.needing_text(cap, now=datetime.now(UTC))
+        else:
+            raise EngfeedError("name articles by id, or ask for --missing")
+        report = self._fetch_text(targets, progress)
+        self.index_pending(progress)
+        return report
+
+    def _fetch_text(self, targets: Sequence[PageTarget], progress: ProgressFn | None) -> TextReport:
+        """Fetch on the event loop, extract and store on a worker thread (extraction is CPU
+        work: ~30 ms a page), as refresh does with feeds."""
+        from engfeed.fulltext import fetch_pages, outcome_of
+
+        report = TextReport()
+        if targets:
+            done: queue.Queue[tuple[PageTarget, FetchResult | None, str | None] | None] = queue.Queue()
+
+            def consume() -> None:
+                while (item := done.get()) is not None:
+                    now = datetime.now(UTC)
+                    try:
+                        outcome = outcome_of(*item, now=now)
+                        changed = self.store.pages.record(outcome.target.article_id, outcome.record, now=now)
+                        rec = outcome.record
+                        entry = PageReport(
+                            outcome.target.uid, outcome.target.url, rec.status, rec.reason,
+                            len(rec.text.split()), changed,
+                        )  # fmt: skip
+                    except Exception as exc:  # a bug or a full disk: this page fails, the rest go on
+                        log.warning("full text of %s failed: %s", item[0].url, exc)
+                        entry = PageReport(item[0].uid, item[0].url, "failed", f"{type(exc).__name__}: {exc}")
+                        changed = False
+                    if changed:
+                        self._stale.add(item[0].article_id)
+                    report.items.append(entry)
+                    if progress:
+                        progress("text", len(report.items), len(targets))
+
+            worker = threading.Thread(target=consume, name="engfeed-fulltext", daemon=True)
+            worker.start()
+            try:
+                asyncio.run(fetch_pages(targets, self.store.pages, self.fetch_config, lambda *r: done.put(r)))
+            finally:
+                done.put(None)
+                worker.join()
+        report.remaining = self.store.pages.missing_count(now=datetime.now(UTC))
+        return report
+
+    # -- summaries ----------------------------------------------------------------------
+    def summary_method(self) -> str:
+        """Names how summaries are made now (version, model, LLM tier); stored with each."""
+        llm = config.llm_settings()
+        base = f"{SUMMARY_VERSION}:{self.embedder.name if self.embedder else 'lexical'}"
+        return base + (f":llm:{llm[1]}@{llm[0]}" if llm else "")
+
+    def summary(self, article: Article, *, compute: bool = True) -> SummaryResult:
+        """The deep summary of an article (from :meth:`article`): the stored one when it was
+        made from the current text by the current method, else made now (about 1 s for 3,000
+        words) and stored, unless ``compute`` is false."""
+        from engfeed.summarize import MIN_WORDS, Summary, SummaryResult, summarize, text_hash
+
+        if article.id is None:
+            raise EngfeedError(f"no such article: {article.uid}")
+        method = self.summary_method()
+        digest = text_hash(article, method)
+        stored = self.store.summaries.get(article.id, digest)
+        if stored is not None:
+            return SummaryResult(Summary.from_json(json.loads(stored)))
+        if len(article.text.split()) < MIN_WORDS:
+            return SummaryResult(None, f"too short to summarise (summaries start at {MIN_WORDS} words)")
+        if not compute:
+            return SummaryResult(None, "not summarised yet")
+        result = summarize(article, self.embedder, llm_settings=config.llm_settings())
+        if result.summary is not None:
+            data = json.dumps(result.summary.to_json(), ensure_ascii=False)
+            self.store.summaries.save(article.id, digest, method, data, now=datetime.now(UTC))
+        return result
+
+    def stored_summaries(self, articles: Sequence[Article]) -> dict[str, dict[str, object]]:
+        """Summaries already made (by the current method) for these articles, by public id,
+        as JSON objects: listings show what exists and never compute."""
+        ids = {a.id: a.uid for a in articles if a.id is not None}
+        found = self.store.summaries.get_many(list(ids), self.summary_method())
+        return {ids[aid]: json.loads(data) for aid, data in found.items()}
 
     # -- indexing (embeddings, angles) -------------------------------------------------
     @property

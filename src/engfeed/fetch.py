@@ -74,6 +74,7 @@ class FetchConfig:
     max_bytes: int = 10 * 1024 * 1024  # of decoded body
     max_redirects: int = 5
     user_agent: str = USER_AGENT
+    accept: str = ACCEPT  # feeds by default; article pages ask for HTML (engfeed.fulltext)
     #: Loopback and private-range addresses may be fetched (``ENGFEED_FETCH_PRIVATE``);
     #: link-local, metadata and other special addresses never are (see engfeed.netpolicy).
     allow_private: bool = True
@@ -218,7 +219,7 @@ def _timeout(config: FetchConfig) -> httpx.Timeout:
 
 
 def _base_headers(config: FetchConfig) -> dict[str, str]:
-    return {"User-Agent": config.user_agent, "Accept": ACCEPT, "Accept-Encoding": ACCEPT_ENCODING}
+    return {"User-Agent": config.user_agent, "Accept": config.accept, "Accept-Encoding": ACCEPT_ENCODING}
 
 
 # --------------------------------------------------------------------------- fetching

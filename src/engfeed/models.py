@@ -94,6 +94,10 @@ class Article:
     note: str | None = None
     saved_at: datetime | None = None
     read_at: datetime | None = None
+    #: Where ``text`` comes from: the feed itself, or the article page when the feed carried
+    #: only a teaser (engfeed.fulltext). ``page_html`` is the page's sanitised article HTML.
+    text_source: str = "feed"
+    page_html: str = ""
 
     def to_json(self) -> dict[str, object]:
         """The public JSON shape of ``list --json`` (a CLI contract: extend, never break)."""
@@ -112,6 +116,7 @@ class Article:
             "saved": self.saved,
             "read": self.read,
             "note": self.note,
+            "text_source": self.text_source,
         }
 
 

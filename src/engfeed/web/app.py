@@ -48,6 +48,7 @@ from engfeed.feed import Feed, IngestReport, decode_cursor, encode_cursor
 from engfeed.models import Article, SearchHit, Source
 from engfeed.readinglist import MAX_LIST_BYTES, NoteTooLarge
 from engfeed.store import ArticleFilter
+from engfeed.summarize import note_from
 from engfeed.text import clean_text
 from engfeed.web.cache import TokenCache
 from engfeed.web.feeds import FeedItem, FeedMeta, atom_feed, json_feed
@@ -497,11 +498,17 @@ class Site:
             [art] = self.feed.mark_read([art.uid])
         related = await self.related(uid, RELATED_SIZE)
         described = {a.name.lower(): a.description for a in self.angle_defs()}
+        summary = await self.in_thread(partial(self.feed.summary, art))
+        note_text = art.note or ""
+        if not note_text and summary.summary is not None and request.query_params.get("note") == "summary":
+            note_text = note_from(summary.summary)  # pre-filled; saved only when the reader saves
         page = self.render(
             request,
             "article.html",
             article=art,
             body=body_html(art),
+            summary=summary.summary,
+            note_text=note_text,
             note_html=note_html(art.note),
             related=make_cards(None, hits=related),
             angle_descriptions=described,
@@ -778,6 +785,9 @@ class Site:
         data = art.to_json()
         data["content_html"] = str(body_html(art))
         data["page_url"] = f"/a/{art.uid}"
+        summary = await self.in_thread(partial(self.feed.summary, art))
+        data["summary"] = summary.to_json()
+        data["summary_reason"] = summary.reason
         return JSONResponse(data)
 
     async def api_related(self, request: Request) -> Response:

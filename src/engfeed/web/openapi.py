@@ -313,6 +313,41 @@ def openapi_document() -> JSON:
                             "type": ["string", "null"],
                             "description": "The reader's Markdown note; null when none.",
                         },
+                        "text_source": {
+                            "type": "string",
+                            "enum": ["feed", "page"],
+                            "description": "Where the article's text comes from: the feed, or the"
+                            " original page (the feed carried only a teaser).",
+                        },
+                    },
+                },
+                "Summary": {
+                    "type": "object",
+                    "required": ["overview", "sections", "takeaways", "method", "text_source", "words"],
+                    "properties": {
+                        "overview": {"type": "string", "description": "2-3 sentences."},
+                        "sections": {
+                            "type": "array",
+                            "description": "One per heading of the article (when it has two or more).",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "heading": {"type": "string"},
+                                    "points": {"type": "array", "items": {"type": "string"}},
+                                },
+                            },
+                        },
+                        "takeaways": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "3-6 central, specific statements.",
+                        },
+                        "method": {
+                            "type": "string",
+                            "description": "'extractive' (sentences of the article) or 'llm:<model>'.",
+                        },
+                        "text_source": {"type": "string", "enum": ["feed", "page"]},
+                        "words": {"type": "integer", "description": "Words of the text summarised."},
                     },
                 },
                 "NoteBody": {
@@ -332,9 +367,19 @@ def openapi_document() -> JSON:
                             "properties": {
                                 "content_html": {
                                     "type": "string",
-                                    "description": "Sanitised HTML body (content, else summary).",
+                                    "description": "Sanitised HTML body: the text extracted from the"
+                                    " original page when text_source is 'page', else the feed's content,"
+                                    " else its summary.",
                                 },
                                 "page_url": {"type": "string", "description": "This article's page here."},
+                                "summary": {
+                                    "oneOf": [_ref("Summary"), {"type": "null"}],
+                                    "description": "The deep summary; null for short articles.",
+                                },
+                                "summary_reason": {
+                                    "type": ["string", "null"],
+                                    "description": "Why there is no summary (null when there is one).",
+                                },
                             },
                         },
                     ]

@@ -56,6 +56,8 @@ def safe_url(value: object) -> str:
 
 def _clean(html: str) -> str:
     cleaned = str(nh3.clean(html, url_schemes=_CONTENT_SCHEMES, link_rel="noopener noreferrer nofollow"))
+    if "<img" in cleaned:  # after nh3, every image tag is exactly "<img " + allowed attributes
+        cleaned = cleaned.replace("<img ", '<img loading="lazy" decoding="async" ')
     return strip_html_trailer(cleaned)
 
 
@@ -66,8 +68,11 @@ _clean_body = SizedLRU(_clean, max_bytes=32 * 1024 * 1024)
 
 def body_html(article: Article) -> Markup:
     """An article's stored (parser-sanitised) body, sanitised again, without the feed
-    generator's "appeared first on" trailer; content beats summary."""
-    html = article.content_html or article.summary_html
+    generator's "appeared first on" trailer, images loading lazily: the text extracted from
+    the article page when that is the article's text, else the feed's content, else its
+    summary."""
+    page = article.page_html if article.text_source == "page" else ""
+    html = page or article.content_html or article.summary_html
     return Markup(_clean_body(html)) if html else Markup("")
 
 

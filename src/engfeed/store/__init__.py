@@ -1,9 +1,12 @@
-"""SQLite storage: the only module that speaks SQL.
+"""SQLite storage: the only package that speaks SQL.
 
-One file, WAL mode, numbered migrations (``migrations/NNNN_*.sql``), an FTS5 index kept in
-step with ``articles`` by triggers. Each thread gets its own connection so the web server's
-background refresh can write while pages read. Writes for one source happen in one
-``transaction()``: a crash mid-refresh loses nothing committed and leaves no half source.
+Articles, sources, vectors, angles and reading state live here; newer domains are parts of
+their own, reached from the store: :attr:`Store.pages` (article pages and robots.txt) and
+:attr:`Store.summaries`. One file, WAL mode, numbered migrations (``migrations/NNNN_*.sql``),
+an FTS5 index kept in step with ``articles`` by triggers. Each thread gets its own
+connection so the web server's background refresh can write while pages read. Writes for
+one source happen in one ``transaction()``: a crash mid-refresh loses nothing committed and
+leaves no half source.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from importlib import resources
 from pathlib import Path
 
 from engfeed.errors import EngfeedError, StoreError
+from engfeed.extract import is_teaser
 from engfeed.models import AngleMatch, Article, Source
+from engfeed.store.pages import PagesPart
+from engfeed.store.summaries import SummariesPart
 from engfeed.text import title_key
 
 SCHEMA_VERSION_TABLE = "schema_migrations"
@@ -119,9 +125,12 @@ def _content_hash(a: Article) -> str:
 
 ARTICLE_COLUMNS = (
     "a.id, a.uid, a.source_name, a.url, a.guid, a.title, a.author, a.tags, a.published, a.updated,"
-    " a.date_estimated, a.first_seen, a.excerpt"
+    " a.date_estimated, a.first_seen, a.excerpt, a.text_source"
 )
-FULL_COLUMNS = ARTICLE_COLUMNS + ", a.summary_html, a.content_html, a.body"
+FULL_COLUMNS = (
+    ARTICLE_COLUMNS + ", a.summary_html, a.content_html, a.body,"
+    " (SELECT p.html FROM article_pages p WHERE p.article_id = a.id AND a.text_source = 'page') AS page_html"
+)
 
 
 class Store:
@@ -137,6 +146,8 @@ class Store:
         self.path = Path(path)
         self._local = threading.local()
         self._write_lock = threading.RLock()
+        self.pages = PagesPart(self)
+        self.summaries = SummariesPart(self)
         if str(self.path) != ":memory:":
             self._check_path()
             self._check_schema_version()
@@ -342,7 +353,8 @@ class Store:
         for art in articles:
             digest = _content_hash(art)
             row = conn.execute(
-                "SELECT id, content_hash, published, date_estimated FROM articles WHERE uid = ?", (art.uid,)
+                "SELECT id, content_hash, published, date_estimated, text_source FROM articles WHERE uid = ?",
+                (art.uid,),
             ).fetchone()
             kept = _mirrored(conn, art) if row is None else None
             if kept is not None:
@@ -372,16 +384,21 @@ class Store:
                 published, estimated = row[2], bool(row[3])
                 if estimated and not art.date_estimated:
                     published, estimated = to_ts(art.published), False
+                # Text from the article page stays while the feed still carries only a teaser.
+                keep_page = row[4] == "page" and is_teaser(art.text)
                 conn.execute(
                     "UPDATE articles SET url=?, guid=?, title=?, author=?, tags=?, published=?, updated=?,"
-                    " date_estimated=?, summary_html=?, content_html=?, excerpt=?, body=?, content_hash=?,"
-                    " angles_sig=NULL WHERE id=?",
+                    " date_estimated=?, summary_html=?, content_html=?, excerpt=?,"
+                    " body=CASE WHEN ? THEN body ELSE ? END,"
+                    " text_source=CASE WHEN ? THEN 'page' ELSE 'feed' END,"
+                    " content_hash=?, angles_sig=NULL WHERE id=?",
                     (
                         art.url, art.guid, art.title, art.author, json.dumps(list(art.tags)), published,
                         to_ts(art.updated) if art.updated else None, int(estimated), art.summary_html,
-                        art.content_html, art.excerpt, art.text, digest, row[0],
+                        art.content_html, art.excerpt, keep_page, art.text, keep_page, digest, row[0],
                     ),
                 )  # fmt: skip
+                conn.execute("DELETE FROM summaries WHERE article_id = ?", (row[0],))  # made from old text
                 result.updated.append(row[0])
         return result
 
@@ -884,6 +901,8 @@ def _article(row: dict[str, object]) -> Article:
         summary_html=str(row.get("summary_html") or ""),
         content_html=str(row.get("content_html") or ""),
         text=str(row.get("body") or ""),
+        text_source="page" if row.get("text_source") == "page" else "feed",
+        page_html=str(row.get("page_html") or ""),
     )
 
 

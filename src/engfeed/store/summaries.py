@@ -1,0 +1,46 @@
+"""Storage of deep summaries: computed once per text, kept until the text changes.
+
+Invariant: a stored summary was made from the article's current text. Writes that change
+an article's text (a feed update, a newly extracted page) delete its summary in the same
+transaction (engfeed.store, engfeed.store.pages); ``text_hash`` is checked as well when one
+article is read, and ``method`` (the summariser's version and settings) when many are.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from engfeed.store.pages import Database
+
+
+class SummariesPart:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def get(self, article_id: int, text_hash: str) -> str | None:
+        """The stored summary JSON for this text, or None (none yet, or made from other text)."""
+        row = self._db.conn.execute(
+            "SELECT data FROM summaries WHERE article_id = ? AND text_hash = ?", (article_id, text_hash)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def get_many(self, article_ids: list[int], method: str) -> dict[int, str]:
+        """Stored summaries (JSON) of many articles at once, made by ``method``."""
+        found: dict[int, str] = {}
+        for start in range(0, len(article_ids), 500):
+            chunk = article_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.conn.execute(
+                f"SELECT article_id, data FROM summaries WHERE method = ? AND article_id IN ({marks})",
+                [method, *chunk],
+            )
+            found.update((int(aid), str(data)) for aid, data in rows)
+        return found
+
+    def save(self, article_id: int, text_hash: str, method: str, data: str, *, now: datetime) -> None:
+        with self._db.transaction() as tx:
+            tx.execute(
+                "INSERT OR REPLACE INTO summaries(article_id, text_hash, method, data, created)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (article_id, text_hash, method, data, int(now.timestamp())),
+            )

@@ -1,0 +1,176 @@
+"""An article as a summariser sees it: sections (a heading and its sentences) in order.
+
+Built from the article's sanitised HTML (the page's, else the feed's). Headings open
+sections; paragraphs, list items and quotes give sentences; code blocks, tables, figure
+captions, scripts and styles give none (they are not prose a summary can quote). Sections
+that are not the article's argument (acknowledgements, references, footnotes, "we're
+hiring") are dropped. Text with no HTML becomes one untitled section.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+
+from engfeed.summarize.sentences import split_sentences
+
+_HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
+_BLOCKS = frozenset(
+    [
+        "p",
+        "div",
+        "li",
+        "blockquote",
+        "dd",
+        "dt",
+        "section",
+        "article",
+        "main",
+        "header",
+        "footer",
+        "ul",
+        "ol",
+        "dl",
+        "br",
+        "hr",
+        "figure",
+        "aside",
+    ]
+)
+_SKIPPED = frozenset(
+    [
+        "pre",
+        "script",
+        "style",
+        "table",
+        "figcaption",
+        "svg",
+        "math",
+        "noscript",
+        "template",
+        "button",
+        "nav",
+        "form",
+    ]
+)
+_NOT_ARGUMENT = re.compile(
+    r"^(acknowledg(e)?ments?|thanks|special thanks|references|footnotes|notes|further reading|related"
+    r"( posts| articles| reading)?|about the authors?|we['’]re hiring|join (us|our team)|careers?|"
+    r"resources|learn more|appendix)\b",
+    re.I,
+)
+
+
+@dataclass(slots=True)
+class Section:
+    heading: str  # "" for text before the first heading
+    level: int  # 0 for the untitled opening
+    sentences: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    title: str
+    sections: tuple[Section, ...]
+
+    @property
+    def sentences(self) -> list[str]:
+        return [s for sec in self.sections for s in sec.sentences]
+
+    @property
+    def words(self) -> int:
+        return sum(len(s.split()) for s in self.sentences)
+
+    def chapters(self) -> list[tuple[str, list[int]]]:
+        """The article's real sections: (heading, indexes of the sections it spans) for each
+        heading at the highest level that has at least two headings with text under them;
+        empty when the article has fewer than two."""
+        titled = [s for s in self.sections if s.heading and s.sentences]
+        level = next(
+            (lv for lv in sorted({s.level for s in titled}) if sum(s.level == lv for s in titled) >= 2), None
+        )
+        if level is None:
+            return []
+        spans: list[tuple[str, list[int]]] = []
+        for i, sec in enumerate(self.sections):
+            if sec.heading and sec.level == level:
+                spans.append((sec.heading, [i]))
+            elif spans and sec.level > level:
+                spans[-1][1].append(i)
+        return [(h, m) for h, m in spans if any(self.sections[i].sentences for i in m)]
+
+
+# Medium's byline glued to the first sentence: "Jane Doe7 min read·Aug 12, 2026 Our system ..."
+_BYLINE = re.compile(r"^.{0,300}?\b\d{1,3} min read\s*·\s*(?:[A-Z][a-z]{2} \d{1,2}, \d{4}|\d+ \w+ ago)\s*")
+
+
+def from_html(html: str, title: str = "") -> Document:
+    parser = _Parser()
+    parser.feed(html)
+    parser.close()
+    parser.flush()
+    sections = [s for s in parser.sections if s.sentences or s.heading]
+    kept: list[Section] = []
+    skip_level: int | None = None
+    for sec in sections:
+        if skip_level is not None and sec.heading and sec.level <= skip_level:
+            skip_level = None
+        if skip_level is not None:
+            continue
+        if sec.heading and _NOT_ARGUMENT.match(sec.heading.strip()):
+            skip_level = sec.level
+            continue
+        kept.append(sec)
+    for sec in kept[:2]:
+        if sec.sentences:
+            sec.sentences[0] = _BYLINE.sub("", sec.sentences[0]) or sec.sentences[0]
+            break
+    return Document(title, tuple(kept))
+
+
+def from_text(text: str, title: str = "") -> Document:
+    return Document(title, (Section("", 0, split_sentences(text)),))
+
+
+class _Parser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.sections: list[Section] = [Section("", 0)]
+        self._buf: list[str] = []
+        self._skip = 0
+        self._heading: int | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIPPED:
+            self.flush()
+            self._skip += 1
+        elif tag in _HEADINGS:
+            self.flush()
+            self._heading = _HEADINGS[tag]
+        elif tag in _BLOCKS:
+            self.flush()
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIPPED:
+            self._skip = max(0, self._skip - 1)
+        elif tag in _HEADINGS and self._heading is not None:
+            text = " ".join("".join(self._buf).split())
+            self._buf = []
+            if text:
+                self.sections.append(Section(text[:200], self._heading))
+            self._heading = None
+        elif tag in _BLOCKS:
+            self.flush()
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self._buf.append(data)
+
+    def flush(self) -> None:
+        if self._heading is not None:
+            return  # a block inside a heading: keep collecting the heading's text
+        text = "".join(self._buf)
+        self._buf = []
+        if text.strip():
+            self.sections[-1].sentences.extend(split_sentences(text))
