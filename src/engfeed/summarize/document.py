@@ -101,6 +101,7 @@ class Document:
         return [(h, m) for h, m in spans if any(self.sections[i].sentences for i in m)]
 
 
+_FOOTNOTE = re.compile(r"\[?(?:\d{1,3}|[a-z]|[*†‡§])\]?")
 # Medium's byline glued to the first sentence: "Jane Doe7 min read·Aug 12, 2026 Our system ..."
 _BYLINE = re.compile(r"^.{0,300}?\b\d{1,3} min read\s*·\s*(?:[A-Z][a-z]{2} \d{1,2}, \d{4}|\d+ \w+ ago)\s*")
 
@@ -140,11 +141,14 @@ class _Parser(HTMLParser):
         self._buf: list[str] = []
         self._skip = 0
         self._heading: int | None = None
+        self._sup: int | None = None  # where a <sup> began in the buffer
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _SKIPPED:
             self.flush()
             self._skip += 1
+        elif tag == "sup":
+            self._sup = len(self._buf)
         elif tag in _HEADINGS:
             self.flush()
             self._heading = _HEADINGS[tag]
@@ -154,6 +158,11 @@ class _Parser(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag in _SKIPPED:
             self._skip = max(0, self._skip - 1)
+        elif tag == "sup" and self._sup is not None:
+            marker = "".join(self._buf[self._sup :]).strip()
+            if _FOOTNOTE.fullmatch(marker):  # "1", "[2]", "*": a footnote mark, not prose
+                del self._buf[self._sup :]
+            self._sup = None
         elif tag in _HEADINGS and self._heading is not None:
             text = " ".join("".join(self._buf).split())
             self._buf = []

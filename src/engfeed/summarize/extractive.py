@@ -50,6 +50,15 @@ _FLUFF = re.compile(
 )
 
 
+# Sentences that lean on the one before them read badly as an overview's opening.
+_BACK_REFERENCE = re.compile(
+    r"^(second|third|fourth|finally|also|however|but|and|so|then|thus|hence|moreover|furthermore|"
+    r"additionally|similarly|likewise|instead|otherwise|meanwhile|this|these|that|those|it|they|"
+    r"such|here|there|as a result|in addition|on the other hand|for example|for instance)\b",
+    re.I,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Scored:
     index: int  # position in the article
@@ -91,7 +100,7 @@ def summarize(doc: Document, embedder: Embedder) -> Extract:
         scored.append(Scored(i, sec_index, text, score))
 
     n = len(sentences)
-    opening = [s for s in scored if s.index < max(6, n // 3)]
+    opening = [s for s in scored if s.index < max(6, n // 3) and not _BACK_REFERENCE.match(s.text)]
     overview = _mmr(opening, vecs, 2, exclude=set())
     if sum(len(s.text.split()) for s in overview) < 35 and len(opening) > 2:
         overview = _mmr(opening, vecs, 3, exclude=set())

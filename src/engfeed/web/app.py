@@ -978,10 +978,13 @@ def source_json(s: Source) -> dict[str, object]:
 
 def refresh_summary(report: IngestReport) -> str:
     failed = len(report.failed)
-    return (
+    line = (
         f"{len(report.items)} sources checked: {report.total('new')} new, "
         f"{report.total('updated')} updated articles, {failed} failed"
     )
+    if report.text is not None and report.text.items:
+        line += f"; full text for {report.text.count('ok')} of {len(report.text.items)} teaser articles"
+    return line
 
 
 def create_app(
