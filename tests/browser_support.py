@@ -1,5 +1,9 @@
-"""Helpers for the browser tests (``test_browser.py``): a real ``engfeed serve`` subprocess over a
+"""Helpers for the browser tests (``test_browser*.py``): a real ``engfeed serve`` subprocess over a
 store built from local feeds, headless Chromium through Playwright, screenshots and axe-core.
+
+Also a pytest plugin (listed in ``conftest.py``): the ``browser`` fixture (one Chromium per
+module) and ``new_page`` (a page in a new context whose requests to anything but 127.0.0.1 are
+answered locally, never sent), and :func:`browser_marks` for a module's ``pytestmark``.
 
 Nothing here downloads anything. Chromium is the system one (``/usr/bin/chromium``, or
 ``$ENGFEED_CHROMIUM``); axe-core is read from the npm cache that CI fills with
@@ -18,13 +22,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path(os.environ.get("ENGFEED_CHROMIUM", "/usr/bin/chromium"))
@@ -254,3 +260,47 @@ def describe_violations(violations: Sequence[dict[str, Any]]) -> str:
             summary = " ".join(node["summary"].split())[:300]
             lines.append(f"    {node['target']}: {summary}")
     return "\n".join(lines)
+
+
+def browser_marks() -> list[pytest.MarkDecorator]:
+    """``pytestmark`` of a browser test module: marked, skipped without Chromium, and run in
+    one xdist group (one server and one browser for the module with ``--dist loadgroup``)."""
+    missing = chromium_missing_reason()
+    return [
+        pytest.mark.browser,
+        pytest.mark.skipif(missing is not None, reason=missing or ""),
+        pytest.mark.xdist_group("browser"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def new_page(browser: Any) -> Iterator[Callable[..., Any]]:
+    """``new_page(**context_options)``: desktop-sized unless told; nothing leaves the machine
+    (an article's images point at its publisher: answered 204 here)."""
+    import re
+
+    contexts: list[Any] = []
+
+    def make(**options: Any) -> Any:
+        options.setdefault("viewport", DESKTOP)
+        ctx = browser.new_context(**options)
+        ctx.set_default_timeout(15_000)
+        ctx.route(
+            re.compile(r"^https?://(?!127\.0\.0\.1)"), lambda route: route.fulfill(status=204, body="")
+        )
+        contexts.append(ctx)
+        return ctx.new_page()
+
+    yield make
+    for ctx in contexts:
+        ctx.close()

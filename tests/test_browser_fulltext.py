@@ -16,12 +16,11 @@ from typing import Any
 import pytest
 
 from browser_support import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     DESKTOP,
     PHONE,
     Served,
     assert_no_axe_violations,
+    browser_marks,
     chromium_missing_reason,
     horizontal_overflow,
     screenshot,
@@ -34,15 +33,10 @@ from engfeed.parse import parse_feed
 from engfeed.store import Store
 from httpserver import running_server
 
-_missing = chromium_missing_reason()
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(_missing is not None, reason=_missing or ""),
-    pytest.mark.xdist_group("browser"),
-]
+pytestmark = browser_marks()
 
-if _missing is None:
-    from playwright.sync_api import Browser, expect, sync_playwright
+if chromium_missing_reason() is None:
+    from playwright.sync_api import expect
 
 ARTICLE_FEED = "feeds/cloudflare-blog-2023-01.xml"
 ARTICLE_TITLE = "Helping build a safer Internet by measuring BGP RPKI Route Origin Validation"
@@ -89,32 +83,6 @@ def served(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> Iterat
             feed.close()
     with serving(db, subprocess_env(home, ENGFEED_EMBED="0"), home / "serve.log") as s:
         yield s, uid
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def new_page(browser: Browser) -> Iterator[Any]:
-    contexts: list[Any] = []
-
-    def make(**options: Any) -> Any:
-        options.setdefault("viewport", DESKTOP)
-        ctx = browser.new_context(**options)
-        ctx.set_default_timeout(15_000)
-        # Images of the article point at the publisher: never leave the machine.
-        ctx.route(re.compile(r"^https?://(?!127\.0\.0\.1)"), lambda route: route.fulfill(status=204, body=""))
-        contexts.append(ctx)
-        return ctx.new_page()
-
-    yield make
-    for ctx in contexts:
-        ctx.close()
 
 
 def test_article_page_shows_extracted_text_and_summary(served: tuple[Served, str], new_page: Any) -> None:

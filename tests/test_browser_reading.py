@@ -8,7 +8,6 @@ other browser tests' site).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,11 @@ from typing import Any
 import pytest
 
 from browser_support import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     DESKTOP,
     PHONE,
     Served,
     assert_no_axe_violations,
+    browser_marks,
     chromium_missing_reason,
     horizontal_overflow,
     screenshot,
@@ -31,15 +29,10 @@ from browser_support import (
 from engfeed.feed import Feed
 from feedgen import rss
 
-_missing = chromium_missing_reason()
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(_missing is not None, reason=_missing or ""),
-    pytest.mark.xdist_group("browser"),
-]
+pytestmark = browser_marks()
 
-if _missing is None:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
+if chromium_missing_reason() is None:
+    from playwright.sync_api import expect
 
 NOTE = "1. **Overall design**: two queues\n   - retries with backoff\n2. **Ongoing work**: sharding"
 
@@ -56,33 +49,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         feed.close()
     with serving(db, subprocess_env(home, ENGFEED_EMBED="0"), home / "serve.log") as s:
         yield s
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def new_page(browser: Browser) -> Iterator[Any]:
-    contexts: list[Any] = []
-
-    def make(**options: Any) -> Page:
-        options.setdefault("viewport", DESKTOP)
-        ctx = browser.new_context(**options)
-        ctx.set_default_timeout(15_000)
-        ctx.route(
-            re.compile(r"^https?://(?!127\.0\.0\.1)"), lambda route: route.fulfill(status=200, body="ok")
-        )
-        contexts.append(ctx)
-        return ctx.new_page()
-
-    yield make
-    for ctx in contexts:
-        ctx.close()
 
 
 def state(served: Served, uid: str) -> dict[str, Any]:
