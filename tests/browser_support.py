@@ -295,9 +295,7 @@ def new_page(browser: Any) -> Iterator[Callable[..., Any]]:
         options.setdefault("viewport", DESKTOP)
         ctx = browser.new_context(**options)
         ctx.set_default_timeout(15_000)
-        ctx.route(
-            re.compile(r"^https?://(?!127\.0\.0\.1)"), lambda route: route.fulfill(status=204, body="")
-        )
+        ctx.route(re.compile(r"^https?://(?!127\.0\.0\.1)"), lambda route: route.fulfill(status=204, body=""))
         contexts.append(ctx)
         return ctx.new_page()
 

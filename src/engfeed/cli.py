@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--missing", action="store_true", help="teaser articles whose page is due, newest first")
     ft.add_argument("--limit", type=_positive, default=None, help="at most N pages (default 200)")
     ft.add_argument("--json", action="store_true")
-    ft.set_defaults(handler=cmd_fetch_text)
+    ft.set_defaults(handler=cmd_fetch_text, usage_error=ft.error)
 
     sm = sub.add_parser("summarize", help="a structured summary of one article (local, extractive)")
     sm.add_argument("id")
@@ -353,9 +353,9 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 def cmd_fetch_text(args: argparse.Namespace) -> int:
     if not args.ids and not args.missing:
-        raise EngfeedError("name articles by id, or use --missing")
+        args.usage_error("name articles by id, or use --missing")  # prints usage, exits 2
     if args.ids and args.missing:
-        raise EngfeedError("give ids or --missing, not both")
+        args.usage_error("give ids or --missing, not both")
     feed = _open(args)
     bar = Progress(sys.stderr)
     report = feed.fetch_text(args.ids, missing=args.missing, limit=args.limit, progress=bar.update)

@@ -75,8 +75,13 @@ class StoredPage:
 
 # Words of a stored body: html_to_text collapses whitespace to single spaces.
 _WORDS = "(CASE WHEN a.body = '' THEN 0 ELSE length(a.body) - length(replace(a.body, ' ', '')) + 1 END)"
+# Validators go back only for a page that gave its article: a 304 then means "the text you
+# hold is current". Sent for a page that was not an article, a 304 would be recorded as
+# current (next_try NULL): the page would never be tried again.
 _TARGET = (
-    "SELECT a.id, a.uid, a.url, a.title, p.etag, p.last_modified, coalesce(p.attempts, 0)"
+    "SELECT a.id, a.uid, a.url, a.title,"
+    " CASE WHEN p.status = 'ok' THEN p.etag END, CASE WHEN p.status = 'ok' THEN p.last_modified END,"
+    " coalesce(p.attempts, 0)"
     " FROM articles a LEFT JOIN article_pages p ON p.article_id = a.id"
 )
 
