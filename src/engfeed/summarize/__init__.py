@@ -116,7 +116,7 @@ def document_of(article: Article) -> Document:
     html = html or article.content_html or article.summary_html
     if html:
         doc = from_html(html, article.title)
-        if doc.words >= 0.5 * len(article.text.split()):
+        if doc.words >= MIN_WORDS or doc.words >= 0.5 * len(article.text.split()):
             return doc
     return from_text(article.text, article.title)
 
@@ -151,10 +151,13 @@ def summarize(
             llm_settings[0],
             llm_settings[1],
             title=article.title,
-            text="\n\n".join(" ".join(s.sentences) for s in doc.sections),
+            text="\n\n".join(
+                (f"## {s.heading}\n" if s.heading else "") + " ".join(s.sentences) for s in doc.sections
+            ),
             sentences=sentences,
             sentence_vecs=model.embed(sentences),
             embedder=model,
+            headings=[h for h, _ in doc.chapters()],
         )
         if grounded is not None:
             overview, sections, takeaways = grounded.overview, grounded.sections, grounded.takeaways

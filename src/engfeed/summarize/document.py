@@ -2,9 +2,11 @@
 
 Built from the article's sanitised HTML (the page's, else the feed's). Headings open
 sections; paragraphs, list items and quotes give sentences; code blocks, tables, figure
-captions, scripts and styles give none (they are not prose a summary can quote). Sections
-that are not the article's argument (acknowledgements, references, footnotes, "we're
-hiring") are dropped. Text with no HTML becomes one untitled section.
+captions, scripts and styles give none (they are not prose a summary can quote); nor do
+footnote marks (``<sup>1</sup>``; a power such as ``2<sup>8</sup>`` reads "2^8") and
+Medium's "was originally published in ... on Medium" trailer. Sections that are not the
+article's argument (headed acknowledgements, references, footnotes, "we're hiring", ...)
+are dropped. Text with no HTML becomes one untitled section.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
 from engfeed.summarize.sentences import split_sentences
+from engfeed.text import strip_html_trailer
 
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 _BLOCKS = frozenset(
@@ -54,11 +57,14 @@ _SKIPPED = frozenset(
         "form",
     ]
 )
+# The whole heading ("Notes on sharding", "Resources and quotas", "Career growth" are the
+# argument); a few may go on ("Acknowledgements and thanks", "Appendix A: commands").
 _NOT_ARGUMENT = re.compile(
-    r"^(acknowledg(e)?ments?|thanks|special thanks|references|footnotes|notes|further reading|related"
-    r"( posts| articles| reading)?|about the authors?|we['’]re hiring|join (us|our team)|careers?|"
-    r"resources|learn more|appendix)\b",
-    re.I,
+    r"^(?:(?:acknowledg(?:e)?ments?|special thanks|further reading|about the authors?|"
+    r"we['’]re hiring|appendix)\b.*|(?:thanks|references|footnotes|notes|related"
+    r"(?: posts| articles| reading| links)?|join (?:us|our team)|careers?|resources|learn more|"
+    r"share(?: this(?: post| article)?)?)\W*)$",
+    re.I | re.S,
 )
 
 
@@ -102,13 +108,19 @@ class Document:
 
 
 _FOOTNOTE = re.compile(r"\[?(?:\d{1,3}|[a-z]|[*†‡§])\]?")
+# A power: a small number or a lone letter raised to a number or a letter ("2^8", "10^-6",
+# "O(n^2)"); not a word's footnote ("pairs<sup>1</sup>"), a year's ("2019<sup>3</sup>"), or "1st".
+_BASE = re.compile(r"(?:(?<![\d.,])\d{1,2}|(?<![^\W\d_])[^\W\d_])$")
+_EXPONENT = re.compile(r"[-−+]?(?:\d{1,3}|[A-Za-z])")
 # Medium's byline glued to the first sentence: "Jane Doe7 min read·Aug 12, 2026 Our system ..."
-_BYLINE = re.compile(r"^.{0,300}?\b\d{1,3} min read\s*·\s*(?:[A-Z][a-z]{2} \d{1,2}, \d{4}|\d+ \w+ ago)\s*")
+_BYLINE = re.compile(
+    r"^.{0,300}?(?<!\d)\d{1,3} min read\s*·\s*(?:[A-Z][a-z]{2} \d{1,2}, \d{4}|\d+ \w+ ago)\s*"
+)
 
 
 def from_html(html: str, title: str = "") -> Document:
     parser = _Parser()
-    parser.feed(html)
+    parser.feed(strip_html_trailer(html))  # "<title> was originally published in <pub> on Medium"
     parser.close()
     parser.flush()
     sections = [s for s in parser.sections if s.sentences or s.heading]
@@ -160,7 +172,9 @@ class _Parser(HTMLParser):
             self._skip = max(0, self._skip - 1)
         elif tag == "sup" and self._sup is not None:
             marker = "".join(self._buf[self._sup :]).strip()
-            if _FOOTNOTE.fullmatch(marker):  # "1", "[2]", "*": a footnote mark, not prose
+            if _EXPONENT.fullmatch(marker) and _BASE.search("".join(self._buf[: self._sup])):
+                self._buf.insert(self._sup, "^")
+            elif _FOOTNOTE.fullmatch(marker):  # "1", "[2]", "*": a footnote mark, not prose
                 del self._buf[self._sup :]
             self._sup = None
         elif tag in _HEADINGS and self._heading is not None:
@@ -175,6 +189,14 @@ class _Parser(HTMLParser):
     def handle_data(self, data: str) -> None:
         if not self._skip:
             self._buf.append(data)
+
+    def parse_marked_section(self, i: int, report: bool = True) -> int:
+        """``<![CDATA[...]]>`` and ``<![if ...]>`` as usual; a stray "<![" is skipped (Python
+        before 3.13 raises AssertionError on it)."""
+        try:
+            return super().parse_marked_section(i, report)
+        except AssertionError:
+            return i + 3
 
     def flush(self) -> None:
         if self._heading is not None:

@@ -84,10 +84,12 @@ def summarize(doc: Document, embedder: Embedder) -> Extract:
     centroid = _unit(vecs.mean(axis=0)) if len(texts) else np.zeros(embedder.dim, np.float32)
     title_vec = embedder.embed([doc.title])[0] if doc.title else centroid
     scored: list[Scored] = []
+    seen: set[str] = set()  # a sentence the article repeats (a pull quote) is a candidate once
     for i, (sec_index, text, first) in enumerate(sentences):
         words = len(text.split())
-        if not MIN_WORDS <= words <= MAX_WORDS or text.rstrip().endswith("?"):
+        if not MIN_WORDS <= words <= MAX_WORDS or text.rstrip().endswith("?") or text in seen:
             continue
+        seen.add(text)
         score = (
             W_CENTRAL * float(vecs[i] @ centroid)
             + W_TITLE * float(vecs[i] @ title_vec)

@@ -8,13 +8,14 @@ overview sentence, section point and takeaway must pass three checks against the
 (:func:`supported`), or it is dropped:
 
 1. its best-matching article sentence (MiniLM cosine) scores at least :data:`GROUND_THRESHOLD`;
-2. every number and every name in it (CamelCase, acronyms, capitalised words) occurs in
-   the article: a changed figure or system is the commonest invention;
+2. every number and every name in it (CamelCase, acronyms, capitalised words but the first)
+   occurs in the article as a whole number or word ("4%" is not supported by "40%", "Java"
+   not by "JavaScript"): a changed figure or system is the commonest invention;
 3. at least :data:`GROUND_COVERAGE` of its content words occur in the three article
    sentences nearest to it (an invented mechanism brings words the article never uses).
 
 Calibrated on the dev half of the judged set (bench/summaries), whose distractors are
-exactly such plausible-but-false claims: the checks keep 51% of the hand-written,
+exactly such plausible-but-false claims: the checks keep 49% of the hand-written,
 deliberately reworded key points and 8% of the distractors (held-out half: 57% and 25%).
 Strict on purpose: what is dropped costs a bullet, what is kept is shown as the article's.
 When fewer than :data:`MIN_TAKEAWAYS` takeaways or no
@@ -27,6 +28,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -41,7 +44,7 @@ GROUND_COVERAGE = 0.6
 MIN_TAKEAWAYS = 3
 MAX_INPUT_CHARS = 24_000  # of article text sent to the model (~6k tokens)
 MAX_ANSWER_BYTES = 256 * 1024
-TIMEOUT = 120.0  # seconds: a local model on a CPU is slow
+TIMEOUT = 120.0  # seconds for the whole answer: a local model on a CPU is slow
 
 PROMPT = """You summarise engineering blog posts for a busy senior engineer.
 Answer with one JSON object and nothing else, with exactly these keys:
@@ -78,13 +81,19 @@ def ask(
     sentences: list[str],
     sentence_vecs: Matrix,
     embedder: Embedder,
-    timeout: float = TIMEOUT,
+    timeout: float | None = None,
     transport: httpx.BaseTransport | None = None,
+    headings: Sequence[str] | None = None,
 ) -> Grounded | None:
-    """The model's summary with every unsupported bullet dropped, or None (use extractive)."""
+    """The model's summary with every unsupported bullet dropped, or None (use extractive).
+    ``timeout`` (default :data:`TIMEOUT`, read when called) bounds the whole answer: a server
+    that stalls, or drips its answer byte by byte, is given up on within twice that at most.
+    ``headings``: the article's section headings; when given, a section under any other
+    heading is dropped (a heading is shown as the article's), and the article's spelling kept."""
+    timeout = TIMEOUT if timeout is None else timeout
     try:
         answer = _call(url, model, title, text, timeout, transport)
-    except (httpx.HTTPError, ValueError) as exc:
+    except (httpx.HTTPError, ValueError, RecursionError) as exc:
         log.warning("LLM summary unavailable (%s): %s; using the extractive summary", endpoint(url), exc)
         return None
     parsed = _parse(answer)
@@ -98,9 +107,12 @@ def ask(
     flags = supported(units, sentences, sentence_vecs, embedder, article_text=text)
     keep = {u for u, ok in zip(units, flags, strict=True) if ok}
     overview = [u for u in overview_raw if u in keep]
-    takeaways = [u for u in takeaways_raw if u in keep][:6]
+    takeaways = list(dict.fromkeys(u for u in takeaways_raw if u in keep))[:6]  # repeats once
     sections = [(h, [p for p in pts if p in keep][:3]) for h, pts in sections_raw]
     sections = [(h, pts) for h, pts in sections if pts]
+    if headings is not None:
+        own = {_heading_key(h): h for h in headings}
+        sections = [(own[_heading_key(h)], pts) for h, pts in sections if _heading_key(h) in own]
     dropped = len(units) - sum(1 for u in units if u in keep)
     if dropped:
         log.info("LLM summary: %d of %d bullets not supported by the article, dropped", dropped, len(units))
@@ -122,9 +134,11 @@ def _call(
             {"role": "user", "content": f"Title: {title}\n\n{text[:MAX_INPUT_CHARS]}"},
         ],
     }
+    # httpx's timeouts are per read: a deadline bounds an answer that arrives byte by byte.
+    deadline = time.monotonic() + timeout
     with (
         httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=5.0), transport=transport, trust_env=False
+            timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)), transport=transport, trust_env=False
         ) as client,
         client.stream("POST", endpoint(url), json=body) as resp,
     ):
@@ -134,8 +148,13 @@ def _call(
             raw += chunk
             if len(raw) > MAX_ANSWER_BYTES:
                 raise ValueError("answer too large")
+            if time.monotonic() > deadline:
+                raise ValueError(f"no complete answer within {timeout:g} s")
     data = json.loads(raw)
-    content = data["choices"][0]["message"]["content"]
+    try:
+        content = data["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError) as exc:  # valid JSON, but not a chat completion
+        raise ValueError(f"not a chat completion: {exc!r}") from None
     if not isinstance(content, str):
         raise ValueError("no message content")
     return content
@@ -152,7 +171,7 @@ def _parse(answer: str) -> tuple[list[str], list[tuple[str, list[str]]], list[st
         return None
     try:
         data = json.loads(answer[start : end + 1])
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(data, dict):
         return None
@@ -179,12 +198,16 @@ def _parse(answer: str) -> tuple[list[str], list[tuple[str, list[str]]], list[st
     )
 
 
+def _heading_key(heading: str) -> str:
+    return " ".join(heading.casefold().split()).strip(" .:!?#*")
+
+
 def _clean(text: str) -> str:
     return " ".join(str(text).split())[:600]
 
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_NAME = re.compile(r"(?<!^)\b(?:[A-Z][a-z]*[A-Z]\w*|[A-Z]{2,}\w*|[A-Z][a-z]{2,})\b")
+_NAME = re.compile(r"\b(?:[A-Z][a-z]*[A-Z]\w*|[A-Z]{2,}\w*|(?<!^)[A-Z][a-z]{2,})\b")
 
 
 def supported(
@@ -198,7 +221,7 @@ def supported(
     from engfeed.summarize.lexical import tokens
 
     lowered = article_text.lower()
-    bare = lowered.replace(",", "")
+    numbers = set(_NUMBER.findall(lowered.replace(",", "")))  # whole numbers: "4%" is not in "40%"
     vecs = embedder.embed(units)
     sims = vecs @ sentence_vecs.T
     flags: list[bool] = []
@@ -206,11 +229,19 @@ def supported(
         if float(sims[row].max()) < GROUND_THRESHOLD:
             flags.append(False)
             continue
-        numbers_ok = all(n.replace(",", "") in bare for n in _NUMBER.findall(unit))
-        names_ok = all(m.lower() in lowered for m in _NAME.findall(unit))
+        numbers_ok = all(n.replace(",", "") in numbers for n in _NUMBER.findall(unit))
+        names_ok = all(_mentions(lowered, m) for m in _NAME.findall(unit))
         nearest = np.argsort(-sims[row])[:3]
         pool = {w[:5] for i in nearest for w in tokens(sentences[int(i)])}
         words = [w[:5] for w in tokens(unit)]
         coverage = sum(w in pool for w in words) / max(1, len(words))
         flags.append(numbers_ok and names_ok and coverage >= GROUND_COVERAGE)
     return flags
+
+
+def _mentions(lowered: str, name: str) -> bool:
+    """Does the (lower-cased) article use this name as a word of its own, or with a plural or
+    possessive ending ("Lambdas", "Kafka's")? "Java" is not in "JavaScript", "Redis" not in
+    "redistribute"."""
+    pattern = r"(?<![a-z0-9])" + re.escape(name.lower()) + r"(?:e?s)?(?![a-z0-9])"
+    return re.search(pattern, lowered) is not None
