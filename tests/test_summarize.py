@@ -26,7 +26,7 @@ import engfeed.summarize.llm as llm
 from conftest import run_cli
 from engfeed.embed import Embedder
 from engfeed.errors import EngfeedError
-from engfeed.feed import Feed
+from engfeed.feed import LLM_RETRY, Feed
 from engfeed.models import Article
 from engfeed.parse import parse_feed
 from engfeed.store import Store
@@ -720,11 +720,18 @@ def test_summary_is_remade_when_the_method_changes(
     )
     feed.summary(art)
     assert len(extractive_calls) == 2 and len(http_server.requests) == 1
+    # An hour later the model is asked again (the outage may be over); still down: kept.
+    with feed.store.transaction() as tx:
+        tx.execute("UPDATE summaries SET created = created - ?", (int(LLM_RETRY.total_seconds()) + 60,))
+    feed.summary(art)
+    assert len(http_server.requests) == 2 and len(extractive_calls) == 3
+    feed.summary(art)
+    assert len(http_server.requests) == 2
     # Back to no server: made again, and nothing sent.
     monkeypatch.delenv("ENGFEED_LLM_URL")
     assert feed.summary_method() == plain
     feed.summary(art)
-    assert len(extractive_calls) == 3 and len(http_server.requests) == 1
+    assert len(extractive_calls) == 4 and len(http_server.requests) == 2
 
 
 # -- 6. the command line ---------------------------------------------------------------------------

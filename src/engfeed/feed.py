@@ -44,7 +44,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("engfeed")
 
-SUMMARY_VERSION = "extractive-1"  # bump when the summariser changes: stored summaries are remade
+#: Bumped when the summariser changes: stored summaries are made again.
+SUMMARY_VERSION = "extractive-1"
+#: An extractive summary stored because the LLM tier failed is asked of the model again after this.
+LLM_RETRY = timedelta(hours=1)
 FEED_SUFFIXES = {".xml", ".rss", ".atom", ".rdf", ".json", ".feed"}
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
@@ -505,7 +508,16 @@ class Feed:
         digest = text_hash(article, method)
         stored = self.store.summaries.get(article.id, digest)
         if stored is not None:
-            return SummaryResult(Summary.from_json(json.loads(stored)))
+            kept = Summary.from_json(json.loads(stored))
+            made = self.store.summaries.made_at(article.id)
+            # The model server was down when this was made: ask it again after a while.
+            stale_fallback = (
+                config.llm_settings() is not None
+                and kept.method == "extractive"
+                and (made is None or datetime.now(UTC) - made > LLM_RETRY)
+            )
+            if not stale_fallback:
+                return SummaryResult(kept)
         if len(article.text.split()) < MIN_WORDS:
             return SummaryResult(None, f"too short to summarise (summaries start at {MIN_WORDS} words)")
         if not compute:

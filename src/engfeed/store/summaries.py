@@ -8,7 +8,7 @@ article is read, and ``method`` (the summariser's version and settings) when man
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from engfeed.store.pages import Database
 
@@ -23,6 +23,13 @@ class SummariesPart:
             "SELECT data FROM summaries WHERE article_id = ? AND text_hash = ?", (article_id, text_hash)
         ).fetchone()
         return None if row is None else str(row[0])
+
+    def made_at(self, article_id: int) -> datetime | None:
+        """When the stored summary of this article was made (None: there is none)."""
+        row = self._db.conn.execute(
+            "SELECT created FROM summaries WHERE article_id = ?", (article_id,)
+        ).fetchone()
+        return None if row is None else datetime.fromtimestamp(int(row[0]), UTC)
 
     def get_many(self, article_ids: list[int], method: str) -> dict[int, str]:
         """Stored summaries (JSON) of many articles at once, made by ``method``."""
