@@ -24,7 +24,7 @@ import gzip as gzip_module
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -275,3 +275,37 @@ def http_date(timestamp: float | None = None) -> str:
     from email.utils import formatdate
 
     return formatdate(time.time() if timestamp is None else timestamp, usegmt=True)
+
+
+# -- guards for tests that name other addresses (resolved by a fake, never connected to) -----
+@pytest.fixture
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Fail (and record) any connection attempt to an address other than 127.0.0.1/::1."""
+    import httpcore
+
+    attempts: list[str] = []
+    real = httpcore.AnyIOBackend.connect_tcp
+
+    async def guarded(self, host, port, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host not in ("127.0.0.1", "::1"):
+            attempts.append(host)
+            raise AssertionError(f"a connection to {host} was attempted")
+        return await real(self, host, port, *args, **kwargs)
+
+    monkeypatch.setattr(httpcore.AnyIOBackend, "connect_tcp", guarded)
+    yield attempts
+    assert attempts == []
+
+
+def fake_resolver(table: dict[str, Sequence[str]]):  # type: ignore[no-untyped-def]
+    """A resolver for FetchConfig(resolver=...): IP literals resolve to themselves, names
+    through ``table``, anything else to 127.0.0.1."""
+    import ipaddress
+
+    async def resolve(host: str, port: int) -> Sequence[str]:
+        try:
+            return [str(ipaddress.ip_address(host))]
+        except ValueError:
+            return table.get(host, ["127.0.0.1"])
+
+    return resolve

@@ -9,18 +9,16 @@ outcome per page (ok, not_article, blocked, failed) with the right next try.
 from __future__ import annotations
 
 import gzip
-import ipaddress
 import json
 import time
 import tracemalloc
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-import httpcore
 import pytest
 
 from conftest import run_cli
@@ -29,7 +27,7 @@ from engfeed.feed import Feed, TextReport
 from engfeed.fetch import FetchConfig
 from engfeed.models import Article
 from engfeed.store import Store
-from httpserver import LocalHTTPServer, Response, http_date
+from httpserver import LocalHTTPServer, Response, fake_resolver, http_date
 from test_extract import ARTICLES, BOILERPLATE, HOSTILE, article_page, assert_inert, body_html, real_articles
 
 BUDGET = 2.0
@@ -696,31 +694,6 @@ def test_refresh_no_text_skips_the_pages(
 
 
 # -- address policy ------------------------------------------------------------------------------------
-@pytest.fixture
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Fail (and record) any connection attempt to an address other than 127.0.0.1/::1."""
-    attempts: list[str] = []
-    real = httpcore.AnyIOBackend.connect_tcp
-
-    async def guarded(self, host, port, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if host not in ("127.0.0.1", "::1"):
-            attempts.append(host)
-            raise AssertionError(f"a connection to {host} was attempted")
-        return await real(self, host, port, *args, **kwargs)
-
-    monkeypatch.setattr(httpcore.AnyIOBackend, "connect_tcp", guarded)
-    yield attempts
-    assert attempts == []
-
-
-def fake_resolver(table: dict[str, Sequence[str]]):  # type: ignore[no-untyped-def]
-    async def resolve(host: str, port: int) -> Sequence[str]:
-        try:
-            return [str(ipaddress.ip_address(host))]
-        except ValueError:
-            return table.get(host, ["127.0.0.1"])
-
-    return resolve
 
 
 def test_a_page_on_a_metadata_address_is_refused_without_a_connection(

@@ -10,11 +10,8 @@ the machine: the policy is checked, and a broken policy could not send a packet 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import httpcore
 import pytest
 
 from engfeed.discover import discover
@@ -24,40 +21,13 @@ from engfeed.fetch import FetchConfig, fetch_all
 from engfeed.models import Source
 from engfeed.netpolicy import AddressPolicy, AddressRefused, address_kind
 from engfeed.store import Store
-from httpserver import LocalHTTPServer, Response
+from httpserver import LocalHTTPServer, Response, fake_resolver
 
 RSS = (
     b'<?xml version="1.0"?><rss version="2.0"><channel><title>Local</title>'
     b"<item><title>One</title><link>http://127.0.0.1/1</link></item></channel></rss>"
 )
 LOCAL_REFUSAL = "a loopback address; set ENGFEED_FETCH_PRIVATE=1 to allow local feeds"
-
-
-@pytest.fixture
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Fail (and record) any connection attempt to an address other than 127.0.0.1/::1."""
-    attempts: list[str] = []
-    real = httpcore.AnyIOBackend.connect_tcp
-
-    async def guarded(self, host, port, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if host not in ("127.0.0.1", "::1"):
-            attempts.append(host)
-            raise AssertionError(f"a connection to {host} was attempted")
-        return await real(self, host, port, *args, **kwargs)
-
-    monkeypatch.setattr(httpcore.AnyIOBackend, "connect_tcp", guarded)
-    yield attempts
-    assert attempts == []
-
-
-def fake_resolver(table: dict[str, Sequence[str]]):  # type: ignore[no-untyped-def]
-    async def resolve(host: str, port: int) -> Sequence[str]:
-        try:
-            return [str(ipaddress.ip_address(host))]  # a literal resolves to itself
-        except ValueError:
-            return table.get(host, ["127.0.0.1"])
-
-    return resolve
 
 
 def fetch(url: str, config: FetchConfig) -> str | None:
