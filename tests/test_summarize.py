@@ -475,6 +475,23 @@ def test_a_repeated_sentence_is_quoted_once() -> None:
     assert not set(summary.takeaways) & set(summary.overview_sentences)
 
 
+def test_sentences_pointing_at_figures_are_not_takeaways() -> None:
+    figure = "As shown in the figure above, the cache hit rate of the replica shards rose to 93% in a week."
+    facts = [
+        f"The {w} layer of the cache moved to {n} replica shards, which cut p99 latency by {n * 3}%."
+        for n, w in ((4, "index"), (8, "queue"), (12, "batch"), (16, "region"), (20, "retry"))
+    ]
+    paragraphs = [
+        " ".join(facts[:3]),
+        figure,
+        " ".join(facts[3:]),
+        " ".join(f"{f[:-1]} again." for f in facts),
+    ]
+    summary = summarize(article("figure", paragraphs, title="Cache replica shards")).summary
+    assert summary is not None
+    assert figure not in summary.takeaways and figure not in summary.overview_sentences
+
+
 def article(
     uid: str, paragraphs: str | list[str], *, title: str = "Caching at scale", html: bool = True
 ) -> Article:

@@ -9,7 +9,8 @@ Every sentence gets a score from what is measurable without a language model:
   "we chose", "instead of");
 * **position**: the first sentence of a section states its point more often than not;
 * **fluff**: announcements, invitations and thanks ("In this post", "we're hiring",
-  "stay tuned") and questions are pushed down.
+  "stay tuned"), pointers at what a summary cannot show ("the figure above", "the
+  following map") and questions are pushed down.
 
 Selection is MMR (maximal marginal relevance): the next sentence maximises
 ``LAMBDA * score - (1 - LAMBDA) * similarity to what is already chosen``, so takeaways do
@@ -50,6 +51,13 @@ _FLUFF = re.compile(
 )
 
 
+# Sentences that point at something a summary cannot show ("the figure above").
+_DEICTIC = re.compile(
+    r"\b(?:(?:figure|chart|graph|table|map|diagram|image|screenshot|plot|snippet)s? (?:above|below)|"
+    r"the (?:following|above|below|next) (?:figure|chart|graph|table|map|diagram|image|example|code|"
+    r"snippet|screenshot|plot)|as (?:shown|seen|illustrated) (?:above|below|in))\b",
+    re.I,
+)
 # Sentences that lean on the one before them read badly as an overview's opening.
 _BACK_REFERENCE = re.compile(
     r"^(second|third|fourth|finally|also|however|but|and|so|then|thus|hence|moreover|furthermore|"
@@ -97,7 +105,7 @@ def summarize(doc: Document, embedder: Embedder) -> Extract:
             + W_NAME * min(len(_NAME.findall(text)), 3) / 3
             + W_CAUSE * bool(_CAUSE.search(text))
             + W_FIRST * first
-            - W_FLUFF * bool(_FLUFF.search(text))
+            - W_FLUFF * bool(_FLUFF.search(text) or _DEICTIC.search(text))
         )
         scored.append(Scored(i, sec_index, text, score))
 
