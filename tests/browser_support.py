@@ -197,11 +197,19 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 # -- pages ------------------------------------------------------------------------------------------
-def screenshot(page: Any, name: str, *, full_page: bool = True) -> Path:
-    """Save ``artifacts/screenshots/NAME.png`` (the whole page by default)."""
+def screenshot(page: Any, name: str, *, full_page: bool = True, max_height: int | None = None) -> Path:
+    """Save ``artifacts/screenshots/NAME.png`` (the whole page by default; with ``max_height``,
+    its top that many CSS pixels high: a long article's full page is slow to capture)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=full_page)
+    if max_height is None:
+        page.screenshot(path=str(path), full_page=full_page)
+    else:
+        width = page.evaluate("document.documentElement.clientWidth")
+        height = min(max_height, page.evaluate("document.documentElement.scrollHeight"))
+        page.screenshot(
+            path=str(path), full_page=True, clip={"x": 0, "y": 0, "width": width, "height": height}
+        )
     return path
 
 
