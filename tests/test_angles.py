@@ -174,6 +174,7 @@ def test_bundled_file_has_the_seven_angles_of_the_seed_page() -> None:
         ("[[angle]]\nname = 'a'\ndescription = 'd'\nterms = 'latency'\n", "'terms' must be a list"),
         ("[[angle]]\nname = 'a'\ndescription = 'd'\nterms = ['t']\nexclude = [1]\n", "'exclude' must"),
         ("[[angle]]\nname = 'a'\ndescription = 'd'\nterms = ['t']\nterm = ['x']\n", "unknown key(s) 'term'"),
+        ("[[angle]]\nname = 'a'\ndescription = 'd'\nterms = ['t']\nguideline = ['x']\n", "'guideline' must"),
         (
             "[[angle]]\nname = 'Speed'\ndescription = 'd'\nterms = ['t']\n"
             "[[angle]]\nname = 'speed'\ndescription = 'e'\nterms = ['u']\n",
@@ -187,6 +188,15 @@ def test_bad_files_raise_a_clear_error(tmp_path: Path, text: str, message: str) 
         load_angles(path)
     assert str(path) in str(info.value)
     assert message in str(info.value)
+
+
+def test_bundled_angles_carry_guidelines_that_round_trip() -> None:
+    angles = load_angles(None)
+    assert all(len(a.guideline) > 100 for a in angles)  # what counts, what does not, borderlines
+    perf = next(a for a in angles if a.name == "systems performance")
+    assert "price/performance" in perf.guideline  # a borderline case, written down
+    assert parse_angles(dump_angles(angles)) == angles
+    assert "guideline" not in dump_angles([replace(angles[0], guideline="")])
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:

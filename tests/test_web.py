@@ -423,8 +423,11 @@ def test_article_page(client: TestClient, feed: Feed) -> None:
     assert [h for h in hrefs(related) if h.startswith("https://example.com/posts/")]  # and the original
     art = feed.article("slack-multicloud")
     assert art is not None
+    assert art.angles
     for angle in art.angles:
         assert f'data-angle="{angle.name}"' in r.text
+    guideline = next(a for a in feed.angles() if a.name == art.angles[0].name).guideline
+    assert "What does this angle mean?" in text and guideline[:60] in text
 
 
 def test_article_page_summary_fallback_and_404(client: TestClient) -> None:

@@ -68,7 +68,7 @@ SCAN_CHARS = 40_000
 #: How far (characters, within one sentence) an ``exclude`` context reaches around a cue.
 EXCLUDE_REACH = 120
 
-_ALLOWED_KEYS = {"name", "description", "terms", "exclude"}
+_ALLOWED_KEYS = {"name", "description", "terms", "exclude", "guideline"}
 
 
 # --------------------------------------------------------------------------- the angle
@@ -82,6 +82,9 @@ class Angle:
     description: str
     terms: tuple[str, ...]
     exclude: tuple[str, ...] = ()
+    #: What counts and what does not (the written definition a judged set is labelled from,
+    #: shown on the page); not part of the labelling signature yet.
+    guideline: str = ""
 
 
 def _clean_terms(values: Iterable[str]) -> tuple[str, ...]:
@@ -162,7 +165,7 @@ def _angle_from_table(table: dict[str, Any], where: str) -> Angle:
     if unknown:
         raise ConfigError(
             f"{where}: unknown key(s) {', '.join(map(repr, unknown))};"
-            " allowed: name, description, terms, exclude"
+            " allowed: name, description, terms, exclude, guideline"
         )
     description = table.get("description")
     if not isinstance(description, str) or not description.strip():
@@ -178,7 +181,12 @@ def _angle_from_table(table: dict[str, Any], where: str) -> Angle:
     exclude = table.get("exclude", [])
     if not isinstance(exclude, list) or not all(isinstance(t, str) for t in exclude):
         raise ConfigError(f"{where}: 'exclude' must be a list of strings")
-    return Angle(name, " ".join(description.split()), clean, _clean_terms(exclude))
+    guideline = table.get("guideline", "")
+    if not isinstance(guideline, str):
+        raise ConfigError(f"{where}: 'guideline' must be a string")
+    return Angle(
+        name, " ".join(description.split()), clean, _clean_terms(exclude), " ".join(guideline.split())
+    )
 
 
 def angles_signature(angles: Sequence[Angle], model_name: str) -> str:
@@ -227,6 +235,8 @@ def dump_angles(angles: Sequence[Angle]) -> str:
         out.append("[[angle]]")
         out.append(f"name = {_toml_str(angle.name)}")
         out.append(f"description = {_toml_str(angle.description)}")
+        if angle.guideline:
+            out.append(f"guideline = {_toml_str(angle.guideline)}")
         out.append(f"terms = {_toml_list(angle.terms)}")
         if angle.exclude:
             out.append(f"exclude = {_toml_list(angle.exclude)}")

@@ -498,6 +498,7 @@ class Site:
             [art] = self.feed.mark_read([art.uid])
         related = await self.related(uid, RELATED_SIZE)
         described = {a.name.lower(): a.description for a in self.angle_defs()}
+        guidelines = {a.name.lower(): a.guideline for a in self.angle_defs() if a.guideline}
         summary = await self.in_thread(partial(self.feed.summary, art))
         note_text = art.note or ""
         if not note_text and summary.summary is not None and request.query_params.get("note") == "summary":
@@ -512,6 +513,7 @@ class Site:
             note_html=note_html(art.note),
             related=make_cards(None, hits=related),
             angle_descriptions=described,
+            angle_guidelines=guidelines,
             source_url=View(sources=(art.source,)).url() if art.source else "/",
             saved_message=STATE_MESSAGES.get(request.query_params.get("done") or ""),
         )

@@ -1,0 +1,200 @@
+"""The angle judged set: draw it, show it to annotators, measure their agreement.
+
+    python bench/relevance/annotate.py draw                 # (once) data/angle-set/articles.json
+    python bench/relevance/annotate.py show 1 50            # articles 1..50 as annotators see them
+    python bench/relevance/annotate.py guidelines           # what annotators read first
+    python bench/relevance/annotate.py agreement            # kappa and pairwise F1 of passes A and B
+
+Protocol (see ../README.md): 600 articles drawn at random from the shared corpus, stratified by
+company (proportional allocation, at least one per company; seeded). Each is labelled by two
+independent passes, A and B, that see only the guidelines (the bundled ``angles.toml``'s
+general rules and per-angle ``guideline``) and the article as shown here (title, company,
+and the text the feed carried, up to 1,500 words), never each other's labels; a third pass
+adjudicates the articles where they disagree. A third of the set, chosen by a hash of the
+article id (stratified by company), is the held-out ``test`` split: never tuned on.
+
+Article text belongs to its publishers: the set stores ids, URLs and titles only; ``show``
+reads the text from ``../shared`` (a cache of the drawn articles' text goes to
+``bench/results/``, git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "src"))
+
+from engfeed.angles import load_angles  # noqa: E402
+from engfeed.parse import parse_feed  # noqa: E402
+from engfeed.urls import article_uid, dedup_key  # noqa: E402
+
+SHARED = Path(os.environ.get("ENGFEED_SHARED", ROOT.parent / "shared"))
+SET = Path(__file__).resolve().parent / "data" / "angle-set"
+CACHE = ROOT / "bench" / "results" / "angle-set-text.json"
+SIZE = 600
+SEED = 20261130
+MAX_WORDS = 1500
+GENERAL_RULES = """General rules (every angle):
+- Give 0, 1 or 2 angles. An angle is given only when the article clearly supports it, and a reader with
+  that interest would clearly agree that the article serves it. When in doubt, leave it out.
+- Product announcements, pricing and launch posts, event recaps, hiring and culture posts, and marketing
+  get none. The exception is an announcement whose text carries real technical substance for an angle:
+  a section explaining how the thing works, or before/after measurements.
+- Titles alone: when the feed carries only a title or a generic teaser, the title counts only if it
+  names the mechanism or the outcome. "How we made FastText faster" -> systems performance. "Scaling
+  merge-ort across GitHub" -> none without more text.
+- Read the whole text you have. Full text, when present, decides over the lead paragraph.
+- More than two fit: keep the two the article spends most of its words on; on a tie, use the order of
+  the angles below."""
+
+
+def corpus() -> dict[str, dict[str, Any]]:
+    """Every distinct article of the shared corpus, by public id."""
+    found: dict[str, dict[str, Any]] = {}
+    files = sorted((SHARED / "feeds").glob("*.xml")) + sorted((SHARED / "feeds-large").glob("*.xml"))
+    for path in files:
+        try:
+            parsed = parse_feed(path.read_bytes(), url="")
+        except Exception:  # a broken snapshot is skipped, as import does
+            continue
+        company = parsed.title or path.stem
+        for art in parsed.articles:
+            uid = article_uid(dedup_key(art.url)) if art.url else art.uid
+            found.setdefault(
+                uid,
+                {"uid": uid, "url": art.url, "title": art.title, "company": company,
+                 "feed": str(path.relative_to(SHARED)), "text": art.text},
+            )  # fmt: skip
+    return found
+
+
+def draw() -> None:
+    articles = corpus()
+    by_company: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for art in sorted(articles.values(), key=lambda a: a["uid"]):
+        by_company[art["company"]].append(art)
+    total = len(articles)
+    quota = {c: max(1, round(SIZE * len(v) / total)) for c, v in by_company.items()}
+    while sum(quota.values()) > SIZE:  # trim the largest quotas back to SIZE
+        biggest = max(quota, key=lambda c: (quota[c], c))
+        quota[biggest] -= 1
+    while sum(quota.values()) < SIZE:
+        biggest = max(quota, key=lambda c: (len(by_company[c]) - quota[c], c))
+        quota[biggest] += 1
+    rnd = random.Random(SEED)
+    chosen: list[dict[str, Any]] = []
+    for company in sorted(by_company):
+        chosen += rnd.sample(by_company[company], min(quota[company], len(by_company[company])))
+    rnd.shuffle(chosen)
+    out = []
+    for number, art in enumerate(chosen, 1):
+        digest = int(hashlib.sha256(art["uid"].encode()).hexdigest(), 16)
+        out.append({
+            "n": number, "uid": art["uid"], "url": art["url"], "title": art["title"],
+            "company": art["company"], "feed": art["feed"],
+            "split": "test" if digest % 3 == 0 else "train",
+        })  # fmt: skip
+    SET.mkdir(parents=True, exist_ok=True)
+    meta = {"size": len(out), "seed": SEED, "corpus_articles": total, "companies": len(by_company)}
+    (SET / "articles.json").write_text(
+        json.dumps({"about": meta, "articles": out}, indent=1, ensure_ascii=False)
+    )
+    print(f"drew {len(out)} of {total} articles from {len(by_company)} companies;",
+          Counter(a["split"] for a in out))  # fmt: skip
+
+
+def texts() -> dict[str, str]:
+    if CACHE.is_file():
+        cached: dict[str, str] = json.loads(CACHE.read_text())
+        return cached
+    drawn = json.loads((SET / "articles.json").read_text())["articles"]
+    articles = corpus()
+    found = {a["uid"]: articles[a["uid"]]["text"] for a in drawn if a["uid"] in articles}
+    CACHE.parent.mkdir(parents=True, exist_ok=True)
+    CACHE.write_text(json.dumps(found))
+    return found
+
+
+def show(first: int, last: int) -> None:
+    drawn = json.loads((SET / "articles.json").read_text())["articles"]
+    text = texts()
+    for art in drawn:
+        if first <= art["n"] <= last:
+            words = text.get(art["uid"], "").split()
+            body = " ".join(words[:MAX_WORDS]) + (" [...]" if len(words) > MAX_WORDS else "")
+            print(f"=== #{art['n']} [{art['company']}] {art['title']}")
+            print(body or "(the feed carried no text: title only)")
+            print()
+
+
+def guidelines() -> None:
+    print(GENERAL_RULES, "\n\nThe angles (in order):")
+    for number, angle in enumerate(load_angles(None), 1):
+        print(f"{number}. {angle.name}: {angle.guideline or angle.description}")
+
+
+def _labels(name: str) -> dict[int, set[str]]:
+    data = json.loads((SET / f"labels-{name}.json").read_text())
+    return {int(k): set(v) for k, v in data.items()}
+
+
+def agreement() -> None:
+    a, b = _labels("A"), _labels("B")
+    names = [x.name for x in load_angles(None)]
+    ids = sorted(set(a) & set(b))
+    print(f"{len(ids)} articles labelled by both passes")
+    tp = fp = fn = 0
+    for name in names:
+        both = sum(1 for i in ids if name in a[i] and name in b[i])
+        only_a = sum(1 for i in ids if name in a[i] and name not in b[i])
+        only_b = sum(1 for i in ids if name not in a[i] and name in b[i])
+        neither = len(ids) - both - only_a - only_b
+        tp, fp, fn = tp + both, fp + only_b, fn + only_a
+        n = len(ids)
+        po = (both + neither) / n
+        pa, pb = (both + only_a) / n, (both + only_b) / n
+        pe = pa * pb + (1 - pa) * (1 - pb)
+        kappa = (po - pe) / (1 - pe) if pe < 1 else 1.0
+        f1 = 2 * both / (2 * both + only_a + only_b) if both + only_a + only_b else 1.0
+        print(
+            f"  {name:<38} A {both + only_a:>3}  B {both + only_b:>3}  both {both:>3}"
+            f"  kappa {kappa:5.2f}  F1 {f1:4.2f}"
+        )
+    micro = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
+    with_a = sum(1 for i in ids if a[i]) / len(ids)
+    with_b = sum(1 for i in ids if b[i]) / len(ids)
+    print(f"micro F1 (A vs B) {micro:.3f}; articles with an angle: A {with_a:.1%}, B {with_b:.1%}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("draw")
+    s = sub.add_parser("show")
+    s.add_argument("first", type=int)
+    s.add_argument("last", type=int)
+    sub.add_parser("guidelines")
+    sub.add_parser("agreement")
+    args = ap.parse_args()
+    if args.cmd == "draw":
+        draw()
+    elif args.cmd == "show":
+        show(args.first, args.last)
+    elif args.cmd == "guidelines":
+        guidelines()
+    else:
+        agreement()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
