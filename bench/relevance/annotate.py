@@ -4,6 +4,7 @@
     python bench/relevance/annotate.py show 1 50            # articles 1..50 as annotators see them
     python bench/relevance/annotate.py guidelines           # what annotators read first
     python bench/relevance/annotate.py agreement            # kappa and pairwise F1 of passes A and B
+    python bench/relevance/annotate.py baseline             # the bundled labeller against the gold labels
 
 Protocol (see ../README.md): 600 articles drawn at random from the shared corpus, stratified by
 company (proportional allocation, at least one per company; seeded). Each is labelled by two
@@ -175,6 +176,74 @@ def agreement() -> None:
     print(f"micro F1 (A vs B) {micro:.3f}; articles with an angle: A {with_a:.1%}, B {with_b:.1%}")
 
 
+def gold() -> dict[int, set[str]]:
+    """Adjudicated labels: where passes A and B agree, theirs; elsewhere the third pass's."""
+    a, b = _labels("A"), _labels("B")
+    decided = (
+        json.loads((SET / "adjudicated.json").read_text()) if (SET / "adjudicated.json").is_file() else {}
+    )
+    out: dict[int, set[str]] = {}
+    for n in a:
+        if str(n) in decided:
+            out[n] = set(decided[str(n)]["angles"])
+        else:  # agreed (or, before adjudication, what both passes gave)
+            out[n] = a[n] & b[n]
+    return out
+
+
+def baseline() -> None:
+    """The bundled labeller (engfeed.angles, MiniLM) on the drawn articles, against the gold
+    labels, per split: the number the new labeller has to beat."""
+    import tempfile
+
+    from engfeed.feed import Feed
+    from engfeed.models import Article
+
+    drawn = json.loads((SET / "articles.json").read_text())["articles"]
+    wanted = {a["uid"]: a for a in drawn}
+    chosen: dict[str, Article] = {}
+    for path in sorted((SHARED / "feeds").glob("*.xml")) + sorted((SHARED / "feeds-large").glob("*.xml")):
+        try:
+            parsed = parse_feed(path.read_bytes(), url="")
+        except Exception:  # a broken snapshot is skipped, as import does
+            continue
+        for art in parsed.articles:
+            uid = article_uid(dedup_key(art.url)) if art.url else art.uid
+            if uid in wanted and uid not in chosen:
+                chosen[uid] = art
+    labels = gold()
+    with tempfile.TemporaryDirectory() as tmp:
+        feed = Feed.open(Path(tmp) / "set.db", embed=True)
+        with feed.store.transaction() as tx:
+            feed.store.upsert_articles(list(chosen.values()), source_id=None, conn=tx)
+        feed.index_pending()
+        predicted = {}
+        for art in drawn:
+            stored = feed.store.article(art["uid"]) if art["uid"] in chosen else None
+            predicted[art["n"]] = {m.name for m in stored.angles} if stored else set()
+        feed.close()
+    names = [x.name for x in load_angles(None)]
+    for split in ("train", "test"):
+        ids = [a["n"] for a in drawn if a["split"] == split]
+        tp = fp = fn = 0
+        print(f"-- {split} ({len(ids)} articles): bundled labeller vs gold")
+        for name in names:
+            t = sum(1 for i in ids if name in predicted[i] and name in labels[i])
+            f_p = sum(1 for i in ids if name in predicted[i] and name not in labels[i])
+            f_n = sum(1 for i in ids if name not in predicted[i] and name in labels[i])
+            tp, fp, fn = tp + t, fp + f_p, fn + f_n
+            print(f"  {name:<38} tp {t:>3} fp {f_p:>3} fn {f_n:>3}")
+        p = tp / (tp + fp) if tp + fp else 0.0
+        r = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * p * r / (p + r) if p + r else 0.0
+        share_pred = sum(1 for i in ids if predicted[i]) / len(ids)
+        share_gold = sum(1 for i in ids if labels[i]) / len(ids)
+        print(
+            f"  micro P {p:.2f} R {r:.2f} F1 {f1:.2f};"
+            f" with an angle: labeller {share_pred:.1%}, gold {share_gold:.1%}"
+        )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -184,6 +253,7 @@ def main() -> int:
     s.add_argument("last", type=int)
     sub.add_parser("guidelines")
     sub.add_parser("agreement")
+    sub.add_parser("baseline")
     args = ap.parse_args()
     if args.cmd == "draw":
         draw()
@@ -191,8 +261,10 @@ def main() -> int:
         show(args.first, args.last)
     elif args.cmd == "guidelines":
         guidelines()
-    else:
+    elif args.cmd == "agreement":
         agreement()
+    else:
+        baseline()
     return 0
 
 
