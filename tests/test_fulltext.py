@@ -241,6 +241,16 @@ def test_feed_updates_keep_page_text_until_the_feed_carries_the_full_text(
     assert full.text_source == "feed" and full.page_html == ""
     assert PAGE_WORD not in full.text and len(full.text.split()) > 300
     assert feed.search(PAGE_WORD) == []
+    # Back to teasers: the kept page text comes back, without fetching the page again.
+    changed.full = False
+    http_server.route(
+        "/feed.xml",
+        body=rss_feed(http_server.base, [changed]).replace(b"<description>", b"<description>Again: "),
+    )
+    feed.refresh()
+    again = by_url(feed, http_server, "post-0")
+    assert again.text_source == "page" and again.text == first.text and again.page_html == first.page_html
+    assert len(page_requests(http_server)) == 1
 
 
 def test_a_page_no_longer_than_the_feed_text_keeps_the_feed_text(

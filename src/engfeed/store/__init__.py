@@ -384,18 +384,24 @@ class Store:
                 published, estimated = row[2], bool(row[3])
                 if estimated and not art.date_estimated:
                     published, estimated = to_ts(art.published), False
-                # Text from the article page stays while the feed still carries only a teaser.
+                # Text from the article page stays while the feed still carries only a teaser
+                # (and comes back when a feed that had turned to full text turns to teasers again).
                 keep_page = row[4] == "page" and is_teaser(art.text)
+                body, source = art.text, "feed"
+                if not keep_page and is_teaser(art.text):
+                    stored = self.pages.stored_text(row[0], conn=conn)
+                    if stored and len(stored.split()) > len(art.text.split()):
+                        body, source = stored, "page"
                 conn.execute(
                     "UPDATE articles SET url=?, guid=?, title=?, author=?, tags=?, published=?, updated=?,"
                     " date_estimated=?, summary_html=?, content_html=?, excerpt=?,"
                     " body=CASE WHEN ? THEN body ELSE ? END,"
-                    " text_source=CASE WHEN ? THEN 'page' ELSE 'feed' END,"
+                    " text_source=CASE WHEN ? THEN 'page' ELSE ? END,"
                     " content_hash=?, angles_sig=NULL WHERE id=?",
                     (
                         art.url, art.guid, art.title, art.author, json.dumps(list(art.tags)), published,
                         to_ts(art.updated) if art.updated else None, int(estimated), art.summary_html,
-                        art.content_html, art.excerpt, keep_page, art.text, keep_page, digest, row[0],
+                        art.content_html, art.excerpt, keep_page, body, keep_page, source, digest, row[0],
                     ),
                 )  # fmt: skip
                 conn.execute("DELETE FROM summaries WHERE article_id = ?", (row[0],))  # made from old text

@@ -22,7 +22,7 @@ from typing import Protocol
 
 from engfeed.extract import TEASER_WORDS
 from engfeed.robots import RobotsRules
-from engfeed.text import make_excerpt
+from engfeed.text import html_to_text, make_excerpt
 
 
 class Database(Protocol):
@@ -190,6 +190,19 @@ class PagesPart:
             attempts=int(row[5]),
             next_try=None if row[6] is None else datetime.fromtimestamp(int(row[6]), UTC),
         )
+
+    def stored_text(self, article_id: int, *, conn: sqlite3.Connection | None = None) -> str | None:
+        """The plain text of the article page kept for this article (a page that gave its
+        article), or None."""
+        row = (
+            (conn or self._db.conn)
+            .execute(
+                "SELECT html FROM article_pages WHERE article_id = ? AND status = 'ok' AND html != ''",
+                (article_id,),
+            )
+            .fetchone()
+        )
+        return html_to_text(str(row[0])) if row else None
 
     def status_counts(self) -> dict[str, int]:
         rows = self._db.conn.execute("SELECT status, count(*) FROM article_pages GROUP BY status")
