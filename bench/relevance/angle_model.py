@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import annotate  # noqa: E402
+
 from engfeed.angles import AngleLabeler, article_text, embedding_text, load_angles  # noqa: E402
 from engfeed.embed import get_embedder  # noqa: E402
 from engfeed.parse import parse_feed  # noqa: E402
