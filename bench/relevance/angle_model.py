@@ -19,10 +19,10 @@ threshold reaches the target precision; 44 of the 91 gold angles have no cue ter
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,31 +34,12 @@ import annotate  # noqa: E402
 
 from engfeed.angles import AngleLabeler, article_text, embedding_text, load_angles  # noqa: E402
 from engfeed.embed import get_embedder  # noqa: E402
-from engfeed.parse import parse_feed  # noqa: E402
-from engfeed.urls import article_uid, dedup_key  # noqa: E402
+from engfeed.models import Article  # noqa: E402
 
 TARGET_PRECISION = 0.85
 
 
-def load() -> tuple[list[dict[str, object]], dict[str, object]]:
-    drawn = json.loads((annotate.SET / "articles.json").read_text())["articles"]
-    wanted = {a["uid"] for a in drawn}
-    found: dict[str, object] = {}
-    for path in sorted((annotate.SHARED / "feeds").glob("*.xml")) + sorted(
-        (annotate.SHARED / "feeds-large").glob("*.xml")
-    ):
-        try:
-            parsed = parse_feed(path.read_bytes(), url="")
-        except Exception:  # a broken snapshot is skipped, as import does
-            continue
-        for art in parsed.articles:
-            uid = article_uid(dedup_key(art.url)) if art.url else art.uid
-            if uid in wanted and uid not in found:
-                found[uid] = art
-    return drawn, found
-
-
-def features(drawn: list[dict[str, object]], arts: dict[str, object]) -> tuple[np.ndarray, list[str]]:
+def features(drawn: list[dict[str, Any]], arts: dict[str, Article]) -> tuple[np.ndarray, list[str]]:
     angles = load_angles(None)
     emb = get_embedder()
     labeler = AngleLabeler(angles, emb)
@@ -115,7 +96,7 @@ def predict(model: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 def main() -> int:
-    drawn, arts = load()
+    drawn, arts = annotate.drawn_articles()
     gold = annotate.gold()
     x, names = features(drawn, arts)
     n_angles = len(names)

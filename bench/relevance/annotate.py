@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
 from engfeed.angles import load_angles  # noqa: E402
+from engfeed.models import Article  # noqa: E402
 from engfeed.parse import parse_feed  # noqa: E402
 from engfeed.urls import article_uid, dedup_key  # noqa: E402
 
@@ -191,16 +192,10 @@ def gold() -> dict[int, set[str]]:
     return out
 
 
-def baseline() -> None:
-    """The bundled labeller (engfeed.angles, MiniLM) on the drawn articles, against the gold
-    labels, per split: the number the new labeller has to beat."""
-    import tempfile
-
-    from engfeed.feed import Feed
-    from engfeed.models import Article
-
-    drawn = json.loads((SET / "articles.json").read_text())["articles"]
-    wanted = {a["uid"]: a for a in drawn}
+def drawn_articles() -> tuple[list[dict[str, Any]], dict[str, Article]]:
+    """The drawn set's entries and, by public id, their articles as parsed from ../shared."""
+    drawn: list[dict[str, Any]] = json.loads((SET / "articles.json").read_text())["articles"]
+    wanted = {a["uid"] for a in drawn}
     chosen: dict[str, Article] = {}
     for path in sorted((SHARED / "feeds").glob("*.xml")) + sorted((SHARED / "feeds-large").glob("*.xml")):
         try:
@@ -211,6 +206,17 @@ def baseline() -> None:
             uid = article_uid(dedup_key(art.url)) if art.url else art.uid
             if uid in wanted and uid not in chosen:
                 chosen[uid] = art
+    return drawn, chosen
+
+
+def baseline() -> None:
+    """The bundled labeller (engfeed.angles, MiniLM) on the drawn articles, against the gold
+    labels, per split: the number the new labeller has to beat."""
+    import tempfile
+
+    from engfeed.feed import Feed
+
+    drawn, chosen = drawn_articles()
     labels = gold()
     with tempfile.TemporaryDirectory() as tmp:
         feed = Feed.open(Path(tmp) / "set.db", embed=True)
