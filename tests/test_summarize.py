@@ -710,6 +710,35 @@ def test_summary_is_remade_when_the_feed_changes_the_text(
     assert len(extractive_calls) == 2
 
 
+def test_warm_summaries_makes_the_newest_missing_ones_once(
+    store_feed: tuple[Feed, Article, Article], extractive_calls: list[int]
+) -> None:
+    feed, long_art, short_art = store_feed
+    assert long_art.id is not None and short_art.id is not None
+    assert feed.warm_summaries() == 1  # the long article; the short one gets none
+    assert feed.store.summaries.get_many([long_art.id, short_art.id], feed.summary_method()).keys() == {
+        long_art.id
+    }
+    assert feed.warm_summaries() == 0 and len(extractive_calls) == 1  # made once
+    feed.summary(long_art)
+    assert len(extractive_calls) == 1  # and the article page reads the stored one
+    assert feed.warm_summaries(limit=0) == 0
+
+
+def test_the_servers_background_refresh_makes_summaries_ahead(
+    store_feed: tuple[Feed, Article, Article], extractive_calls: list[int]
+) -> None:
+    from engfeed.web.app import create_app
+
+    feed, long_art, _ = store_feed
+    app = create_app(feed, refresh_interval_min=0, allowed_hosts=["testserver"])
+    refresher = app.state.refresher
+    assert refresher.trigger(only_due=False) and refresher.wait_idle(timeout=60)
+    assert refresher.last.ok and "1 summary made ahead" in refresher.last.summary
+    assert len(extractive_calls) == 1
+    assert feed.summary(long_art, compute=False).summary is not None
+
+
 def test_summary_is_remade_when_the_method_changes(
     store_feed: tuple[Feed, Article, Article],
     extractive_calls: list[int],

@@ -48,6 +48,8 @@ log = logging.getLogger("engfeed")
 SUMMARY_VERSION = "extractive-1"
 #: An extractive summary stored because the LLM tier failed is asked of the model again after this.
 LLM_RETRY = timedelta(hours=1)
+#: Summaries made ahead of time after each background refresh of ``serve`` (about 1 s each).
+WARM_SUMMARIES = 20
 FEED_SUFFIXES = {".xml", ".rss", ".atom", ".rdf", ".json", ".feed"}
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
@@ -527,6 +529,19 @@ class Feed:
             data = json.dumps(result.summary.to_json(), ensure_ascii=False)
             self.store.summaries.save(article.id, digest, method, data, now=datetime.now(UTC))
         return result
+
+    def warm_summaries(self, limit: int = WARM_SUMMARIES) -> int:
+        """Make the summaries of the newest long articles that have none yet (the web
+        server's background refresh calls this, so opening a new article does not wait
+        for its summary); returns how many were made."""
+        from engfeed.summarize import MIN_WORDS
+
+        ids = self.store.summaries.missing(self.summary_method(), min_words=MIN_WORDS, limit=limit)
+        made = 0
+        for art in self.store.articles_by_ids(ids, full=True).values():  # page HTML included
+            if self.summary(art).summary is not None:
+                made += 1
+        return made
 
     def stored_summaries(self, articles: Sequence[Article]) -> dict[str, dict[str, object]]:
         """Summaries already made (by the current method) for these articles, by public id,

@@ -24,6 +24,16 @@ class SummariesPart:
         ).fetchone()
         return None if row is None else str(row[0])
 
+    def missing(self, method: str, *, min_words: int, limit: int) -> list[int]:
+        """Newest articles of at least ``min_words`` words with no summary made by ``method``."""
+        rows = self._db.conn.execute(
+            "SELECT a.id FROM articles a LEFT JOIN summaries s ON s.article_id = a.id AND s.method = ?"
+            " WHERE s.article_id IS NULL AND length(a.body) - length(replace(a.body, ' ', '')) + 1 >= ?"
+            " ORDER BY a.published DESC, a.id DESC LIMIT ?",
+            (method, min_words, max(0, limit)),
+        )
+        return [int(r[0]) for r in rows]
+
     def made_at(self, article_id: int) -> datetime | None:
         """When the stored summary of this article was made (None: there is none)."""
         row = self._db.conn.execute(

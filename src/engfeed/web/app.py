@@ -1011,7 +1011,9 @@ def create_app(
     minutes = config.refresh_interval_minutes() if refresh_interval_min is None else refresh_interval_min
 
     def job(only_due: bool) -> str:
-        return refresh_summary(feed.refresh(only_due=only_due))
+        line = refresh_summary(feed.refresh(only_due=only_due))
+        made = feed.warm_summaries()
+        return line + (f"; {made} {'summary' if made == 1 else 'summaries'} made ahead" if made else "")
 
     refresher = Refresher(
         job,
