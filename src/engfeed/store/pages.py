@@ -73,8 +73,8 @@ class StoredPage:
     next_try: datetime | None
 
 
-# Words of a stored body: html_to_text collapses whitespace to single spaces.
-_WORDS = "(CASE WHEN a.body = '' THEN 0 ELSE length(a.body) - length(replace(a.body, ' ', '')) + 1 END)"
+#: Words of a stored body, in SQL (html_to_text collapses whitespace to single spaces).
+BODY_WORDS = "(CASE WHEN a.body = '' THEN 0 ELSE length(a.body) - length(replace(a.body, ' ', '')) + 1 END)"
 # Validators go back only for a page that gave its article: a 304 then means "the text you
 # hold is current". Sent for a page that was not an article, a 304 would be recorded as
 # current (next_try NULL): the page would never be tried again.
@@ -83,6 +83,13 @@ _TARGET = (
     " CASE WHEN p.status = 'ok' THEN p.etag END, CASE WHEN p.status = 'ok' THEN p.last_modified END,"
     " coalesce(p.attempts, 0)"
     " FROM articles a LEFT JOIN article_pages p ON p.article_id = a.id"
+)
+# Teaser articles with an http(s) link whose page was never fetched or is due again
+# (parameters: TEASER_WORDS, now).
+_DUE = (
+    f"a.text_source = 'feed' AND {BODY_WORDS} < ?"
+    " AND (a.url LIKE 'http://%' OR a.url LIKE 'https://%')"
+    " AND (p.article_id IS NULL OR (p.next_try IS NOT NULL AND p.next_try <= ?))"
 )
 
 
@@ -94,10 +101,7 @@ class PagesPart:
         """Teaser articles (feed text under TEASER_WORDS words) with an http(s) link, never
         fetched or due again, newest first."""
         rows = self._db.conn.execute(
-            f"{_TARGET} WHERE a.text_source = 'feed' AND {_WORDS} < ?"
-            " AND (a.url LIKE 'http://%' OR a.url LIKE 'https://%')"
-            " AND (p.article_id IS NULL OR (p.next_try IS NOT NULL AND p.next_try <= ?))"
-            " ORDER BY a.published DESC, a.id DESC LIMIT ?",
+            f"{_TARGET} WHERE {_DUE} ORDER BY a.published DESC, a.id DESC LIMIT ?",
             (TEASER_WORDS, _ts(now), max(0, limit)),
         )
         return [_target(r) for r in rows]
@@ -105,10 +109,7 @@ class PagesPart:
     def missing_count(self, *, now: datetime) -> int:
         """How many articles :meth:`needing_text` would give without a limit."""
         row = self._db.conn.execute(
-            f"SELECT count(*) FROM articles a LEFT JOIN article_pages p ON p.article_id = a.id"
-            f" WHERE a.text_source = 'feed' AND {_WORDS} < ?"
-            " AND (a.url LIKE 'http://%' OR a.url LIKE 'https://%')"
-            " AND (p.article_id IS NULL OR (p.next_try IS NOT NULL AND p.next_try <= ?))",
+            f"SELECT count(*) FROM articles a LEFT JOIN article_pages p ON p.article_id = a.id WHERE {_DUE}",
             (TEASER_WORDS, _ts(now)),
         ).fetchone()
         return int(row[0])
@@ -156,7 +157,7 @@ class PagesPart:
             if page.status != "ok":
                 return False
             row = tx.execute(
-                f"SELECT a.text_source, {_WORDS}, a.body FROM articles a WHERE a.id = ?", (article_id,)
+                f"SELECT a.text_source, {BODY_WORDS}, a.body FROM articles a WHERE a.id = ?", (article_id,)
             ).fetchone()
             if row is None:
                 return False
@@ -203,10 +204,6 @@ class PagesPart:
             .fetchone()
         )
         return html_to_text(str(row[0])) if row else None
-
-    def status_counts(self) -> dict[str, int]:
-        rows = self._db.conn.execute("SELECT status, count(*) FROM article_pages GROUP BY status")
-        return {str(r[0]): int(r[1]) for r in rows}
 
     # -- robots.txt ---------------------------------------------------------------------
     def robots(self, origin: str) -> RobotsRules | None:

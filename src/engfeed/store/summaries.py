@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from engfeed.store.pages import Database
+from engfeed.store.pages import BODY_WORDS, Database
 
 
 class SummariesPart:
@@ -28,7 +28,7 @@ class SummariesPart:
         """Newest articles of at least ``min_words`` words with no summary made by ``method``."""
         rows = self._db.conn.execute(
             "SELECT a.id FROM articles a LEFT JOIN summaries s ON s.article_id = a.id AND s.method = ?"
-            " WHERE s.article_id IS NULL AND length(a.body) - length(replace(a.body, ' ', '')) + 1 >= ?"
+            f" WHERE s.article_id IS NULL AND {BODY_WORDS} >= ?"
             " ORDER BY a.published DESC, a.id DESC LIMIT ?",
             (method, min_words, max(0, limit)),
         )

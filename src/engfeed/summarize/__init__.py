@@ -16,7 +16,6 @@ Articles under :data:`MIN_WORDS` words get none (``None`` with a reason).
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 
@@ -25,6 +24,7 @@ from engfeed.models import Article
 from engfeed.summarize import extractive, llm
 from engfeed.summarize.document import Document, from_html, from_text
 from engfeed.summarize.lexical import LexicalEmbedder
+from engfeed.summarize.sentences import split_sentences
 
 MIN_WORDS = 150
 
@@ -89,8 +89,6 @@ class Summary:
 
     def units(self) -> list[str]:
         """Every sentence or bullet of the summary, overview first (for evaluation)."""
-        from engfeed.summarize.sentences import split_sentences
-
         return [
             *(self.overview_sentences or split_sentences(self.overview)),
             *self.takeaways,
@@ -198,7 +196,3 @@ def note_from(summary: Summary) -> str:
     lines = [summary.overview, ""]
     lines += [f"{i}. {t}" for i, t in enumerate(summary.takeaways, 1)]
     return "\n".join(lines) + "\n"
-
-
-def dumps(summary: Summary) -> str:
-    return json.dumps(summary.to_json(), ensure_ascii=False)

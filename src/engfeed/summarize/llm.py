@@ -36,6 +36,8 @@ import httpx
 import numpy as np
 
 from engfeed.embed import Embedder, Matrix
+from engfeed.summarize.lexical import tokens
+from engfeed.summarize.sentences import split_sentences
 
 log = logging.getLogger("engfeed.summarize")
 
@@ -180,8 +182,6 @@ def _parse(answer: str) -> tuple[list[str], list[tuple[str, list[str]]], list[st
     sections = data.get("sections") or []
     if not isinstance(overview, str) or not isinstance(takeaways, list) or not isinstance(sections, list):
         return None
-    from engfeed.summarize.sentences import split_sentences
-
     parsed_sections: list[tuple[str, list[str]]] = []
     for sec in sections:
         if (
@@ -218,8 +218,6 @@ def supported(
         return []
     if not sentences:
         return [False] * len(units)
-    from engfeed.summarize.lexical import tokens
-
     lowered = article_text.lower()
     numbers = set(_NUMBER.findall(lowered.replace(",", "")))  # whole numbers: "4%" is not in "40%"
     vecs = embedder.embed(units)
