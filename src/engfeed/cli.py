@@ -200,6 +200,35 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--json", action="store_true")
     im.set_defaults(handler=cmd_reading_list_import)
 
+    mu = sub.add_parser("mute", help="hide articles from the feed and search by source, term, regex or angle")
+    msub = mu.add_subparsers(title="mute commands", metavar="ACTION")
+    m = msub.add_parser("add", help="add a rule (it applies at once, and to new articles on arrival)")
+    kind = m.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--source", metavar="NAME", help="every article of this source")
+    kind.add_argument("--term", metavar="TEXT", help="a word or phrase in the title or excerpt")
+    kind.add_argument("--regex", metavar="RE", help="a regular expression over the title and excerpt")
+    kind.add_argument("--angle", metavar="NAME", help="every article with this useful angle")
+    m.add_argument("--preview", action="store_true", help="show what it would hide; save nothing")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(handler=cmd_mute_add)
+    m = msub.add_parser("list", help="the rules, with how many articles each hides")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(handler=cmd_mute_list)
+    m = msub.add_parser("remove", help="delete a rule (what it hid shows again)")
+    m.add_argument("n", type=_positive, metavar="N", help="the rule's number (see `mute list`)")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(handler=cmd_mute_remove)
+    mu.set_defaults(handler=cmd_mute_list, json=False)
+
+    dg = sub.add_parser("digest", help="the best new articles of the week, by angle; --send mails it")
+    dg.add_argument("--days", type=_days, default=7, help="the period: the last N days (default 7)")
+    dg.add_argument("--format", choices=("md", "html", "text"), default="md")
+    dg.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    dg.add_argument("--send", action="store_true", help="mail it (ENGFEED_SMTP_URL, ENGFEED_DIGEST_TO)")
+    dg.add_argument("--force", action="store_true", help="with --send: send even if sent this ISO week")
+    dg.add_argument("--json", action="store_true", help="the digest (or, with --send, the outcome) as JSON")
+    dg.set_defaults(handler=cmd_digest)
+
     ri = sub.add_parser("reindex", help="re-embed and re-label every article (after a model change)")
     ri.set_defaults(handler=cmd_reindex)
 
@@ -224,6 +253,11 @@ def _add_filters(p: argparse.ArgumentParser) -> None:
     state.add_argument(
         "--saved", action="store_const", const="saved", dest="state", help="only saved articles"
     )
+    p.add_argument(
+        "--include-muted",
+        action="store_true",
+        help='also the articles your mute rules hide (marked "muted": true)',
+    )
 
 
 def _positive(text: str) -> int:
@@ -236,6 +270,13 @@ def _positive(text: str) -> int:
     return min(value, 10_000)
 
 
+def _days(text: str) -> int:
+    value = _positive(text)
+    if value > 90:
+        raise argparse.ArgumentTypeError("at most 90 days")
+    return value
+
+
 def _date(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
@@ -246,7 +287,12 @@ def _date(text: str) -> datetime:
 
 def _filter(args: argparse.Namespace) -> ArticleFilter:
     return ArticleFilter(
-        sources=tuple(args.source), angle=args.angle, since=args.since, until=args.until, state=args.state
+        sources=tuple(args.source),
+        angle=args.angle,
+        since=args.since,
+        until=args.until,
+        state=args.state,
+        include_muted=args.include_muted,
     )
 
 
@@ -629,6 +675,87 @@ def cmd_angles_suggest(args: argparse.Namespace) -> int:
         )
     else:
         sys.stdout.write(dump_angles(suggestions))
+    return 0
+
+
+def cmd_mute_add(args: argparse.Namespace) -> int:
+    kind, value = next(
+        (k, getattr(args, k)) for k in ("source", "term", "regex", "angle") if getattr(args, k)
+    )
+    feed = _open(args)
+    feed.index_pending()  # new articles get their angles (and text rules) before counting
+    preview = feed.preview_mute(kind, value) if args.preview else feed.add_mute(kind, value)
+    if args.json:
+        data = preview.to_json()
+        data["saved"] = not args.preview
+        _print_json(data)
+        return 0
+    rule = preview.rule
+    if args.preview:
+        print(f"{rule.describe()} would hide {preview.hidden} of {preview.total} stored articles (not saved)")
+    else:
+        print(f"rule {rule.id}: {rule.describe()} hides {preview.hidden} of {preview.total} stored articles")
+    for art in preview.examples:
+        _print_article(art)
+    if preview.hidden > len(preview.examples):
+        print(f"... and {preview.hidden - len(preview.examples)} more")
+    return 0
+
+
+def cmd_mute_list(args: argparse.Namespace) -> int:
+    rules = _open_light(args).mute_rules()
+    if args.json:
+        _print_json([r.to_json() for r in rules])
+        return 0
+    if not rules:
+        print("no mute rules (add one: engfeed mute add --term TEXT)")
+        return 0
+    _table(
+        ("#", "kind", "rule", "hides", "added"),
+        [(str(r.id), r.kind, r.value, str(r.hidden), _ago(r.created)) for r in rules],
+    )
+    return 0
+
+
+def cmd_mute_remove(args: argparse.Namespace) -> int:
+    rule = _open_light(args).remove_mute(args.n)
+    if args.json:
+        _print_json(rule.to_json())
+    else:
+        print(f"removed rule {rule.id}: {rule.describe()} ({rule.hidden} articles show again)")
+    return 0
+
+
+def cmd_digest(args: argparse.Namespace) -> int:
+    feed = _open(args)
+    feed.index_pending()
+    if args.send:
+        from engfeed import config
+
+        report = feed.send_digest(config.digest_settings(), days=args.days, force=args.force)
+        if args.json:
+            _print_json(report.to_json())
+        elif report.status == "sent":
+            note = f" ({report.message})" if report.message else ""
+            print(f"sent the digest of {report.articles} articles to {', '.join(report.recipients)}{note}")
+        else:
+            print(f"not sent: {report.message}")
+        return 0
+    digest = feed.digest(days=args.days)
+    if args.json:
+        _print_json(digest.to_json())
+        return 0
+    from engfeed.digest import render
+
+    text = render(digest, args.format)
+    if args.output:
+        _write_atomically(Path(args.output), text)
+        print(
+            f"wrote the digest ({digest.shown} of {digest.total} new articles) to {args.output}",
+            file=sys.stderr,
+        )
+    else:
+        sys.stdout.write(text)
     return 0
 
 

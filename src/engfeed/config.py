@@ -15,15 +15,21 @@ the defaults and command-line flags override both.
                             (default: localhost, 127.0.0.1, [::1] and the ``--host``)
 ``ENGFEED_FETCH_PRIVATE``   ``0`` refuses to fetch loopback and private addresses
                             (default ``1``: local feeds are allowed)
+``ENGFEED_SMTP_URL``        where the digest is mailed (see :func:`digest_settings`)
 ==========================  ===========================================================
 """
 
 from __future__ import annotations
 
 import os
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import platformdirs
+
+from engfeed.errors import ConfigError
 
 APP_NAME = "engfeed"
 DEFAULT_REFRESH_MINUTES = 30.0
@@ -105,6 +111,106 @@ def llm_settings() -> tuple[str, str] | None:
     if not url:
         return None
     return url, os.environ.get("ENGFEED_LLM_MODEL", "").strip() or "default"
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    """Where ``digest --send`` mails the digest (``ENGFEED_SMTP_URL``)."""
+
+    host: str
+    port: int
+    user: str = ""
+    password: str = field(default="", repr=False)
+    tls: str = "none"  # "none", "starttls" or "ssl" (smtps://)
+
+    def display(self) -> str:
+        """The server for messages: never the password."""
+        who = f"{self.user}@" if self.user else ""
+        return f"smtp{'s' if self.tls == 'ssl' else ''}://{who}{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class DigestSettings:
+    """The weekly digest's mail settings; ``smtp``/``to`` are None until the user sets them."""
+
+    smtp: SmtpSettings | None
+    to: tuple[str, ...]
+    sender: str
+    day: int  # ISO weekday the weekly send is due: 1 = Monday ... 7 = Sunday
+    hour: int  # local hour of that day, 0-23
+    base_url: str  # the page's public address, for links in the mail ('' when unknown)
+
+    @property
+    def can_send(self) -> bool:
+        return self.smtp is not None and bool(self.to)
+
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+$")
+
+
+def smtp_settings(raw: str) -> SmtpSettings:
+    """Parse ``smtp://user:pass@host:587?starttls=1`` (or ``smtps://`` for TLS from the start).
+
+    :class:`~engfeed.errors.ConfigError` says what is wrong, never showing the password."""
+    try:
+        parts = urlsplit(raw.strip())
+        port = parts.port
+    except ValueError:
+        raise ConfigError("ENGFEED_SMTP_URL is not a URL (smtp://user:pass@host:587?starttls=1)") from None
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ConfigError(
+            "ENGFEED_SMTP_URL must look like smtp://user:pass@host:587?starttls=1 (or smtps://)"
+        )
+    query = parse_qs(parts.query)
+    starttls = (query.get("starttls") or ["0"])[0].strip().lower() in ("1", "true", "yes", "on")
+    tls = "ssl" if parts.scheme == "smtps" else ("starttls" if starttls else "none")
+    default_port = 465 if tls == "ssl" else (587 if tls == "starttls" else 25)
+    return SmtpSettings(
+        host=parts.hostname,
+        port=port or default_port,
+        user=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+        tls=tls,
+    )
+
+
+def digest_settings() -> DigestSettings:
+    """``ENGFEED_SMTP_URL``, ``ENGFEED_DIGEST_TO`` (comma-separated), ``ENGFEED_DIGEST_FROM``,
+    ``ENGFEED_DIGEST_DAY`` (mon..sun or 1-7, default mon), ``ENGFEED_DIGEST_HOUR`` (0-23,
+    default 8, the server's local time) and ``ENGFEED_BASE_URL``. Raises
+    :class:`~engfeed.errors.ConfigError` for a value that cannot be right."""
+    raw_url = os.environ.get("ENGFEED_SMTP_URL", "").strip()
+    smtp = smtp_settings(raw_url) if raw_url else None
+    to = tuple(a.strip() for a in os.environ.get("ENGFEED_DIGEST_TO", "").split(",") if a.strip())
+    for address in to:
+        if not _ADDRESS.match(address):
+            raise ConfigError(f"ENGFEED_DIGEST_TO: not an e-mail address: {address[:80]!r}")
+    sender = os.environ.get("ENGFEED_DIGEST_FROM", "").strip()
+    if not sender:
+        sender = smtp.user if smtp and _ADDRESS.match(smtp.user) else "engfeed@localhost"
+    elif not _ADDRESS.match(sender):
+        raise ConfigError(f"ENGFEED_DIGEST_FROM: not an e-mail address: {sender[:80]!r}")
+    day_raw = os.environ.get("ENGFEED_DIGEST_DAY", "").strip().lower()
+    if not day_raw:
+        day = 1
+    elif day_raw[:3] in _DAYS:
+        day = _DAYS.index(day_raw[:3]) + 1
+    elif day_raw.isdigit() and 1 <= int(day_raw) <= 7:
+        day = int(day_raw)
+    else:
+        raise ConfigError(f"ENGFEED_DIGEST_DAY: use mon..sun or 1-7, not {day_raw[:20]!r}")
+    hour_raw = os.environ.get("ENGFEED_DIGEST_HOUR", "").strip()
+    if not hour_raw:
+        hour = 8
+    elif hour_raw.isdigit() and 0 <= int(hour_raw) <= 23:
+        hour = int(hour_raw)
+    else:
+        raise ConfigError(f"ENGFEED_DIGEST_HOUR: use 0-23, not {hour_raw[:20]!r}")
+    base_url = os.environ.get("ENGFEED_BASE_URL", "").strip().rstrip("/")
+    if base_url and not base_url.startswith(("http://", "https://")):
+        raise ConfigError("ENGFEED_BASE_URL must start with http:// or https://")
+    return DigestSettings(smtp, to, sender, day, hour, base_url)
 
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")

@@ -10,15 +10,23 @@ import asyncio
 import json
 import logging
 import queue
+import secrets
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from engfeed import config
+from engfeed.config import DigestSettings
+from engfeed.digest import MAX_ENTRIES, Digest, DigestError, check_token, message, unsubscribe_token
+from engfeed.digest import due as digest_due
+from engfeed.digest import select as select_digest
+from engfeed.digest import send as send_mail
+from engfeed.digest import week_of as digest_week
 from engfeed.errors import ConfigError, EngfeedError
 from engfeed.fetch import FetchConfig, FetchResult, fetch_all, next_due
 from engfeed.models import Article, SearchHit, Source, iso
@@ -31,7 +39,9 @@ from engfeed.readinglist import Entry as ListEntry
 from engfeed.readinglist import check_note
 from engfeed.readinglist import parse as parse_list
 from engfeed.readinglist import render as render_list
+from engfeed.rules import MAX_RULES, MutePreview, MuteRule, RuleError, TextMatcher, check_rule
 from engfeed.store import ArticleFilter, Store
+from engfeed.store.digests import DigestSend
 from engfeed.store.pages import PageTarget
 from engfeed.text import clip, terminal_safe
 from engfeed.urls import article_uid, canonical_url, dedup_key, redact_credentials
@@ -173,6 +183,7 @@ class Feed:
         self._labeler: AngleLabeler | None = None
         self._index_lock = threading.Lock()
         self._stale: set[int] = set()  # updated in place since the last index_pending: re-embed
+        self._matcher: tuple[tuple[object, ...], TextMatcher] | None = None  # compiled text rules
 
     @classmethod
     def open(
@@ -362,6 +373,7 @@ class Feed:
                     written.unchanged,
                 )
                 self._stale.update(written.updated)
+                self._match_mutes(tx)
             self.store.record_fetch(
                 src.id,
                 attempt=now,
@@ -421,6 +433,7 @@ class Feed:
         known = self.store.source(name)
         with self.store.transaction() as tx:
             written = self.store.upsert_articles(articles, source_id=known.id if known else None, conn=tx)
+            self._match_mutes(tx)
         self._stale.update(written.updated)
         return SourceReport(
             name, "ok", new=len(written.new), updated=len(written.updated), unchanged=written.unchanged
@@ -590,6 +603,7 @@ class Feed:
 
     def index_pending(self, progress: ProgressFn | None = None) -> None:
         """Embed and angle-label whatever is new; cheap when nothing is."""
+        self._match_mutes()  # articles stored by other paths (pages, the reading list)
         with self._index_lock:
             stale, self._stale = sorted(self._stale), set()
             if self.embedder is not None:
@@ -742,6 +756,199 @@ class Feed:
         self.index_pending()
         return ReadingListImport(matched, created, [*parsed.skipped, *invalid])
 
+    # -- mute rules (engfeed.rules) ----------------------------------------------------------
+    def mute_rules(self) -> list[MuteRule]:
+        """The reader's mute rules, oldest first, with how many articles each hides now."""
+        return self.store.mutes.rules()
+
+    def check_mute(self, kind: str, value: str) -> MuteRule:
+        """The rule normalised and checked, or :class:`RuleError` saying what is wrong: an unknown
+        source or angle, a bad or risky pattern, a rule that already exists."""
+        rule = check_rule(kind, value)
+        if kind == "source":
+            names = {n.casefold(): n for n in [s.name for s in self.store.sources()]}
+            names.update({n.casefold(): n for n, _ in self.store.source_counts()})
+            found = names.get(rule.value.casefold())
+            if found is None:
+                raise RuleError(f"no such source: {terminal_safe(rule.value)} (see `engfeed sources list`)")
+            rule = replace(rule, value=found)
+        elif kind == "angle":
+            angles = {a.name.casefold(): a.name for a in self.angles()}
+            found = angles.get(rule.value.casefold())
+            if found is None:
+                known = ", ".join(angles.values())
+                raise RuleError(f"no such angle: {terminal_safe(rule.value)} (the angles are: {known})")
+            rule = replace(rule, value=found)
+        existing = self.store.mutes.find(rule.kind, rule.value)
+        if existing is not None:
+            raise RuleError(f"that rule exists already (rule {existing.id}: {existing.describe()})")
+        return rule
+
+    def preview_mute(self, kind: str, value: str, *, examples: int = 5) -> MutePreview:
+        """How many stored articles the rule would hide, and the newest few; saves nothing."""
+        rule = self.check_mute(kind, value)
+        matcher = _single_matcher(rule)
+        hidden, ids = self.store.mutes.preview(rule, matcher, examples=examples)
+        found = self.store.articles_by_ids(ids)
+        return MutePreview(
+            rule,
+            hidden,
+            self.count(ArticleFilter(include_muted=True)),
+            tuple(found[i] for i in ids if i in found),
+        )
+
+    def add_mute(self, kind: str, value: str, *, examples: int = 5) -> MutePreview:
+        """Save a rule; it applies at once to the stored articles and to new ones on arrival."""
+        rule = self.check_mute(kind, value)
+        if self.store.mutes.count() >= MAX_RULES:
+            raise RuleError(f"at most {MAX_RULES} rules; remove one first (`engfeed mute list`)")
+        rule_id = self.store.mutes.add(rule, _single_matcher(rule), now=datetime.now(UTC))
+        saved = self.store.mutes.rule(rule_id) or replace(rule, id=rule_id)
+        _, ids = self.store.mutes.preview(saved, _single_matcher(saved), examples=examples)
+        found = self.store.articles_by_ids(ids)
+        return MutePreview(
+            saved,
+            saved.hidden,
+            self.count(ArticleFilter(include_muted=True)),
+            tuple(found[i] for i in ids if i in found),
+        )
+
+    def remove_mute(self, rule_id: int) -> MuteRule:
+        """Delete a rule; what it hid shows again. :class:`EngfeedError` when there is no such rule."""
+        rule = self.store.mutes.rule(rule_id)
+        if rule is None or not self.store.mutes.remove(rule_id):
+            raise EngfeedError(f"no such rule: {rule_id} (see `engfeed mute list`)")
+        return rule
+
+    def has_mute_rules(self) -> bool:
+        return self.store.mutes.active()
+
+    def hidden_count(self, flt: ArticleFilter = ArticleFilter()) -> int:
+        """How many articles of this view the reader's rules hide (0 when showing them)."""
+        if flt.include_muted or not self.store.mutes.active():
+            return 0
+        return self.count(replace(flt, include_muted=True)) - self.count(flt)
+
+    def _match_mutes(self, conn: sqlite3.Connection | None = None) -> None:
+        """Match the term and regex rules against the articles stored or changed since last time."""
+        rules = tuple(r for r in self.store.mutes.rules(counted=False) if r.kind in ("term", "regex"))
+        key = tuple((r.id, r.kind, r.value) for r in rules)
+        if self._matcher is None or self._matcher[0] != key:
+            self._matcher = (key, TextMatcher(rules))
+        self.store.mutes.match_pending(self._matcher[1].match, conn=conn)
+
+    # -- digest (engfeed.digest) -----------------------------------------------------------
+    def digest(
+        self, *, days: int = 7, end: datetime | None = None, base_url: str = "", limit: int = MAX_ENTRIES
+    ) -> Digest:
+        """The best new articles of the ``days`` before ``end`` (default now), grouped by angle;
+        muted articles are left out, saved ones marked."""
+        end = end or datetime.now(UTC)
+        return self.digest_between(end - timedelta(days=days), end, base_url=base_url, limit=limit)
+
+    def digest_between(
+        self, start: datetime, end: datetime, *, base_url: str = "", limit: int = MAX_ENTRIES
+    ) -> Digest:
+        flt = ArticleFilter(since=start, until=end)
+        articles = self.store.list_articles(flt, limit=DIGEST_CANDIDATES)
+        overviews = {
+            uid: str(data.get("overview") or "") for uid, data in self.stored_summaries(articles).items()
+        }
+        groups = select_digest(
+            articles, angle_order=[a.name for a in self.angles()], overviews=overviews, limit=limit
+        )
+        return Digest(start.astimezone(UTC), end.astimezone(UTC), groups, self.count(flt), base_url)
+
+    def send_digest(
+        self,
+        settings: DigestSettings | None = None,
+        *,
+        days: int = 7,
+        force: bool = False,
+        scheduled: bool = False,
+        now: datetime | None = None,
+    ) -> DigestSendReport:
+        """Mail the digest of the last ``days`` to ``ENGFEED_DIGEST_TO``, at most once per ISO
+        week (``force`` sends again). Nothing new: not sent. ``scheduled`` (serve's weekly
+        send) skips the addresses that unsubscribed; a send asked for by hand re-subscribes
+        them. Raises :class:`ConfigError` when mail is not configured and
+        :class:`~engfeed.digest.DigestError` when no message could be delivered."""
+        settings = settings or config.digest_settings()
+        if settings.smtp is None or not settings.to:
+            raise ConfigError(
+                "to send the digest, set ENGFEED_SMTP_URL and ENGFEED_DIGEST_TO (README: Digest)"
+            )
+        now = (now or datetime.now(UTC)).astimezone()
+        week = digest_week(now)
+        recipients = list(settings.to)
+        if scheduled:
+            recipients = [r for r in recipients if self.store.digests.unsubscribed(r) is None]
+            if not recipients:
+                return DigestSendReport("skipped", week, message="every recipient has unsubscribed")
+        digest = self.digest(days=days, end=now, base_url=settings.base_url)
+        if digest.total == 0:
+            return DigestSendReport("empty", week, message=f"nothing new in the last {days} days: not sent")
+        if not self.store.digests.claim(week, ", ".join(recipients), now=now, force=force):
+            prev = self.store.digests.sent(week)
+            when = f" on {prev.sent_at.astimezone():%a %-d %b %H:%M} to {prev.recipient}" if prev else ""
+            return DigestSendReport(
+                "skipped", week, message=f"already sent this week ({week}){when}; --force sends it again"
+            )
+        sent: list[str] = []
+        errors: list[str] = []
+        for recipient in recipients:
+            url = self.unsubscribe_url(settings.base_url, recipient)
+            try:
+                send_mail(message(digest, settings, recipient, unsubscribe_url=url, now=now), settings.smtp)
+            except DigestError as exc:
+                errors.append(str(exc))
+                continue
+            sent.append(recipient)
+            if not scheduled:
+                self.store.digests.set_subscribed(recipient, True, now=now)
+        if not sent:
+            self.store.digests.release(week)
+            raise DigestError(errors[0])
+        self.store.digests.confirm(week, digest.shown, now=now)
+        return DigestSendReport("sent", week, tuple(sent), digest.shown, "; ".join(errors))
+
+    def send_digest_if_due(
+        self, settings: DigestSettings, *, now: datetime | None = None
+    ) -> DigestSendReport | None:
+        """``serve``'s weekly send: when mail is configured, from ``ENGFEED_DIGEST_DAY`` at
+        ``ENGFEED_DIGEST_HOUR`` (local time) on, once per ISO week; None when not due."""
+        now = (now or datetime.now(UTC)).astimezone()
+        if not settings.can_send or not digest_due(now, day=settings.day, hour=settings.hour):
+            return None
+        if self.store.digests.sent(digest_week(now)) is not None:
+            return None
+        return self.send_digest(settings, scheduled=True, now=now)
+
+    def last_digest_send(self) -> DigestSend | None:
+        """The most recent digest mailed (or being mailed), if any."""
+        return self.store.digests.last()
+
+    def unsubscribe_url(self, base_url: str, address: str) -> str:
+        """The one-click unsubscribe link for ``address`` ('' when the page's address is unknown)."""
+        if not base_url:
+            return ""
+        token = unsubscribe_token(self._digest_secret(), address)
+        return f"{base_url}/digest/unsubscribe?{urlencode({'address': address, 'token': token})}"
+
+    def unsubscribe(self, address: str, token: str) -> bool:
+        """Stop the weekly digest for ``address`` when ``token`` is its unsubscribe token."""
+        if not address or len(address) > 320 or not check_token(self._digest_secret(), address, token):
+            return False
+        self.store.digests.set_subscribed(address.strip(), False, now=datetime.now(UTC))
+        return True
+
+    def _digest_secret(self) -> str:
+        secret = self.store.get_meta(_DIGEST_SECRET)
+        if secret is None:
+            secret = secrets.token_hex(32)
+            self.store.set_meta(_DIGEST_SECRET, secret)
+        return secret
+
     # -- web layer support (engfeed.web) -------------------------------------------------
     def change_token(self) -> tuple[int, int]:
         """Moves whenever the store changes (a commit from any connection); costs microseconds.
@@ -760,6 +967,31 @@ class Feed:
         more = len(items) > limit
         items = items[:limit]
         return items, (encode_cursor(items[-1]) if more and items else None)
+
+
+#: The most new articles a digest chooses from (a week of the bundled sources is ~100).
+DIGEST_CANDIDATES = 2000
+_DIGEST_SECRET = "digest.secret"  # meta key: signs unsubscribe links
+
+
+@dataclass(frozen=True, slots=True)
+class DigestSendReport:
+    """What ``digest --send`` (or serve's weekly send) did."""
+
+    status: str  # "sent", "skipped" (this week's is sent, or nobody is subscribed), "empty"
+    week: str
+    recipients: tuple[str, ...] = ()
+    articles: int = 0
+    message: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "status": self.status,
+            "week": self.week,
+            "recipients": list(self.recipients),
+            "articles": self.articles,
+            "message": self.message,
+        }
 
 
 READING_LIST_SOURCE = "Reading list"
@@ -795,6 +1027,13 @@ def _list_date(text: str | None) -> datetime | None:
         return None
     value = value if value.tzinfo else value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+def _single_matcher(rule: MuteRule) -> Callable[[str, str], list[int]] | None:
+    """A matcher for one term or regex rule (None for the kinds matched in SQL)."""
+    if rule.kind not in ("term", "regex"):
+        return None
+    return TextMatcher([replace(rule, id=rule.id or 0)]).match
 
 
 def check_feed_url(url: str) -> None:

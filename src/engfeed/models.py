@@ -98,6 +98,10 @@ class Article:
     #: only a teaser (engfeed.fulltext). ``page_html`` is the page's sanitised article HTML.
     text_source: str = "feed"
     page_html: str = ""
+    #: Hidden by the reader's mute rules (engfeed.rules); ``muted_by`` describes those rules.
+    #: Listings include muted articles only when asked (``ArticleFilter.include_muted``).
+    muted: bool = False
+    muted_by: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         """The public JSON shape of ``list --json`` (a CLI contract: extend, never break)."""
@@ -117,6 +121,7 @@ class Article:
             "read": self.read,
             "note": self.note,
             "text_source": self.text_source,
+            "muted": self.muted,
         }
 
 

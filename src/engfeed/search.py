@@ -808,7 +808,7 @@ class SearchEngine:
             if view is not None and len(view):
                 qvec = self._query_vector(text)
                 qr = view.prepare(qvec)
-                rows = self._filter_rows(flt, view.ids) if flt != ArticleFilter() else None
+                rows = self._filter_rows(flt, view.ids) if self.store.restricts(flt) else None
                 top_rows, top_scores = view.top(qr, max(fz.dense_depth, limit), rows)
                 retrieved = view.ids[top_rows].tolist()
                 for r, (aid, s) in enumerate(zip(retrieved, top_scores.tolist(), strict=True), 1):
@@ -1017,6 +1017,9 @@ class SearchEngine:
                 pairs.append((aid, why))
         candidates = [aid for aid, _ in pairs if aid != article_id]
         titles = {i: title_key(t[0]) for i, t in self.store.titles(candidates).items()}
+        if self.store.mutes.active():  # the reader's mute rules hide related articles too
+            muted = self.store.mutes.muted_by(candidates)
+            titles = {i: t for i, t in titles.items() if i not in muted}
         seen = {own}
         chosen: list[tuple[int, dict[str, float | int | None]]] = []
         for aid, why in pairs:

@@ -1,9 +1,10 @@
 """SQLite storage: the only package that speaks SQL.
 
 Articles, sources, vectors, angles and reading state live here; newer domains are parts of
-their own, reached from the store: :attr:`Store.pages` (article pages and robots.txt) and
-:attr:`Store.summaries`. One file, WAL mode, numbered migrations (``migrations/NNNN_*.sql``),
-an FTS5 index kept in step with ``articles`` by triggers. Each thread gets its own
+their own, reached from the store: :attr:`Store.pages` (article pages and robots.txt),
+:attr:`Store.summaries`, :attr:`Store.mutes` (mute rules) and :attr:`Store.digests` (digest
+sends). One file, WAL mode, numbered migrations (``migrations/NNNN_*.sql``), an FTS5 index
+kept in step with ``articles`` by triggers. Each thread gets its own
 connection so the web server's background refresh can write while pages read. Writes for
 one source happen in one ``transaction()``: a crash mid-refresh loses nothing committed and
 leaves no half source.
@@ -25,6 +26,8 @@ from pathlib import Path
 from engfeed.errors import EngfeedError, StoreError
 from engfeed.extract import is_teaser
 from engfeed.models import AngleMatch, Article, Source
+from engfeed.store.digests import DigestsPart
+from engfeed.store.mutes import MutesPart, muted_sql
 from engfeed.store.pages import PagesPart
 from engfeed.store.summaries import SummariesPart
 from engfeed.text import title_key
@@ -36,44 +39,17 @@ LOCAL_USER = 1
 
 @dataclass(frozen=True, slots=True)
 class ArticleFilter:
-    """Filters applied *before* ranking, shared by listing, search and output feeds."""
+    """Filters applied *before* ranking, shared by listing, search and output feeds.
+
+    Plain data: the store turns it into SQL (:meth:`Store.filter_sql`)."""
 
     sources: tuple[str, ...] = ()
     angle: str | None = None
     since: datetime | None = None
     until: datetime | None = None
     state: str | None = None  # "unread" or "saved" (the local reader's)
-
-    def where(self, alias: str = "a") -> tuple[str, list[object]]:
-        clauses: list[str] = []
-        params: list[object] = []
-        if self.state == "saved":
-            clauses.append(
-                f"EXISTS (SELECT 1 FROM reading_state r WHERE r.article_id = {alias}.id"
-                f" AND r.user_id = {LOCAL_USER} AND r.saved = 1)"
-            )
-        elif self.state == "unread":
-            clauses.append(
-                f"NOT EXISTS (SELECT 1 FROM reading_state r WHERE r.article_id = {alias}.id"
-                f" AND r.user_id = {LOCAL_USER} AND r.read = 1)"
-            )
-        if self.sources:
-            marks = ",".join("?" * len(self.sources))
-            clauses.append(f"{alias}.source_name COLLATE NOCASE IN ({marks})")
-            params.extend(self.sources)
-        if self.angle:
-            clauses.append(
-                f"EXISTS (SELECT 1 FROM article_angles g WHERE g.article_id = {alias}.id"
-                " AND g.angle = ? COLLATE NOCASE)"
-            )
-            params.append(self.angle)
-        if self.since:
-            clauses.append(f"{alias}.published >= ?")
-            params.append(to_ts(self.since))
-        if self.until:
-            clauses.append(f"{alias}.published < ?")
-            params.append(to_ts(self.until))
-        return (" AND ".join(clauses) or "1"), params
+    #: Also the articles the reader's mute rules hide (engfeed.rules); they are marked ``muted``.
+    include_muted: bool = False
 
 
 @dataclass(slots=True)
@@ -148,6 +124,8 @@ class Store:
         self._write_lock = threading.RLock()
         self.pages = PagesPart(self)
         self.summaries = SummariesPart(self)
+        self.mutes = MutesPart(self)
+        self.digests = DigestsPart(self)
         if str(self.path) != ":memory:":
             self._check_path()
             self._check_schema_version()
@@ -409,11 +387,51 @@ class Store:
         return result
 
     # -- articles: reads -----------------------------------------------------------------
+    def filter_sql(self, flt: ArticleFilter, alias: str = "a") -> tuple[str, list[object]]:
+        """``flt`` as a SQL condition on the articles alias ``alias``, with its parameters
+        (``"1"`` when it filters nothing). Muted articles are left out unless
+        ``flt.include_muted``; the condition is skipped when the reader has no rules."""
+        clauses: list[str] = []
+        params: list[object] = []
+        if flt.state == "saved":
+            clauses.append(
+                f"EXISTS (SELECT 1 FROM reading_state r WHERE r.article_id = {alias}.id"
+                f" AND r.user_id = {LOCAL_USER} AND r.saved = 1)"
+            )
+        elif flt.state == "unread":
+            clauses.append(
+                f"NOT EXISTS (SELECT 1 FROM reading_state r WHERE r.article_id = {alias}.id"
+                f" AND r.user_id = {LOCAL_USER} AND r.read = 1)"
+            )
+        if flt.sources:
+            marks = ",".join("?" * len(flt.sources))
+            clauses.append(f"{alias}.source_name COLLATE NOCASE IN ({marks})")
+            params.extend(flt.sources)
+        if flt.angle:
+            clauses.append(
+                f"EXISTS (SELECT 1 FROM article_angles g WHERE g.article_id = {alias}.id"
+                " AND g.angle = ? COLLATE NOCASE)"
+            )
+            params.append(flt.angle)
+        if flt.since:
+            clauses.append(f"{alias}.published >= ?")
+            params.append(to_ts(flt.since))
+        if flt.until:
+            clauses.append(f"{alias}.published < ?")
+            params.append(to_ts(flt.until))
+        if not flt.include_muted and self.mutes.active():
+            clauses.append(f"NOT {muted_sql(alias)}")
+        return (" AND ".join(clauses) or "1"), params
+
+    def restricts(self, flt: ArticleFilter) -> bool:
+        """Whether ``flt`` leaves out any article (search skips filtering when it does not)."""
+        return self.filter_sql(flt)[0] != "1"
+
     def list_articles(
         self, flt: ArticleFilter = ArticleFilter(), *, limit: int = 50, before: tuple[int, int] | None = None
     ) -> list[Article]:
         """Newest first by publish date, keyset-paginated on (published, id)."""
-        where, params = flt.where()
+        where, params = self.filter_sql(flt)
         if before is not None:
             where += " AND (a.published, a.id) < (?, ?)"
             params += [before[0], before[1]]
@@ -425,7 +443,7 @@ class Store:
         return self._with_angles([_article(r) for r in _dicts(rows)])
 
     def count_articles(self, flt: ArticleFilter = ArticleFilter()) -> int:
-        where, params = flt.where()
+        where, params = self.filter_sql(flt)
         return int(self.conn.execute(f"SELECT count(*) FROM articles a WHERE {where}", params).fetchone()[0])
 
     def article(self, uid: str) -> Article | None:
@@ -485,7 +503,7 @@ class Store:
         rowid order and stops there, so the cost is bounded and the answer exact whenever
         there are fewer matches than that. With a filter the answer is always exact.
         """
-        where, params = flt.where()
+        where, params = self.filter_sql(flt)
         if window is not None and where == "1":
             # Ranked inside SQLite: the first step does all the work with the GIL released,
             # and only ``limit`` rows come back to Python.
@@ -514,7 +532,7 @@ class Store:
         return [(r[0], -float(r[1])) for r in rows]
 
     def filtered_ids(self, flt: ArticleFilter) -> list[int]:
-        where, params = flt.where()
+        where, params = self.filter_sql(flt)
         return [r[0] for r in self.conn.execute(f"SELECT a.id FROM articles a WHERE {where}", params)]
 
     def published_map(self, ids: Iterable[int]) -> dict[int, int]:
@@ -593,7 +611,18 @@ class Store:
             for aid, angle, terms, score in rows:
                 found.setdefault(aid, []).append(AngleMatch(angle, tuple(json.loads(terms)), score))
         states = self._reading_states(ids)
-        return [_decorate(a, tuple(found.get(a.id or -1, ())), states.get(a.id or -1)) for a in articles]
+        out = [_decorate(a, tuple(found.get(a.id or -1, ())), states.get(a.id or -1)) for a in articles]
+        if self.mutes.active():
+            hidden = self.mutes.muted_by(ids)
+            if hidden:
+                names = {r.id: r.describe() for r in self.mutes.rules(counted=False)}
+                out = [
+                    replace(a, muted=True, muted_by=tuple(names[r] for r in hidden[a.id] if r in names))
+                    if a.id in hidden
+                    else a
+                    for a in out
+                ]
+        return out
 
     # -- reading state (per user; LOCAL_USER until there are accounts) --------------------
     def _reading_states(self, ids: Sequence[int], user: int = LOCAL_USER) -> dict[int, tuple[object, ...]]:
@@ -639,7 +668,7 @@ class Store:
     ) -> int:
         """Mark read every article of a listing from its top down to ``through`` (a keyset
         position: published, id), inclusive ("mark all above as read"). Returns how many."""
-        where, params = flt.where()
+        where, params = self.filter_sql(flt)
         ts = to_ts(when)
         with self.transaction() as tx:
             cur = tx.execute(

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from contextlib import asynccontextmanager
@@ -43,7 +42,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from engfeed import config
-from engfeed.errors import EngfeedError
+from engfeed.errors import ConfigError, EngfeedError
 from engfeed.feed import Feed, IngestReport, decode_cursor, encode_cursor
 from engfeed.models import Article, SearchHit, Source
 from engfeed.readinglist import MAX_LIST_BYTES, NoteTooLarge
@@ -51,12 +50,15 @@ from engfeed.store import ArticleFilter
 from engfeed.summarize import note_from
 from engfeed.text import clean_text
 from engfeed.web.cache import TokenCache
+from engfeed.web.digest import DigestPages
 from engfeed.web.feeds import FeedItem, FeedMeta, atom_feed, json_feed
 from engfeed.web.hints import due_now, failure_hint, health
+from engfeed.web.mutes import RulePages
 from engfeed.web.openapi import openapi_document
 from engfeed.web.params import BadParam, View, parse_limit
 from engfeed.web.refresh import Refresher
 from engfeed.web.render import STATIC, body_html, make_env, mark_html, note_html, plural, safe_url
+from engfeed.web.responses import JSONResponse, json_error
 from engfeed.web.security import (
     CSRF_COOKIE,
     CSRF_FIELD,
@@ -88,6 +90,8 @@ SEARCH_SIZE = 20
 SEARCH_MAX = 100
 FEED_SIZE = 50
 RELATED_SIZE = 5
+DIGEST_CHECK_S = 600.0  # serve checks every 10 minutes whether the weekly digest is due
+HIDDEN_SLACK = 20  # extra search results fetched so that muted ones can be dropped
 TOP_COMPANIES = 12
 MAX_UID = 200
 STALE_TOKEN = "The form's security token is missing or stale. Reload the page."
@@ -194,33 +198,6 @@ class CachedResponse:
         return Response(self.body, headers={"content-type": self.content_type})
 
 
-class JSONResponse(Response):
-    """Compact UTF-8 JSON; non-finite floats (never valid JSON) become ``null``."""
-
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        try:
-            text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        except ValueError:
-            text = json.dumps(_finite(content), ensure_ascii=False, separators=(",", ":"))
-        return text.encode("utf-8", "replace")
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
-def json_error(status: int, message: str, param: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"status": status, "message": message, "param": param}}, status_code=status)
-
-
 def view_or_error(params: QueryParams, *, default_limit: int, max_limit: int) -> tuple[View, BadParam | None]:
     """Parse the view; on a bad parameter drop it and say so (the page stays usable)."""
     items = list(params.multi_items())
@@ -317,6 +294,21 @@ class Site:
     async def search(self, view: View, limit: int) -> list[SearchHit]:
         return await self.in_thread(partial(self.feed.search, view.q, view.filter, limit=limit))
 
+    async def search_page(self, view: View) -> tuple[list[SearchHit], int]:
+        """The page's search: hits, and how many of the best ones the reader's mute rules hid.
+
+        With rules, one search includes muted articles and drops them here, so the page can
+        say "N hidden by your rules" without a second search."""
+        if view.include_muted or not self.cache.get(("mutes_active",), self.feed.has_mute_rules):
+            return await self.search(view, view.limit), 0
+        wider = replace(view, include_muted=True)
+        hits = await self.in_thread(
+            partial(self.feed.search, view.q, wider.filter, limit=view.limit + HIDDEN_SLACK)
+        )
+        kept = [h for h in hits if not h.article.muted][: view.limit]
+        cut = hits.index(kept[-1]) + 1 if kept else len(hits)
+        return kept, sum(1 for h in hits[:cut] if h.article.muted)
+
     async def related(self, uid: str, limit: int) -> list[SearchHit]:
         try:
             return await self.in_thread(partial(self.feed.related, uid, limit=limit))
@@ -401,6 +393,8 @@ class Site:
             )
         if view.show:
             out.append(Chip(f"{view.show} only", replace(view, show="", cursor=None).url(), "show"))
+        if view.include_muted:
+            out.append(Chip("with muted", replace(view, include_muted=False, cursor=None).url(), "muted"))
         return out
 
     # -- pages -----------------------------------------------------------------------------
@@ -432,9 +426,10 @@ class Site:
         cards: list[Card]
         next_url: str | None = None
         total = 0
+        hidden = 0
         if view.q:
             try:
-                hits = await self.search(view, view.limit)
+                hits, hidden = await self.search_page(view)
             except EngfeedError as exc:
                 hits, notice, status = [], f"Search failed: {exc}", 400
             cards = make_cards(view, hits=hits)
@@ -449,6 +444,8 @@ class Site:
                 articles, cursor, notice, status = [], None, str(exc), 400
             cards = make_cards(view, articles)
             total = self.total(view.filter)
+            if not view.include_muted:
+                hidden = self.cache.get(("hidden", view.filter), partial(self.feed.hidden_count, view.filter))
             if cursor:
                 extra = [("limit", str(view.limit))] if view.limit != PAGE_SIZE else []
                 next_url = replace(view, cursor=cursor).url(page=True, extra=extra)
@@ -463,6 +460,8 @@ class Site:
             "newest_url": replace(view, cursor=None).url() if view.cursor else None,
             "last_cursor": encode_cursor(cards[-1].article) if cards and not view.q else "",
             "note": SEARCH_NOTE if view.q else RECENCY_NOTE,
+            "hidden": hidden,
+            "muted_toggle_url": replace(view, include_muted=not view.include_muted, cursor=None).url(),
             "feeds": {
                 "atom": view.url("/feed.atom"),
                 "json": view.url("/feed.json"),
@@ -937,6 +936,8 @@ class Site:
             Route("/api/search", self.api_search, name="api_search"),
             Route("/api/sources", self.api_sources, name="api_sources"),
             Route("/api/angles", self.api_angles, name="api_angles"),
+            *RulePages(self).routes(),
+            *DigestPages(self).routes(),
             Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
         ]
 
@@ -998,6 +999,8 @@ def create_app(
     refresh_initial_delay_s: float | None = None,
     warm_search: bool = False,
     allowed_hosts: Sequence[str] | None = None,
+    base_url: str = "",
+    digest_check_s: float = DIGEST_CHECK_S,
 ) -> Starlette:
     """The ASGI app over ``feed``.
 
@@ -1006,7 +1009,9 @@ def create_app(
     tenth of the interval and the first run to 5 s after startup. ``warm_search`` loads the
     search index at startup so the first query is not slow. ``allowed_hosts``: the host
     names requests may carry (default :func:`engfeed.config.allowed_hosts`); any other
-    ``Host`` gets a 421.
+    ``Host`` gets a 421. When mail is configured (``ENGFEED_SMTP_URL``, ``ENGFEED_DIGEST_TO``)
+    the weekly digest is sent when due, checked every ``digest_check_s`` seconds; its links
+    point at ``ENGFEED_BASE_URL``, else ``base_url`` (serve's own address).
     """
     minutes = config.refresh_interval_minutes() if refresh_interval_min is None else refresh_interval_min
 
@@ -1022,16 +1027,21 @@ def create_app(
         initial_delay_s=refresh_initial_delay_s,
     )
     site = Site(feed, refresher=refresher, csrf=Csrf(csrf_secret))
+    mailer = digest_mailer(feed, base_url=base_url, interval_s=digest_check_s)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if warm_search:
             _warm(feed)
         refresher.start()
+        if mailer is not None:
+            mailer.start()
         try:
             yield
         finally:
             await refresher.stop()
+            if mailer is not None:
+                await mailer.stop()
 
     app = Starlette(
         routes=list(site.routes()),
@@ -1048,6 +1058,29 @@ def create_app(
     app.state.site = site
     app.state.refresher = refresher
     return app
+
+
+def digest_mailer(feed: Feed, *, base_url: str, interval_s: float) -> Refresher | None:
+    """The weekly digest's schedule for ``serve`` (None when mail is not configured: a bad
+    setting is logged, and the server runs without it)."""
+    try:
+        settings = config.digest_settings()
+    except ConfigError as exc:
+        log.warning("the weekly digest is off: %s", exc)
+        return None
+    if not settings.can_send:
+        return None
+    if not settings.base_url and base_url:
+        settings = replace(settings, base_url=base_url.rstrip("/"))
+
+    def job(only_due: bool) -> str:
+        report = feed.send_digest_if_due(settings)
+        if report is None:
+            return "digest not due"
+        log.info("weekly digest %s: %s", report.status, report.message or ", ".join(report.recipients))
+        return f"digest {report.status}"
+
+    return Refresher(job, interval_s=interval_s, jitter_s=0, initial_delay_s=min(60.0, interval_s))
 
 
 def _warm(feed: Feed) -> None:

@@ -47,46 +47,53 @@ def _updated(items: Sequence[FeedItem]) -> datetime:
     return max(stamps) if stamps else datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def atom_feed(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
-    def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
-        el = ET.SubElement(parent, f"{{{ATOM_NS}}}{tag}", {k: xml_text(v) for k, v in attrs.items()})
-        if text is not None:
-            el.text = xml_text(text)
-        return el
+def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+    el = ET.SubElement(parent, f"{{{ATOM_NS}}}{tag}", {k: xml_text(v) for k, v in attrs.items()})
+    if text is not None:
+        el.text = xml_text(text)
+    return el
 
+
+def _atom_root(meta: FeedMeta, updated: datetime) -> ET.Element:
+    """An Atom ``feed`` element with the feed-level metadata filled in."""
     ET.register_namespace("", ATOM_NS)
     root = ET.Element(f"{{{ATOM_NS}}}feed")
-    sub(root, "id", meta.id)
-    sub(root, "title", meta.title)
+    _sub(root, "id", meta.id)
+    _sub(root, "title", meta.title)
     if meta.subtitle:
-        sub(root, "subtitle", meta.subtitle)
-    sub(root, "updated", iso(_updated(items)))
-    sub(root, "link", rel="self", type="application/atom+xml", href=meta.self_url)
-    sub(root, "link", rel="alternate", type="text/html", href=meta.home_url)
-    sub(root, "generator", "Engineering Feed")
-    author = sub(root, "author")
-    sub(author, "name", "Engineering Feed")
+        _sub(root, "subtitle", meta.subtitle)
+    _sub(root, "updated", iso(updated))
+    _sub(root, "link", rel="self", type="application/atom+xml", href=meta.self_url)
+    _sub(root, "link", rel="alternate", type="text/html", href=meta.home_url)
+    _sub(root, "generator", "Engineering Feed")
+    author = _sub(root, "author")
+    _sub(author, "name", "Engineering Feed")
+    return root
+
+
+def atom_feed(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
+    root = _atom_root(meta, _updated(items))
     for item in items:
         art = item.article
-        entry = sub(root, "entry")
-        sub(entry, "id", f"urn:engfeed:article:{art.uid}")
-        sub(entry, "title", art.title or "(untitled)", type="text")
+        entry = _sub(root, "entry")
+        _sub(entry, "id", f"urn:engfeed:article:{art.uid}")
+        _sub(entry, "title", art.title or "(untitled)", type="text")
         link = safe_url(art.url) or item.page_url
-        sub(entry, "link", rel="alternate", type="text/html", href=link)
-        sub(entry, "link", rel="related", type="text/html", href=item.page_url)
-        sub(entry, "published", iso(art.published))
-        sub(entry, "updated", iso(art.updated or art.published))
-        entry_author = sub(entry, "author")
-        sub(entry_author, "name", art.author or art.source or "unknown")
+        _sub(entry, "link", rel="alternate", type="text/html", href=link)
+        _sub(entry, "link", rel="related", type="text/html", href=item.page_url)
+        _sub(entry, "published", iso(art.published))
+        _sub(entry, "updated", iso(art.updated or art.published))
+        entry_author = _sub(entry, "author")
+        _sub(entry_author, "name", art.author or art.source or "unknown")
         if art.source:
-            sub(entry, "category", term=art.source, label=f"company: {art.source}")
+            _sub(entry, "category", term=art.source, label=f"company: {art.source}")
         for angle in art.angles:
-            sub(entry, "category", term=angle.name, label=f"useful angle: {angle.name}")
+            _sub(entry, "category", term=angle.name, label=f"useful angle: {angle.name}")
         summary = art.excerpt
         if item.context:
-            sub(entry, "summary", item.context, type="html")
+            _sub(entry, "summary", item.context, type="html")
         elif summary:
-            sub(entry, "summary", summary, type="text")
+            _sub(entry, "summary", summary, type="text")
     body: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return body
 
@@ -125,3 +132,29 @@ def json_feed(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
         "items": out_items,
     }
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
+
+
+@dataclass(frozen=True, slots=True)
+class DigestItem:
+    """One week's digest as an Atom entry: its ISO week, period and mail HTML."""
+
+    week: str
+    title: str
+    published: datetime  # when the week's digest is complete (or now, for the current week)
+    html: str
+    page_url: str  # absolute URL of the page previewing it
+
+
+def digest_atom(meta: FeedMeta, items: Sequence[DigestItem]) -> bytes:
+    """The weekly digests as an Atom feed: one entry per ISO week, newest first."""
+
+    root = _atom_root(meta, max((it.published for it in items), default=datetime(1970, 1, 1, tzinfo=UTC)))
+    for item in items:
+        entry = _sub(root, "entry")
+        _sub(entry, "id", f"urn:engfeed:digest:{item.week}")
+        _sub(entry, "title", item.title, type="text")
+        _sub(entry, "link", rel="alternate", type="text/html", href=item.page_url)
+        _sub(entry, "updated", iso(item.published))
+        _sub(entry, "content", item.html, type="html")
+    body: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return body

@@ -84,6 +84,12 @@ _FILTERS: list[JSON] = [
         "description": "Only the reader's `unread` or `saved` articles.",
         "schema": {"type": "string", "enum": ["unread", "saved"]},
     },
+    {
+        "name": "include_muted",
+        "in": "query",
+        "description": "`1`: also the articles the reader's mute rules hide (they carry `muted: true`).",
+        "schema": {"type": "string", "enum": ["0", "1"], "default": "0"},
+    },
 ]
 
 
@@ -262,6 +268,82 @@ def openapi_document() -> JSON:
                     },
                 }
             },
+            "/api/rules": {
+                "get": {
+                    "operationId": "listMuteRules",
+                    "summary": "Mute rules, with how many articles each hides",
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["rules"],
+                                "properties": {"rules": {"type": "array", "items": _ref("MuteRule")}},
+                            },
+                            "The rules, oldest first.",
+                        )
+                    },
+                },
+                "post": {
+                    "operationId": "addMuteRule",
+                    "summary": "Preview or add a mute rule",
+                    "description": (
+                        "With `preview: true`, says how many stored articles the rule would hide and "
+                        "shows a few; otherwise saves it (201), and it applies at once. An unknown "
+                        "source or angle, a duplicate, or a regex that risks catastrophic backtracking "
+                        "is a 400. Requests from another origin are refused (403); the body must be "
+                        "JSON (415)."
+                    ),
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("MuteRuleBody")}},
+                    },
+                    "responses": {
+                        "200": _json(_ref("MutePreview"), "The preview (nothing saved)."),
+                        "201": _json(_ref("MutePreview"), "The rule, saved, with what it hides."),
+                        **_ERRORS,
+                    },
+                },
+            },
+            "/api/rules/{id}": {
+                "delete": {
+                    "operationId": "removeMuteRule",
+                    "summary": "Remove a mute rule (what it hid shows again)",
+                    "parameters": [
+                        {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+                    ],
+                    "responses": {
+                        "200": _json(_ref("MuteRule"), "The rule removed."),
+                        "404": {"$ref": "#/components/responses/NotFound"},
+                    },
+                }
+            },
+            "/api/digest": {
+                "get": {
+                    "operationId": "digest",
+                    "summary": "The digest: the most useful new articles of a period, by angle",
+                    "parameters": [
+                        {
+                            "name": "days",
+                            "in": "query",
+                            "description": "The period: the last N days (1-90).",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 90, "default": 7},
+                        }
+                    ],
+                    "responses": {"200": _json(_ref("Digest"), "The digest."), **_ERRORS},
+                }
+            },
+            "/digest.atom": {
+                "get": {
+                    "operationId": "digestFeed",
+                    "summary": "The weekly digest as an Atom feed (one entry per ISO week)",
+                    "responses": {
+                        "200": {
+                            "description": "Atom 1.0",
+                            "content": {"application/atom+xml": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
             "/healthz": {
                 "get": {
                     "operationId": "health",
@@ -318,6 +400,105 @@ def openapi_document() -> JSON:
                             "enum": ["feed", "page"],
                             "description": "Where the article's text comes from: the feed, or the"
                             " original page (the feed carried only a teaser).",
+                        },
+                        "muted": {
+                            "type": "boolean",
+                            "description": "Hidden by the reader's mute rules (listed only with"
+                            " include_muted=1). Saved articles are never muted.",
+                        },
+                    },
+                },
+                "MuteRule": {
+                    "type": "object",
+                    "required": ["id", "kind", "value", "created", "hidden"],
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "kind": {"type": "string", "enum": ["source", "term", "regex", "angle"]},
+                        "value": {"type": "string"},
+                        "created": {"type": "string", "format": "date-time"},
+                        "hidden": {"type": "integer", "description": "Stored articles it hides now."},
+                    },
+                },
+                "MuteRuleBody": {
+                    "type": "object",
+                    "required": ["kind", "value"],
+                    "properties": {
+                        "kind": {"type": "string", "enum": ["source", "term", "regex", "angle"]},
+                        "value": {
+                            "type": "string",
+                            "description": "A source or angle name, a word or phrase (whole words, any"
+                            " case), or a regular expression over title and excerpt (case-insensitive).",
+                        },
+                        "preview": {
+                            "type": "boolean",
+                            "default": False,
+                            "description": "true: only say what it would hide; save nothing.",
+                        },
+                    },
+                },
+                "MutePreview": {
+                    "type": "object",
+                    "required": ["rule", "hidden", "total", "examples", "saved"],
+                    "properties": {
+                        "rule": _ref("MuteRule"),
+                        "hidden": {
+                            "type": "integer",
+                            "description": "Stored articles it hides (would hide).",
+                        },
+                        "total": {"type": "integer", "description": "Stored articles in all."},
+                        "examples": {
+                            "type": "array",
+                            "description": "The newest few it hides.",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "id": {"type": "string"},
+                                    "title": {"type": "string"},
+                                    "source": {"type": "string"},
+                                    "published": {"type": "string", "format": "date-time"},
+                                },
+                            },
+                        },
+                        "saved": {"type": "boolean", "description": "false for a preview."},
+                    },
+                },
+                "Digest": {
+                    "type": "object",
+                    "required": ["title", "start", "end", "week", "total", "shown", "more", "groups"],
+                    "properties": {
+                        "title": {"type": "string"},
+                        "start": {"type": "string", "format": "date-time"},
+                        "end": {"type": "string", "format": "date-time"},
+                        "week": {"type": "string", "description": "ISO week of the end, e.g. 2026-W49."},
+                        "total": {"type": "integer", "description": "New articles no rule hides."},
+                        "shown": {"type": "integer", "description": "Entries in the digest (at most 30)."},
+                        "more": {"type": "integer", "description": "New articles left for the page."},
+                        "groups": {
+                            "type": "array",
+                            "description": "By angle (the reader's order), then 'Also new'.",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "title": {"type": "string"},
+                                    "angle": nullable_str,
+                                    "entries": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "properties": {
+                                                "id": {"type": "string"},
+                                                "title": {"type": "string"},
+                                                "url": {"type": "string"},
+                                                "source": {"type": "string"},
+                                                "published": {"type": "string", "format": "date-time"},
+                                                "angle": {"oneOf": [_ref("AngleMatch"), {"type": "null"}]},
+                                                "blurb": {"type": "string"},
+                                                "saved": {"type": "boolean"},
+                                            },
+                                        },
+                                    },
+                                },
+                            },
                         },
                     },
                 },
@@ -490,7 +671,7 @@ def openapi_document() -> JSON:
             },
             "responses": {
                 "BadRequest": _json(_ref("Error"), "A parameter is invalid."),
-                "NotFound": _json(_ref("Error"), "No such article."),
+                "NotFound": _json(_ref("Error"), "No such article (or rule)."),
             },
         },
     }

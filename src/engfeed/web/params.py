@@ -74,6 +74,16 @@ def parse_limit(raw: str | None, *, default: int, maximum: int = MAX_LIMIT) -> i
     return int(text)
 
 
+def parse_flag(name: str, raw: str | None) -> bool:
+    """``1``/``true``/``yes``/``on`` or ``0``/``false``/``no``/``off`` (empty or absent: false)."""
+    text = (raw or "").strip().lower()
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    if text in ("1", "true", "yes", "on"):
+        return True
+    raise BadParam(name, "must be 1 or 0")
+
+
 def parse_cursor(raw: str | None) -> str | None:
     if raw is None:
         return None
@@ -97,6 +107,7 @@ class View:
     cursor: str | None = None
     limit: int = 30
     show: str = ""  # "", "unread" or "saved"
+    include_muted: bool = False  # also what the reader's mute rules hide (marked on the card)
 
     @classmethod
     def from_query(cls, params: QueryParams, *, default_limit: int = 30, max_limit: int = MAX_LIMIT) -> View:
@@ -117,6 +128,7 @@ class View:
         if show not in SHOW_VALUES:
             raise BadParam("show", "must be unread or saved")
         return cls(
+            include_muted=parse_flag("include_muted", params.get("include_muted")),
             show=show,
             q=clean_text(params.get("q") or "", MAX_QUERY_CHARS),
             sources=tuple(sources),
@@ -135,6 +147,7 @@ class View:
             since=self.since,
             until=self.until,
             state=self.show or None,
+            include_muted=self.include_muted,
         )
 
     @property
@@ -155,6 +168,8 @@ class View:
             out.append(("until", date_param(self.until)))
         if self.show:
             out.append(("show", self.show))
+        if self.include_muted:
+            out.append(("include_muted", "1"))
         if page and self.cursor:
             out.append(("cursor", self.cursor))
         return out

@@ -27,8 +27,15 @@ def serve(
     feed = Feed.open(db, angles_file=angles_file, lenient_angles=True)
     feed.check_angles()  # a broken angles file: warn now, serve with the bundled angles
     hosts = config.allowed_hosts(host)
-    app = create_app(feed, refresh_interval_min=refresh_interval_min, warm_search=True, allowed_hosts=hosts)
     shown = f"[{host}]" if ":" in host else host
+    local = "127.0.0.1" if host.strip().lower() in config.WILDCARD_BINDS else shown
+    app = create_app(
+        feed,
+        refresh_interval_min=refresh_interval_min,
+        warm_search=True,
+        allowed_hosts=hosts,
+        base_url=f"http://{local}:{port}",
+    )
     log = logging.getLogger("engfeed.web")
     log.info("Engineering Feed on http://%s:%d/ (answers to host names: %s)", shown, port, ", ".join(hosts))
     if host.strip().lower() in config.WILDCARD_BINDS and not os.environ.get("ENGFEED_ALLOWED_HOSTS"):

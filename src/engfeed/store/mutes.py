@@ -1,0 +1,216 @@
+"""Storage of mute rules and of what they hide (see engfeed.rules for the rules themselves).
+
+Invariants:
+
+* An article is *muted* when a rule of the reader matches it and the reader has not saved it.
+  ``muted_sql()`` is that condition in SQL; the store's listings, counts and searches leave muted
+  articles out unless asked to include them.
+* Source and angle rules are matched in SQL when read, so they follow relabelling at once.
+  Term and regex rules are matched in Python and their matches kept in ``mute_matches``: for
+  every stored article when the rule is added (one transaction with the rule), then for each
+  article when it is stored or its title or excerpt changes (``articles.mutes_checked`` goes
+  back to 0 by trigger; :meth:`MutesPart.match_pending` matches those, inside the transaction
+  that wrote them when the caller passes it).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from engfeed.rules import MuteRule
+from engfeed.store.pages import Database
+
+#: The reader whose rules apply (the store's one implicit local user).
+USER = 1
+
+
+def _rule_matches(a: str) -> str:
+    """True when rule ``m`` matches article ``a`` (saved or not)."""
+    return (
+        f"((m.kind = 'source' AND m.value = {a}.source_name COLLATE NOCASE)"
+        f" OR (m.kind = 'angle' AND EXISTS (SELECT 1 FROM article_angles g"
+        f" WHERE g.article_id = {a}.id AND g.angle = m.value COLLATE NOCASE))"
+        f" OR (m.kind IN ('term', 'regex') AND EXISTS (SELECT 1 FROM mute_matches x"
+        f" WHERE x.article_id = {a}.id AND x.rule_id = m.id)))"
+    )
+
+
+def _not_saved(a: str, user: str) -> str:
+    return (
+        f"NOT EXISTS (SELECT 1 FROM reading_state r WHERE r.article_id = {a}.id"
+        f" AND r.user_id = {user} AND r.saved = 1)"
+    )
+
+
+def muted_sql(alias: str = "a", user: int = USER) -> str:
+    """SQL that is true when article ``alias`` is hidden by the reader's rules."""
+    return (
+        f"(EXISTS (SELECT 1 FROM mute_rules m WHERE m.user_id = {int(user)} AND {_rule_matches(alias)})"
+        f" AND {_not_saved(alias, str(int(user)))})"
+    )
+
+
+_RULE_MATCHES = _rule_matches("a")
+_NOT_SAVED = _not_saved("a", "?")
+
+Matcher = Callable[[str, str], list[int]]  # (title, excerpt) -> ids of the matching rules
+
+
+class MutesPart:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def active(self, user: int = USER) -> bool:
+        """Whether the reader has any rule (listings skip the mute condition when not)."""
+        row = self._db.conn.execute("SELECT EXISTS (SELECT 1 FROM mute_rules WHERE user_id = ?)", (user,))
+        return bool(row.fetchone()[0])
+
+    def rules(self, user: int = USER, *, counted: bool = True) -> list[MuteRule]:
+        """The reader's rules, oldest first, each with the number of articles it hides now
+        (``counted=False``: without, which is much cheaper)."""
+        if not counted:
+            rows = self._db.conn.execute(
+                "SELECT id, kind, value, created, 0 FROM mute_rules WHERE user_id = ? ORDER BY id", (user,)
+            )
+            return [_rule(r) for r in rows]
+        rows = self._db.conn.execute(
+            "SELECT m.id, m.kind, m.value, m.created,"
+            f" (SELECT count(*) FROM articles a WHERE {_RULE_MATCHES} AND {_NOT_SAVED})"
+            " FROM mute_rules m WHERE m.user_id = ? ORDER BY m.id",
+            (user, user),
+        )
+        return [_rule(r) for r in rows]
+
+    def rule(self, rule_id: int, user: int = USER) -> MuteRule | None:
+        return next((r for r in self.rules(user) if r.id == rule_id), None)
+
+    def find(self, kind: str, value: str, user: int = USER) -> MuteRule | None:
+        """The rule of this kind and value (names compared without case), if there is one."""
+        row = self._db.conn.execute(
+            "SELECT id, kind, value, created, 0 FROM mute_rules WHERE user_id = ? AND kind = ?"
+            " AND value = ? COLLATE NOCASE",
+            (user, kind, value),
+        ).fetchone()
+        return None if row is None else _rule(row)
+
+    def count(self, user: int = USER) -> int:
+        return int(
+            self._db.conn.execute("SELECT count(*) FROM mute_rules WHERE user_id = ?", (user,)).fetchone()[0]
+        )
+
+    def preview(
+        self, rule: MuteRule, matcher: Matcher | None, *, examples: int, user: int = USER
+    ) -> tuple[int, list[int]]:
+        """How many stored articles ``rule`` would hide (saved ones never), and the newest few.
+
+        Source and angle rules are counted in SQL; term and regex rules by ``matcher`` over
+        every stored title and excerpt."""
+        conn = self._db.conn
+        if rule.kind in ("source", "angle"):
+            if rule.kind == "source":
+                cond = "a.source_name = ? COLLATE NOCASE"
+            else:
+                cond = (
+                    "EXISTS (SELECT 1 FROM article_angles g WHERE g.article_id = a.id"
+                    " AND g.angle = ? COLLATE NOCASE)"
+                )
+            rows = conn.execute(
+                f"SELECT a.id FROM articles a WHERE {cond} AND {_NOT_SAVED}"
+                " ORDER BY a.published DESC, a.id DESC",
+                (rule.value, user),
+            ).fetchall()
+            ids = [int(r[0]) for r in rows]
+        else:
+            assert matcher is not None
+            saved = self._saved(conn, user)
+            ids = [aid for aid in self._text_matches(conn, matcher) if aid not in saved]
+        return len(ids), ids[:examples]
+
+    def add(self, rule: MuteRule, matcher: Matcher | None, *, now: datetime, user: int = USER) -> int:
+        """Save ``rule`` and, for a term or regex rule, its matches among all stored articles,
+        in one transaction. ``matcher`` matches this rule alone (it gets the new rule's id via
+        the returned matches, so it is called with a placeholder id of 0)."""
+        with self._db.transaction() as tx:
+            cur = tx.execute(
+                "INSERT INTO mute_rules(user_id, kind, value, created) VALUES (?, ?, ?, ?)",
+                (user, rule.kind, rule.value, int(now.timestamp())),
+            )
+            assert cur.lastrowid is not None
+            rule_id = int(cur.lastrowid)
+            if matcher is not None:
+                tx.executemany(
+                    "INSERT OR IGNORE INTO mute_matches(rule_id, article_id) VALUES (?, ?)",
+                    [(rule_id, aid) for aid in self._text_matches(tx, matcher)],
+                )
+        return rule_id
+
+    def remove(self, rule_id: int, user: int = USER) -> bool:
+        """Delete a rule (its matches go with it); False when there is no such rule."""
+        with self._db.transaction() as tx:
+            cur = tx.execute("DELETE FROM mute_rules WHERE id = ? AND user_id = ?", (rule_id, user))
+        return cur.rowcount > 0
+
+    def match_pending(self, matcher: Matcher, *, conn: sqlite3.Connection | None = None) -> int:
+        """Match the articles stored or changed since they were last matched; returns how many.
+
+        Pass the writing transaction's ``conn`` to match new articles in the same commit that
+        stores them (so a muted article is never visible, even for a moment)."""
+        if conn is None:
+            with self._db.transaction() as tx:
+                return self._match_pending(tx, matcher)
+        return self._match_pending(conn, matcher)
+
+    def _match_pending(self, conn: sqlite3.Connection, matcher: Matcher) -> int:
+        rows = conn.execute("SELECT id, title, excerpt FROM articles WHERE mutes_checked = 0").fetchall()
+        if not rows:
+            return 0
+        ids = [int(r[0]) for r in rows]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            conn.execute(f"DELETE FROM mute_matches WHERE article_id IN ({marks})", chunk)
+            conn.execute(f"UPDATE articles SET mutes_checked = 1 WHERE id IN ({marks})", chunk)
+        conn.executemany(
+            "INSERT OR IGNORE INTO mute_matches(rule_id, article_id) VALUES (?, ?)",
+            [(rid, int(aid)) for aid, title, excerpt in rows for rid in matcher(str(title), str(excerpt))],
+        )
+        return len(rows)
+
+    def muted_by(self, ids: Sequence[int], user: int = USER) -> dict[int, list[int]]:
+        """For the muted ones among ``ids``: the ids of the rules that hide each."""
+        out: dict[int, list[int]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.conn.execute(
+                f"SELECT a.id, m.id FROM articles a JOIN mute_rules m ON m.user_id = ? AND {_RULE_MATCHES}"
+                f" WHERE a.id IN ({marks}) AND {_NOT_SAVED} ORDER BY m.id",
+                [user, *chunk, user],
+            )
+            for aid, rid in rows:
+                out.setdefault(int(aid), []).append(int(rid))
+        return out
+
+    @staticmethod
+    def _text_matches(conn: sqlite3.Connection, matcher: Matcher) -> list[int]:
+        """Ids of every stored article ``matcher`` matches, newest first."""
+        rows = conn.execute("SELECT id, title, excerpt FROM articles ORDER BY published DESC, id DESC")
+        return [int(aid) for aid, title, excerpt in rows if matcher(str(title), str(excerpt))]
+
+    @staticmethod
+    def _saved(conn: sqlite3.Connection, user: int) -> set[int]:
+        rows = conn.execute("SELECT article_id FROM reading_state WHERE user_id = ? AND saved = 1", (user,))
+        return {int(r[0]) for r in rows}
+
+
+def _rule(row: Sequence[object]) -> MuteRule:
+    rid, kind, value, created, hidden = row
+    return MuteRule(
+        kind=str(kind),
+        value=str(value),
+        id=int(str(rid)),
+        created=datetime.fromtimestamp(int(str(created)), UTC),
+        hidden=int(str(hidden)),
+    )

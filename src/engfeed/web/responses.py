@@ -1,0 +1,36 @@
+"""JSON responses of the API: one encoding and one error shape for every handler."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from starlette.responses import Response
+
+
+class JSONResponse(Response):
+    """Compact UTF-8 JSON; non-finite floats (never valid JSON) become ``null``."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        try:
+            text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        except ValueError:
+            text = json.dumps(_finite(content), ensure_ascii=False, separators=(",", ":"))
+        return text.encode("utf-8", "replace")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def json_error(status: int, message: str, param: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"status": status, "message": message, "param": param}}, status_code=status)
