@@ -683,7 +683,8 @@ def cmd_mute_add(args: argparse.Namespace) -> int:
         (k, getattr(args, k)) for k in ("source", "term", "regex", "angle") if getattr(args, k)
     )
     feed = _open(args)
-    feed.index_pending()  # new articles get their angles (and text rules) before counting
+    if kind == "angle":
+        feed.index_pending()  # every article has its angles before an angle rule is counted
     preview = feed.preview_mute(kind, value) if args.preview else feed.add_mute(kind, value)
     if args.json:
         data = preview.to_json()

@@ -197,7 +197,7 @@ def _markdown_url(value: object) -> str:
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("engfeed", "templates"),
-    autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+    autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,

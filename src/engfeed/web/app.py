@@ -13,6 +13,7 @@ Routes::
     GET  /sources                sources with health and failure hints; "Refresh now"
     POST /refresh                start a refresh (CSRF-protected), 303 back to /sources
     GET  /feed.atom, /feed.json  any view (q, source, angle, since, until) as a feed
+    GET  /rules, /digest, ...    mute rules and the digest (engfeed.web.mutes, engfeed.web.digest)
     GET  /api/...                JSON API, described by /openapi.json and /docs
     GET  /healthz                liveness (and the benchmark's baseline route)
 """
