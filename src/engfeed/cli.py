@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from engfeed import __version__
+from engfeed import __version__, config
 from engfeed.errors import ConfigError, EngfeedError
 from engfeed.feed import Feed, IngestReport, SourceReport, TextReport
 from engfeed.models import Article, SearchHit
@@ -731,8 +731,6 @@ def cmd_digest(args: argparse.Namespace) -> int:
     feed = _open(args)
     feed.index_pending()
     if args.send:
-        from engfeed import config
-
         report = feed.send_digest(config.digest_settings(), days=args.days, force=args.force)
         if args.json:
             _print_json(report.to_json())
@@ -742,7 +740,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
         else:
             print(f"not sent: {report.message}")
         return 0
-    digest = feed.digest(days=args.days)
+    digest = feed.digest(days=args.days, base_url=config.base_url())
     if args.json:
         _print_json(digest.to_json())
         return 0

@@ -207,10 +207,15 @@ def digest_settings() -> DigestSettings:
         hour = int(hour_raw)
     else:
         raise ConfigError(f"ENGFEED_DIGEST_HOUR: use 0-23, not {hour_raw[:20]!r}")
-    base_url = os.environ.get("ENGFEED_BASE_URL", "").strip().rstrip("/")
-    if base_url and not base_url.startswith(("http://", "https://")):
+    return DigestSettings(smtp, to, sender, day, hour, base_url())
+
+
+def base_url() -> str:
+    """``ENGFEED_BASE_URL``: the page's public address, for links in mail ('' when unset)."""
+    value = os.environ.get("ENGFEED_BASE_URL", "").strip().rstrip("/")
+    if value and not value.startswith(("http://", "https://")):
         raise ConfigError("ENGFEED_BASE_URL must start with http:// or https://")
-    return DigestSettings(smtp, to, sender, day, hour, base_url)
+    return value
 
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
