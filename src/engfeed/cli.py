@@ -692,10 +692,11 @@ def cmd_mute_add(args: argparse.Namespace) -> int:
         _print_json(data)
         return 0
     rule = preview.rule
+    shown = terminal_safe(rule.describe())
     if args.preview:
-        print(f"{rule.describe()} would hide {preview.hidden} of {preview.total} stored articles (not saved)")
+        print(f"{shown} would hide {preview.hidden} of {preview.total} stored articles (not saved)")
     else:
-        print(f"rule {rule.id}: {rule.describe()} hides {preview.hidden} of {preview.total} stored articles")
+        print(f"rule {rule.id}: {shown} hides {preview.hidden} of {preview.total} stored articles")
     for art in preview.examples:
         _print_article(art)
     if preview.hidden > len(preview.examples):
@@ -723,7 +724,7 @@ def cmd_mute_remove(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(rule.to_json())
     else:
-        print(f"removed rule {rule.id}: {rule.describe()} ({rule.hidden} articles show again)")
+        print(f"removed rule {rule.id}: {terminal_safe(rule.describe())} ({rule.hidden} articles show again)")
     return 0
 
 

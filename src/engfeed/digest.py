@@ -25,7 +25,7 @@ import re
 import smtplib
 import ssl
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -76,6 +76,11 @@ class DigestGroup:
     title: str  # the angle's name, or OTHER_GROUP
     angle: str | None
     entries: tuple[DigestEntry, ...]
+
+    @property
+    def heading(self) -> str:
+        """The title as a heading: angle names are lower case ("systems performance")."""
+        return self.title[:1].upper() + self.title[1:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,13 +214,27 @@ _TEMPLATES = {"md": "digest.md.j2", "html": "digest.html.j2", "text": "digest.tx
 
 
 def render(digest: Digest, fmt: str = "md", *, unsubscribe_url: str = "") -> str:
-    """The digest as Markdown (``md``), mail HTML (``html``) or plain text (``text``)."""
+    """The digest as Markdown (``md``), mail HTML (``html``) or plain text (``text``).
+
+    The HTML stays under ``MAX_HTML_BYTES``: when long titles or URLs (a feed may give URLs of
+    8 KB) push it over, the last entries move to "N more on the page" until it fits."""
     if fmt not in _TEMPLATES:
         raise EngfeedError(f"unknown digest format {fmt!r}: use md, html or text")
-    out = _ENV.get_template(_TEMPLATES[fmt]).render(d=digest, unsubscribe_url=unsubscribe_url)
-    if fmt == "html" and len(out.encode("utf-8")) > MAX_HTML_BYTES:
-        raise EngfeedError("the digest's HTML is over 100 KB")  # MAX_ENTRIES and clipping prevent it
+    template = _ENV.get_template(_TEMPLATES[fmt])
+    out = template.render(d=digest, unsubscribe_url=unsubscribe_url)
+    while fmt == "html" and len(out.encode("utf-8")) > MAX_HTML_BYTES and digest.shown:
+        digest = _without_last(digest)
+        out = template.render(d=digest, unsubscribe_url=unsubscribe_url)
     return out
+
+
+def _without_last(digest: Digest) -> Digest:
+    """The digest with its last entry left to the page."""
+    groups = list(digest.groups)
+    last = groups.pop()
+    if len(last.entries) > 1:
+        groups.append(replace(last, entries=last.entries[:-1]))
+    return replace(digest, groups=tuple(groups))
 
 
 # -- mailing -------------------------------------------------------------------------------

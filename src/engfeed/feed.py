@@ -909,7 +909,7 @@ class Feed:
         if not sent:
             self.store.digests.release(week)
             raise DigestError(errors[0])
-        self.store.digests.confirm(week, digest.shown, now=now)
+        self.store.digests.confirm(week, ", ".join(sent), digest.shown, now=now)
         return DigestSendReport("sent", week, tuple(sent), digest.shown, "; ".join(errors))
 
     def send_digest_if_due(
@@ -1030,10 +1030,11 @@ def _list_date(text: str | None) -> datetime | None:
 
 
 def _single_matcher(rule: MuteRule) -> Callable[[str, str], list[int]] | None:
-    """A matcher for one term or regex rule (None for the kinds matched in SQL)."""
+    """A strict matcher for one term or regex rule being added or previewed (None for the
+    kinds matched in SQL): slow on the stored articles, it raises :class:`RuleError`."""
     if rule.kind not in ("term", "regex"):
         return None
-    return TextMatcher([replace(rule, id=rule.id or 0)]).match
+    return TextMatcher([replace(rule, id=rule.id or 0)], strict=True).match
 
 
 def check_feed_url(url: str) -> None:

@@ -24,7 +24,9 @@ limit (``REGEX_TIMEOUT``): a match that runs out of time counts as no match and 
 from __future__ import annotations
 
 import logging
+import math
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,6 +52,10 @@ MAX_RULES = 200
 # A group whose body ends in an unbounded quantifier, itself repeated: (a+)+, (\w*)*, (x+){2,}.
 _NESTED = re.compile(r"\((?:[^()\\]|\\.)*[+*}]\)(?:[+*]|\{\d*,\d*\})")
 _WORD = re.compile(r"\w", re.UNICODE)
+# Control characters (tab allowed) and lone surrogates (undecodable bytes from a command line).
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
+#: The most time a new rule may take to match every stored article (added or previewed).
+RULE_BUDGET = 5.0
 
 
 class RuleError(EngfeedError):
@@ -114,8 +120,8 @@ def check_rule(kind: str, value: str) -> MuteRule:
     """
     if kind not in KINDS:
         raise RuleError(f"unknown rule kind {kind!r}: use one of {', '.join(KINDS)}")
-    if any(ch in value for ch in "\x00\r\n"):
-        raise RuleError("a rule is one line of text")
+    if _CONTROL.search(value):
+        raise RuleError("a rule is one line of text, without control characters")
     text = value.strip() if kind == "regex" else " ".join(value.split())
     if not text:
         raise RuleError(f"the {kind} is empty")
@@ -166,16 +172,24 @@ def matching_text(title: str, excerpt: str) -> str:
 
 
 class TextMatcher:
-    """The term and regex rules of a reader, compiled once, matched against many articles."""
+    """The term and regex rules of a reader, compiled once, matched against many articles.
 
-    def __init__(self, rules: Sequence[MuteRule]) -> None:
+    ``strict`` (a rule being added or previewed): a match that runs out of time, or a total
+    past ``budget_s``, raises :class:`RuleError` instead of counting as no match, so that a
+    pattern that is slow on the reader's own articles is refused before it is saved."""
+
+    def __init__(
+        self, rules: Sequence[MuteRule], *, strict: bool = False, budget_s: float = RULE_BUDGET
+    ) -> None:
         self._rules: list[tuple[int, regex.Pattern[str]]] = []
         self.timeouts = 0
+        self.strict = strict
+        self._deadline = time.monotonic() + budget_s if strict else math.inf
         for rule in rules:
             if rule.id is None or rule.kind not in ("term", "regex"):
                 continue
             if rule.kind == "term":
-                words = r"\s+".join(regex.escape(w) for w in rule.value.split())
+                words = r"[^\S\n]+".join(regex.escape(w) for w in rule.value.split())
                 pattern = regex.compile(rf"(?<!\w){words}(?!\w)", regex.IGNORECASE)
             else:
                 pattern = regex.compile(rule.value, regex.IGNORECASE | regex.VERSION0)
@@ -194,5 +208,14 @@ class TextMatcher:
                     found.append(rule_id)
             except TimeoutError:
                 self.timeouts += 1
+                if self.strict:
+                    raise RuleError(
+                        f"this pattern takes over {REGEX_TIMEOUT * 1000:.0f} ms on one of your articles"
+                        f" ({terminal_safe(title)[:80]!r}): simplify it"
+                    ) from None
                 log.warning("mute rule %s ran out of time on an article; not applied to it", rule_id)
+        if time.monotonic() > self._deadline:
+            raise RuleError(
+                f"this pattern is too slow over all your articles (over {RULE_BUDGET:.0f} s): simplify it"
+            )
         return found

@@ -50,21 +50,22 @@ class DigestsPart:
         self, week: str, recipient: str, *, now: datetime, force: bool = False, user: int = USER
     ) -> bool:
         """Claim ``week`` for a send; False when it is taken (sent, or being sent). ``force``
-        replaces an earlier record (a deliberate second send)."""
-        verb = "INSERT OR REPLACE" if force else "INSERT OR IGNORE"
+        (a deliberate second send) goes ahead and keeps the earlier record until the new send
+        is confirmed, so a failed resend never forgets the week's first send."""
         with self._db.transaction() as tx:
             cur = tx.execute(
-                f"{verb} INTO digest_sends(user_id, week, sent_at, recipient, articles)"
+                "INSERT OR IGNORE INTO digest_sends(user_id, week, sent_at, recipient, articles)"
                 " VALUES (?, ?, ?, ?, -1)",
                 (user, week, int(now.timestamp()), recipient),
             )
-        return cur.rowcount > 0
+        return cur.rowcount > 0 or force
 
-    def confirm(self, week: str, articles: int, *, now: datetime, user: int = USER) -> None:
+    def confirm(self, week: str, recipient: str, articles: int, *, now: datetime, user: int = USER) -> None:
         with self._db.transaction() as tx:
             tx.execute(
-                "UPDATE digest_sends SET articles = ?, sent_at = ? WHERE user_id = ? AND week = ?",
-                (articles, int(now.timestamp()), user, week),
+                "UPDATE digest_sends SET articles = ?, sent_at = ?, recipient = ?"
+                " WHERE user_id = ? AND week = ?",
+                (articles, int(now.timestamp()), recipient, user, week),
             )
 
     def release(self, week: str, user: int = USER) -> None:

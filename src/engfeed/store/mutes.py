@@ -87,10 +87,10 @@ class MutesPart:
         return next((r for r in self.rules(user) if r.id == rule_id), None)
 
     def find(self, kind: str, value: str, user: int = USER) -> MuteRule | None:
-        """The rule of this kind and value (names compared without case), if there is one."""
+        """The rule of this kind and value (names and terms compared without case), if any."""
+        same = "value = ?" if kind == "regex" else "value = ? COLLATE NOCASE"  # (?-i) patterns differ by case
         row = self._db.conn.execute(
-            "SELECT id, kind, value, created, 0 FROM mute_rules WHERE user_id = ? AND kind = ?"
-            " AND value = ? COLLATE NOCASE",
+            f"SELECT id, kind, value, created, 0 FROM mute_rules WHERE user_id = ? AND kind = ? AND {same}",
             (user, kind, value),
         ).fetchone()
         return None if row is None else _rule(row)

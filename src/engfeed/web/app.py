@@ -482,7 +482,7 @@ class Site:
             companies=companies,
             top_companies=TOP_COMPANIES,
             angles=angles,
-            store_total=self.total(ArticleFilter()),
+            store_total=self.total(ArticleFilter(include_muted=True)),
             **context,
         )
 

@@ -72,12 +72,14 @@ class RulePages:
                 error = str(exc)
         done = params.get("done") or ""
         count = params.get("n") or "0"
-        message = DONE_MESSAGES.get(done, "").format(n=_articles(int(count) if count.isdigit() else 0))
+        n = int(count) if count.isascii() and count.isdigit() and len(count) <= 9 else 0
+        message = DONE_MESSAGES.get(done, "").format(n=_articles(n))
         return await self._render(
             request, kind=kind, value=value, preview=preview, error=error, message=message
         )
 
     async def _render(self, request: Request, *, status: int = 200, **context: Any) -> Response:
+        context.setdefault("message", "")
         rules = await self.site.in_thread(self.feed.mute_rules)
         sources = [name for name, _ in self.site.source_counts()]
         angles = [a.name for a in self.site.angle_defs()]
