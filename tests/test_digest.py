@@ -17,7 +17,6 @@ import functools
 import json
 import os
 import re
-import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -33,6 +32,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from browser_support import free_port
 from conftest import run_cli
 from engfeed import digest as digest_mod
 from engfeed.config import DigestSettings, SmtpSettings, digest_settings, smtp_settings
@@ -679,13 +679,6 @@ def test_smtp_settings_parse_and_hide_the_password(monkeypatch: pytest.MonkeyPat
 
 
 # -- SMTP on loopback ---------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
 @dataclass
 class Collector:
     """An aiosmtpd handler that keeps every message and refuses the addresses in ``refuse``."""

@@ -26,6 +26,7 @@ from browser_support import BUNDLED_ANGLES, rss_items
 from engfeed.feed import Feed
 from engfeed.store import ArticleFilter
 from test_web import NETFLIX_TEXT, SLACK_TEXT, card_uids, client_for
+from test_web_reading import token_of
 
 NOW = datetime.now(UTC)
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -74,12 +75,6 @@ def client(feed: Feed, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
         monkeypatch.delenv(name, raising=False)
     with client_for(feed) as c:
         yield c
-
-
-def token_of(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found is not None
-    return found.group(1)
 
 
 def plain(html: str) -> str:

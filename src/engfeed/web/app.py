@@ -20,7 +20,6 @@ Routes::
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
@@ -59,7 +58,7 @@ from engfeed.web.openapi import openapi_document
 from engfeed.web.params import BadParam, View, parse_limit
 from engfeed.web.refresh import Refresher
 from engfeed.web.render import STATIC, body_html, make_env, mark_html, note_html, plural, safe_url
-from engfeed.web.responses import JSONResponse, json_error
+from engfeed.web.responses import JSONResponse, json_error, json_object
 from engfeed.web.security import (
     CSRF_COOKIE,
     CSRF_FIELD,
@@ -818,19 +817,10 @@ class Site:
             return json_error(403, "cross-origin request refused")
         body: dict[str, Any] = {}
         if method in ("POST", "PUT"):
-            raw = await request.body()
-            if len(raw) > MAX_STATE_BODY:
-                return json_error(413, f"request body over {MAX_STATE_BODY // 1024} KB", "note")
-            if raw.strip():
-                if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-                    return json_error(415, "send the body as application/json")
-                try:
-                    parsed = json.loads(raw)
-                except ValueError:
-                    return json_error(400, "the body is not valid JSON")
-                if not isinstance(parsed, dict):
-                    return json_error(400, "the body must be a JSON object")
-                body = parsed
+            parsed = await json_object(request, limit=MAX_STATE_BODY, param="note")
+            if isinstance(parsed, Response):
+                return parsed
+            body = parsed
         note = body.get("note")
         if note is not None and not isinstance(note, str):
             return json_error(400, "note must be a string or null", "note")

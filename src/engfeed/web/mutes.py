@@ -13,7 +13,6 @@ Routes::
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +23,7 @@ from starlette.routing import Route
 from engfeed.errors import EngfeedError
 from engfeed.rules import KINDS, MAX_PATTERN, RuleError
 from engfeed.text import clean_text
-from engfeed.web.responses import JSONResponse, json_error
+from engfeed.web.responses import JSONResponse, json_error, json_object
 from engfeed.web.security import CSRF_FIELD, same_origin
 
 if TYPE_CHECKING:
@@ -144,17 +143,9 @@ class RulePages:
         """CSRF: a JSON body reaches another origin only after a CORS preflight, never granted."""
         if not same_origin(request):
             return json_error(403, "cross-origin request refused")
-        raw = await request.body()
-        if len(raw) > MAX_RULE_BODY:
-            return json_error(413, f"request body over {MAX_RULE_BODY // 1024} KB")
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            return json_error(415, "send the body as application/json")
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            return json_error(400, "the body is not valid JSON")
-        if not isinstance(body, dict):
-            return json_error(400, "the body must be a JSON object")
+        body = await json_object(request, limit=MAX_RULE_BODY)
+        if isinstance(body, Response):
+            return body
         kind, value, preview = body.get("kind"), body.get("value"), body.get("preview", False)
         if not isinstance(kind, str) or kind not in KINDS:
             return json_error(400, f"kind must be one of {', '.join(KINDS)}", "kind")

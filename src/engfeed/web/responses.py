@@ -6,6 +6,7 @@ import json
 import math
 from typing import Any
 
+from starlette.requests import Request
 from starlette.responses import Response
 
 
@@ -34,3 +35,24 @@ def _finite(value: Any) -> Any:
 
 def json_error(status: int, message: str, param: str | None = None) -> JSONResponse:
     return JSONResponse({"error": {"status": status, "message": message, "param": param}}, status_code=status)
+
+
+async def json_object(
+    request: Request, *, limit: int, param: str | None = None
+) -> dict[str, Any] | JSONResponse:
+    """The request's body as a JSON object (``{}`` when empty), or the error to answer with:
+    413 past ``limit`` bytes, 415 when it is not sent as JSON, 400 when it is not an object."""
+    raw = await request.body()
+    if len(raw) > limit:
+        return json_error(413, f"request body over {limit // 1024} KB", param)
+    if not raw.strip():
+        return {}
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        return json_error(415, "send the body as application/json")
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return json_error(400, "the body is not valid JSON")
+    if not isinstance(parsed, dict):
+        return json_error(400, "the body must be a JSON object")
+    return parsed
