@@ -30,7 +30,7 @@ import re
 import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from engfeed.angles_feedback import FeedbackModel
 from engfeed.errors import ConfigError
 from engfeed.models import AngleMatch
 
@@ -454,6 +455,60 @@ def embedding_text(title: str, excerpt: str, body: str) -> str:
     return document_text(title, excerpt, body)
 
 
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """Why one angle was (not) given to one article: the figures the decision used."""
+
+    accepted: bool
+    score: float | None  # decision score (None when not computed)
+    reason: str
+    meaning: float | None = None  # semantic score, feedback nudge included
+    strength: float = 0.0  # evidence strength
+    nudge: float = 0.0  # what the reader's verdicts on similar articles added
+    verdict: int | None = None  # the reader's own verdict on this article
+
+
+@dataclass(frozen=True, slots=True)
+class AngleExplanation:
+    """One angle's decision on one article, as ``angles explain`` shows it."""
+
+    angle: str
+    chosen: bool
+    judgement: Judgement
+    threshold: float
+    terms: tuple[str, ...]
+    passage: str  # the sentence around the strongest evidence term ('' when none)
+
+    def to_json(self) -> dict[str, object]:
+        j = self.judgement
+        return {
+            "angle": self.angle,
+            "chosen": self.chosen,
+            "reason": j.reason,
+            "score": None if j.score is None else round(j.score, 4),
+            "threshold": self.threshold,
+            "meaning": None if j.meaning is None else round(j.meaning, 4),
+            "evidence": round(j.strength, 4),
+            "feedback_nudge": round(j.nudge, 4),
+            "verdict": {1: "yes", -1: "no"}.get(j.verdict or 0),
+            "terms": list(self.terms),
+            "passage": self.passage,
+        }
+
+
+def _passage(text: str, term: str, limit: int = 320) -> str:
+    """The sentence of ``text`` that holds ``term`` first (case-insensitive), clipped."""
+    at = text.lower().find(term.lower())
+    if at < 0:
+        return ""
+    start = max(text.rfind(". ", 0, at), text.rfind("\n", 0, at))
+    start = 0 if start < 0 else start + 1
+    ends = [e for e in (text.find(". ", at), text.find("\n", at)) if e >= 0]
+    end = min(ends) + 1 if ends else len(text)
+    sentence = " ".join(text[start:end].split())
+    return sentence if len(sentence) <= limit else sentence[: limit - 1].rstrip() + "…"
+
+
 class AngleLabeler:
     """Labels articles with at most two angles, each with its evidence terms."""
 
@@ -472,6 +527,8 @@ class AngleLabeler:
         self._matcher = _Matcher(self.angles)
         self._specificity = {t: _specificity(t) for a in self.angles for t in a.terms}
         self._prototypes: Prototypes | None = None
+        #: The reader's verdicts (engfeed.angles_feedback); set by the Feed, None for none.
+        self.feedback: FeedbackModel | None = None
 
     # -- prototypes
 
@@ -497,60 +554,120 @@ class AngleLabeler:
         return self._matcher.find(title, text)
 
     def decide(
-        self, evidence: Sequence[Evidence], semantic: Sequence[float] | None
+        self,
+        evidence: Sequence[Evidence],
+        semantic: Sequence[float] | None,
+        *,
+        verdicts: dict[int, int] | None = None,
+        bias: Sequence[float] | None = None,
     ) -> tuple[AngleMatch, ...]:
-        """Apply the calibrated rule to one article's evidence and meaning scores."""
-        cal = self.calibration
+        """Apply the calibrated rule to one article's evidence and meaning scores.
+
+        ``verdicts`` (angle index -> ±1) are the reader's own on this article: final.
+        ``bias`` (per angle) is what the reader's verdicts on similar articles add to the
+        meaning score (engfeed.angles_feedback)."""
+        forced: list[tuple[float, int]] = []
         candidates: list[tuple[float, int]] = []
         for a, ev in enumerate(evidence):
-            if not ev.counts:
-                continue
-            strength = ev.strength(self._specificity)
-            if semantic is None:
-                # Evidence alone is weak: demand a cue in the title and plenty in the text.
-                if not ev.in_title or strength < cal.no_vector_evidence:
-                    continue
-                score = strength / (strength + cal.no_vector_evidence)
-            else:
-                sem = float(semantic[a])
-                if sem < cal.semantic_floor:
-                    continue
-                score = sem + cal.evidence_weight * math.log1p(strength)
-                if ev.in_title:
-                    score += cal.title_bonus
-                if score < cal.threshold:
-                    continue
-            candidates.append((score, a))
-        if not candidates:
-            return ()
+            judged = self._judge(a, ev, semantic, verdicts, bias)
+            if judged.verdict == 1:
+                forced.append((max(judged.score or 0.0, self.calibration.threshold), a))
+            elif judged.accepted and judged.score is not None:
+                candidates.append((judged.score, a))
         candidates.sort(reverse=True)
-        best = candidates[0][0]
         out: list[AngleMatch] = []
-        for score, a in candidates[:MAX_ANGLES]:
-            if out and score < best - cal.second_margin:
-                break
-            terms = evidence[a].best_terms(self._specificity)
+        for score, a in sorted(forced, reverse=True)[:MAX_ANGLES]:
+            terms = evidence[a].best_terms(self._specificity) if evidence[a].counts else ()
             out.append(AngleMatch(self.angles[a].name, terms, round(score, 4)))
+        best = candidates[0][0] if candidates else 0.0
+        for score, a in candidates:
+            if len(out) >= MAX_ANGLES or (out and score < best - self.calibration.second_margin):
+                break
+            out.append(
+                AngleMatch(self.angles[a].name, evidence[a].best_terms(self._specificity), round(score, 4))
+            )
         return tuple(out)
+
+    def _judge(
+        self,
+        a: int,
+        ev: Evidence,
+        semantic: Sequence[float] | None,
+        verdicts: dict[int, int] | None,
+        bias: Sequence[float] | None,
+    ) -> Judgement:
+        """One angle on one article: its score and whether it passes, with the reason."""
+        cal = self.calibration
+        verdict = (verdicts or {}).get(a)
+        nudge = float(bias[a]) if bias is not None else 0.0
+        if verdict == -1:
+            return Judgement(False, None, "you said it is not this angle", verdict=-1)
+        strength = ev.strength(self._specificity) if ev.counts else 0.0
+        if not ev.counts:
+            if verdict == 1:
+                return Judgement(True, None, "you added this angle", verdict=1)
+            return Judgement(False, None, "none of its cue terms is in the text")
+        if semantic is None:
+            # Evidence alone is weak: demand a cue in the title and plenty in the text.
+            score = strength / (strength + cal.no_vector_evidence)
+            if verdict == 1:
+                return Judgement(True, score, "you added this angle", strength=strength, verdict=1)
+            if not ev.in_title:
+                return Judgement(
+                    False, score, "no cue term in the title (needed without embeddings)", strength=strength
+                )
+            if strength < cal.no_vector_evidence:
+                return Judgement(
+                    False,
+                    score,
+                    f"evidence {strength:.2f} below {cal.no_vector_evidence:.2f}",
+                    strength=strength,
+                )
+            return Judgement(True, score, "cue terms in the title and the text", strength=strength)
+        sem = float(semantic[a]) + nudge
+        score = sem + cal.evidence_weight * math.log1p(strength) + (cal.title_bonus if ev.in_title else 0.0)
+        if verdict == 1:
+            return Judgement(True, score, "you added this angle", sem, strength, nudge, verdict=1)
+        if sem < cal.semantic_floor:
+            return Judgement(
+                False,
+                score,
+                f"meaning {sem:.2f} below the floor {cal.semantic_floor:.2f}",
+                sem,
+                strength,
+                nudge,
+            )
+        if score < cal.threshold:
+            return Judgement(
+                False,
+                score,
+                f"score {score:.2f} below the threshold {cal.threshold:.2f}",
+                sem,
+                strength,
+                nudge,
+            )
+        return Judgement(
+            True, score, f"score {score:.2f} at or above {cal.threshold:.2f}", sem, strength, nudge
+        )
 
     # -- public API
 
     def label(
-        self, title: str, excerpt: str, body: str, vector: npt.NDArray[Any] | None = None
+        self,
+        title: str,
+        excerpt: str,
+        body: str,
+        vector: npt.NDArray[Any] | None = None,
+        *,
+        article_id: int | None = None,
     ) -> tuple[AngleMatch, ...]:
-        """The angles of one article (embeds it when no vector is given and an embedder is set)."""
-        text = article_text("", excerpt, body).lstrip("\n")
-        evidence = self.evidence(title, text)
-        if not any(ev.counts for ev in evidence):
-            return ()
-        semantic: Sequence[float] | None = None
-        if self.embedder is not None:
-            if vector is None:
-                vec = self.embedder.embed([embedding_text(title, excerpt, body)])
-            else:
-                vec = np.asarray(vector, dtype=np.float32).reshape(1, -1)
-            semantic = [float(x) for x in self.semantic_scores(vec)[0]]
-        return self.decide(evidence, semantic)
+        """The angles of one article (embeds it when no vector is given and an embedder is set;
+        ``article_id``: the reader's verdicts on it apply)."""
+        return self.label_many(
+            [(title, excerpt, body)],
+            None if vector is None else np.asarray(vector, dtype=np.float32).reshape(1, -1),
+            ids=None if article_id is None else [article_id],
+        )[0]
 
     def label_many(
         self,
@@ -558,16 +675,22 @@ class AngleLabeler:
         vectors: npt.NDArray[Any] | None = None,
         *,
         have: Sequence[bool] | None = None,
+        ids: Sequence[int] | None = None,
     ) -> list[tuple[AngleMatch, ...]]:
         """Label (title, excerpt, body) items.
 
         ``vectors`` rows align with ``items``; ``have`` says which rows hold a real vector
         (default: all when ``vectors`` is given). Missing rows are embedded, but only for
-        items with some cue term: the others cannot get an angle anyway.
+        items with some cue term: the others cannot get an angle anyway (unless the reader
+        added one). ``ids`` (the items' article ids) bring in the reader's verdicts.
         """
         evidence = [self.evidence(t, article_text("", e, b).lstrip("\n")) for t, e, b in items]
-        cued = [any(x.counts for x in ev) for ev in evidence]
+        feedback = self.feedback
+        keys: Sequence[int | None] = ids if ids is not None else [None] * len(items)
+        verdicts = [feedback.verdicts_of(i) if feedback else {} for i in keys]
+        cued = [any(x.counts for x in ev) or 1 in verdicts[i] for i, ev in enumerate(evidence)]
         semantic: Matrix | None = None
+        bias: Matrix | None = None
         if self.embedder is not None and any(cued):
             if vectors is None:
                 matrix = np.zeros((len(items), self.prototypes.dim), dtype=np.float32)
@@ -579,10 +702,67 @@ class AngleLabeler:
             if need:
                 matrix[need] = self.embedder.embed([embedding_text(*items[i]) for i in need])
             semantic = self.semantic_scores(matrix)
+            if feedback:
+                bias = feedback.bias(matrix)
         return [
-            self.decide(ev, None if semantic is None else semantic[i].tolist()) if cued[i] else ()
+            self.decide(
+                ev,
+                None if semantic is None else semantic[i].tolist(),
+                verdicts=verdicts[i],
+                bias=None if bias is None else bias[i].tolist(),
+            )
+            if cued[i]
+            else ()
             for i, ev in enumerate(evidence)
         ]
+
+    def explain(
+        self,
+        title: str,
+        excerpt: str,
+        body: str,
+        vector: npt.NDArray[Any] | None = None,
+        *,
+        article_id: int | None = None,
+    ) -> list[AngleExplanation]:
+        """For every angle: the decision on this article, its figures, its evidence terms and the
+        passage that holds the strongest one (``engfeed angles explain``, "why this angle")."""
+        text = article_text("", excerpt, body).lstrip("\n")
+        evidence = self.evidence(title, text)
+        verdicts = self.feedback.verdicts_of(article_id) if self.feedback else {}
+        semantic: list[float] | None = None
+        bias: list[float] | None = None
+        if self.embedder is not None:
+            vec = (
+                self.embedder.embed([embedding_text(title, excerpt, body)])
+                if vector is None
+                else np.asarray(vector, dtype=np.float32).reshape(1, -1)
+            )
+            semantic = [float(x) for x in self.semantic_scores(vec)[0]]
+            if self.feedback:
+                bias = [float(x) for x in self.feedback.bias(vec)[0]]
+        chosen = {m.name for m in self.decide(evidence, semantic, verdicts=verdicts, bias=bias)}
+        out: list[AngleExplanation] = []
+        for a, angle in enumerate(self.angles):
+            ev = evidence[a]
+            judged = self._judge(a, ev, semantic, verdicts, bias)
+            terms = ev.best_terms(self._specificity) if ev.counts else ()
+            reason = judged.reason
+            if judged.accepted and angle.name not in chosen:
+                margin = self.calibration.second_margin
+                reason = f"{reason}, but another angle scored higher by more than {margin:.2f}"
+            out.append(
+                AngleExplanation(
+                    angle=angle.name,
+                    chosen=angle.name in chosen,
+                    judgement=replace(judged, reason=reason),
+                    threshold=self.calibration.threshold,
+                    terms=terms,
+                    passage=_passage(f"{title}\n{text}", terms[0]) if terms else "",
+                )
+            )
+        out.sort(key=lambda x: (not x.chosen, -(x.judgement.score or -1.0)))
+        return out
 
     def label_ids(self, store: Store, ids: Sequence[int], model: str | None) -> int:
         """Label these stored articles and save the result; returns how many were labelled.
@@ -630,7 +810,7 @@ class AngleLabeler:
             rows = [r for r, ok in enumerate(have) if ok]
             if rows:
                 vectors[rows] = stack_blobs([stored[present[r]] for r in rows], dim)
-        labels = self.label_many(items, vectors, have=have)
+        labels = self.label_many(items, vectors, have=have, ids=present)
         store.save_angles(zip(present, labels, strict=True), self.signature)
         return len(present)
 

@@ -155,6 +155,28 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--from", dest="source_file", required=True, metavar="FILE")
     a.add_argument("--json", action="store_true")
     a.set_defaults(handler=cmd_angles_suggest)
+    a = asub.add_parser("feedback", help="tell the labeller an angle is right (--yes) or wrong (--no)")
+    a.add_argument("id", help="the article's id")
+    a.add_argument("angle", help="the angle's name")
+    verdict = a.add_mutually_exclusive_group(required=True)
+    verdict.add_argument("--yes", action="store_const", const="yes", dest="verdict", help="add this angle")
+    verdict.add_argument("--no", action="store_const", const="no", dest="verdict", help="not this angle")
+    verdict.add_argument(
+        "--clear", action="store_const", const="clear", dest="verdict", help="forget the verdict"
+    )
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(handler=cmd_angles_feedback)
+    a = asub.add_parser("explain", help="why an article has (or lacks) each angle")
+    a.add_argument("id", help="the article's id")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(handler=cmd_angles_explain)
+    a = asub.add_parser("feedback-export", help="write your angle verdicts as JSON (keyed by article URL)")
+    a.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    a.set_defaults(handler=cmd_angles_feedback_export)
+    a = asub.add_parser("feedback-import", help="record the verdicts of an exported file")
+    a.add_argument("file")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(handler=cmd_angles_feedback_import)
     an.set_defaults(handler=cmd_angles_list, json=False)
 
     sv_ = sub.add_parser("save", help="add articles to the reading list")
@@ -756,6 +778,62 @@ def cmd_digest(args: argparse.Namespace) -> int:
         )
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def cmd_angles_feedback(args: argparse.Namespace) -> int:
+    feed = _open(args)
+    feed.index_pending()  # new articles are labelled before the verdict re-labels neighbours
+    result = feed.angle_feedback(args.id, args.angle, args.verdict)
+    if args.json:
+        _print_json(result.to_json())
+        return 0
+    assert result.article is not None
+    now = ", ".join(terminal_safe(a.name) for a in result.article.angles) or "none"
+    print(f"{terminal_safe(result.article.title)}: angles now {now}")
+    print(f"re-labelled {result.relabelled} similar articles; {result.changed} changed")
+    return 0
+
+
+def cmd_angles_explain(args: argparse.Namespace) -> int:
+    feed = _open(args)
+    explanations = feed.explain_angles(args.id)
+    if args.json:
+        _print_json([e.to_json() for e in explanations])
+        return 0
+    for e in explanations:
+        j = e.judgement
+        mark = "✓" if e.chosen else "·"
+        score = "—" if j.score is None else f"{j.score:.3f}"
+        head = f"{mark} {terminal_safe(e.angle)}  score {score} / threshold {e.threshold:.2f}"
+        print(f"{head}: {terminal_safe(j.reason)}")
+        if e.terms:
+            print(f"    evidence: {terminal_safe(', '.join(e.terms))}")
+        if j.nudge:
+            print(f"    your verdicts on similar articles moved its meaning by {j.nudge:+.3f}")
+        if e.passage and e.chosen:
+            print(f"    passage: {terminal_safe(e.passage)}")
+    return 0
+
+
+def cmd_angles_feedback_export(args: argparse.Namespace) -> int:
+    text = _open_light(args).export_feedback()
+    if args.output:
+        _write_atomically(Path(args.output), text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_angles_feedback_import(args: argparse.Namespace) -> int:
+    data = _read_capped(args.file, 10 * 1024 * 1024, "feedback file")
+    result = _open(args).import_feedback(data.decode("utf-8", "replace"))
+    if args.json:
+        _print_json(result.to_json())
+        return 0
+    print(f"recorded {result.recorded} verdicts; skipped {len(result.skipped)}")
+    for line in result.skipped[:20]:
+        print(f"  skipped: {terminal_safe(line)}")
     return 0
 
 

@@ -17,10 +17,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 from engfeed import config
+from engfeed.angles_feedback import VERDICTS, FeedbackModel, neighbours
 from engfeed.config import DigestSettings
 from engfeed.digest import MAX_ENTRIES, Digest, DigestError, check_token, message, unsubscribe_token
 from engfeed.digest import due as digest_due
@@ -47,7 +48,7 @@ from engfeed.text import clip, terminal_safe
 from engfeed.urls import article_uid, canonical_url, dedup_key, redact_credentials
 
 if TYPE_CHECKING:
-    from engfeed.angles import Angle, AngleLabeler
+    from engfeed.angles import Angle, AngleExplanation, AngleLabeler
     from engfeed.embed import Embedder
     from engfeed.search import SearchEngine
     from engfeed.summarize import SummaryResult
@@ -578,6 +579,7 @@ class Feed:
             from engfeed.angles import AngleLabeler
 
             self._labeler = AngleLabeler(self._load_angles(), self.embedder)
+            self._labeler.feedback = self._feedback_model(self._labeler)
         return self._labeler
 
     def _load_angles(self) -> list[Angle]:
@@ -755,6 +757,124 @@ class Feed:
             self.store.set_meta(_LIST_TAGS, json.dumps(list(parsed.tags)))
         self.index_pending()
         return ReadingListImport(matched, created, [*parsed.skipped, *invalid])
+
+    # -- angle feedback (engfeed.angles_feedback) ------------------------------------------
+    def angle_feedback(self, uid: str, angle: str, verdict: str) -> AngleFeedbackResult:
+        """The reader's verdict on one angle of one article: ``yes`` (add it), ``no`` (not this
+        angle) or ``clear``. Final for the article; an example for similar ones, which are
+        re-labelled at once. :class:`EngfeedError` for an unknown article, angle or verdict."""
+        if verdict not in VERDICTS:
+            raise EngfeedError(f"unknown verdict {terminal_safe(verdict)[:20]!r}: use yes, no or clear")
+        [art] = self.resolve([uid])
+        assert art.id is not None
+        name = self._angle_name(angle)
+        self.store.feedback.set(art.id, name, VERDICTS[verdict], now=datetime.now(UTC))
+        return self._relabel_after_feedback([art.id], uid)
+
+    def explain_angles(self, uid: str) -> list[AngleExplanation]:
+        """Every angle's decision on one article with its figures (``angles explain``)."""
+        [art] = self.resolve([uid])
+        assert art.id is not None
+        title, excerpt, body = self.store.bodies([art.id])[art.id]
+        vector = None
+        if self.embedder is not None:
+            blob = self.store.vectors_of(self.embedder.name, [art.id]).get(art.id)
+            if blob is not None:
+                from engfeed.embed import stack_blobs
+
+                vector = stack_blobs([blob], self.labeler.prototypes.dim)
+        return self.labeler.explain(title, excerpt, body, vector, article_id=art.id)
+
+    def export_feedback(self) -> str:
+        """The reader's angle verdicts as JSON, keyed by article URL, to keep across stores."""
+        rows = [
+            {"url": r.url, "title": r.title, "angle": r.angle, "verdict": "yes" if r.verdict > 0 else "no",
+             "created": iso(r.created)}
+            for r in self.store.feedback.all()
+        ]  # fmt: skip
+        return (
+            json.dumps({"engfeed_angle_feedback": 1, "feedback": rows}, ensure_ascii=False, indent=2) + "\n"
+        )
+
+    def import_feedback(self, text: str) -> FeedbackImport:
+        """Record the verdicts of an exported file on the stored articles with the same URL
+        (canonical match); the rest are reported, never an error. One transaction."""
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise EngfeedError(f"not an angle feedback file (JSON): {exc}") from None
+        items = data.get("feedback") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise EngfeedError('not an angle feedback file: no "feedback" list')
+        names = {a.name.casefold(): a.name for a in self.angles()}
+        rows: list[tuple[int, str, int]] = []
+        skipped: list[str] = []
+        for item in items[:100_000]:
+            if not isinstance(item, dict):
+                skipped.append("an entry that is not an object")
+                continue
+            url, angle, verdict = item.get("url"), item.get("angle"), item.get("verdict")
+            if not isinstance(url, str) or not isinstance(angle, str) or verdict not in ("yes", "no"):
+                skipped.append(f"an entry without url, angle and yes/no: {str(item)[:80]}")
+                continue
+            aid = self.store.find_article_by_url(url) if len(url) <= 8192 else None
+            name = names.get(angle.strip().casefold())
+            if aid is None or name is None:
+                skipped.append(
+                    f"{url[:120]} ({'no such article' if aid is None else 'no such angle: ' + angle[:60]})"
+                )
+                continue
+            rows.append((aid, name, VERDICTS[verdict] or 0))
+        if rows:
+            self.store.feedback.set_many(rows, now=datetime.now(UTC))
+            self._relabel_after_feedback(sorted({r[0] for r in rows}), None)
+        return FeedbackImport(len(rows), skipped)
+
+    def _angle_name(self, angle: str) -> str:
+        names = {a.name.casefold(): a.name for a in self.angles()}
+        found = names.get(" ".join(angle.split()).casefold())
+        if found is None:
+            known = ", ".join(names.values())
+            raise EngfeedError(f"no such angle: {terminal_safe(angle)[:80]} (the angles are: {known})")
+        return found
+
+    def _feedback_model(self, labeler: AngleLabeler) -> FeedbackModel:
+        rows = [(r.article_id, r.angle, r.verdict) for r in self.store.feedback.all()]
+        vectors: dict[int, Any] = {}
+        if rows and self.embedder is not None:
+            from engfeed.embed import stack_blobs
+
+            dim = labeler.prototypes.dim
+            blobs = self.store.vectors_of(self.embedder.name, [r[0] for r in rows])
+            vectors = {aid: stack_blobs([b], dim)[0] for aid, b in blobs.items() if len(b) == 2 * dim}
+        return FeedbackModel.build([a.name for a in labeler.angles], rows, vectors)
+
+    def _relabel_after_feedback(self, article_ids: Sequence[int], uid: str | None) -> AngleFeedbackResult:
+        """Rebuild the feedback model, then re-label these articles and their neighbours."""
+        labeler = self.labeler
+        with self._index_lock:
+            labeler.feedback = self._feedback_model(labeler)
+            affected = set(article_ids)
+            model = self.embedder.name if self.embedder is not None else None
+            if model is not None:
+                from engfeed.embed import stack_blobs
+
+                ids, blobs = self.store.load_vectors(model)
+                dim = labeler.prototypes.dim
+                keep = [i for i, b in enumerate(blobs) if len(b) == 2 * dim]
+                ids = [ids[i] for i in keep]
+                matrix = stack_blobs([blobs[i] for i in keep], dim)
+                row = {aid: r for r, aid in enumerate(ids)}
+                for aid in article_ids:
+                    if aid in row:
+                        affected.update(neighbours(matrix[row[aid]], ids, matrix))
+            others = sorted(affected - set(article_ids))
+            before = {a.id: a.angles for a in self.store.articles_by_ids(others).values()}
+            labeler.label_ids(self.store, sorted(affected), model)
+            after = {a.id: a.angles for a in self.store.articles_by_ids(others).values()}
+        changed = sum(1 for aid in others if before.get(aid) != after.get(aid))
+        article = self.resolve([uid])[0] if uid is not None else None
+        return AngleFeedbackResult(article, len(others), changed)
 
     # -- mute rules (engfeed.rules) ----------------------------------------------------------
     def mute_rules(self) -> list[MuteRule]:
@@ -992,6 +1112,29 @@ class DigestSendReport:
             "articles": self.articles,
             "message": self.message,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class AngleFeedbackResult:
+    """What a verdict did: the article as now labelled, and its re-labelled neighbours."""
+
+    article: Article | None
+    relabelled: int  # similar articles labelled again
+    changed: int  # of those, how many now show other angles
+
+    def to_json(self) -> dict[str, object]:
+        data = self.article.to_json() if self.article else {}
+        data.update({"relabelled": self.relabelled, "changed": self.changed})
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackImport:
+    recorded: int
+    skipped: list[str]
+
+    def to_json(self) -> dict[str, object]:
+        return {"recorded": self.recorded, "skipped": self.skipped}
 
 
 READING_LIST_SOURCE = "Reading list"

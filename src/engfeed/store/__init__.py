@@ -2,12 +2,12 @@
 
 Articles, sources, vectors, angles and reading state live here; newer domains are parts of
 their own, reached from the store: :attr:`Store.pages` (article pages and robots.txt),
-:attr:`Store.summaries`, :attr:`Store.mutes` (mute rules) and :attr:`Store.digests` (digest
-sends). One file, WAL mode, numbered migrations (``migrations/NNNN_*.sql``), an FTS5 index
-kept in step with ``articles`` by triggers. Each thread gets its own
-connection so the web server's background refresh can write while pages read. Writes for
-one source happen in one ``transaction()``: a crash mid-refresh loses nothing committed and
-leaves no half source.
+:attr:`Store.summaries`, :attr:`Store.mutes` (mute rules), :attr:`Store.digests` (digest
+sends) and :attr:`Store.feedback` (the reader's verdicts on angles). One file, WAL mode,
+numbered migrations (``migrations/NNNN_*.sql``), an FTS5 index kept in step with
+``articles`` by triggers. Each thread gets its own connection so the web server's background
+refresh can write while pages read. Writes for one source happen in one ``transaction()``:
+a crash mid-refresh loses nothing committed and leaves no half source.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from engfeed.errors import EngfeedError, StoreError
 from engfeed.extract import is_teaser
 from engfeed.models import AngleMatch, Article, Source
 from engfeed.store.digests import DigestsPart
+from engfeed.store.feedback import FeedbackPart
 from engfeed.store.mutes import MutesPart, muted_sql
 from engfeed.store.pages import PagesPart
 from engfeed.store.summaries import SummariesPart
@@ -126,6 +127,7 @@ class Store:
         self.summaries = SummariesPart(self)
         self.mutes = MutesPart(self)
         self.digests = DigestsPart(self)
+        self.feedback = FeedbackPart(self)
         if str(self.path) != ":memory:":
             self._check_path()
             self._check_schema_version()
@@ -568,6 +570,18 @@ class Store:
             ids.append(aid)
             blobs.append(blob)
         return ids, blobs
+
+    def vectors_of(self, model: str, ids: Sequence[int]) -> dict[int, bytes]:
+        """The stored vectors of ``model`` for these articles (those that have one)."""
+        out: dict[int, bytes] = {}
+        for chunk in _chunks(list(ids), 500):
+            marks = ",".join("?" * len(chunk))
+            rows = self.conn.execute(
+                f"SELECT article_id, vec FROM embeddings WHERE model = ? AND article_id IN ({marks})",
+                [model, *chunk],
+            )
+            out.update((int(aid), bytes(blob)) for aid, blob in rows)
+        return out
 
     def vector_count(self, model: str) -> int:
         return int(

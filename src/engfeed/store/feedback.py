@@ -1,0 +1,85 @@
+"""Storage of the reader's angle feedback (see engfeed.angles_feedback for how it is used).
+
+Invariant: at most one verdict per (user, article, angle); a new verdict replaces the old,
+and clearing removes it. Verdicts follow their article (deleted with it, kept across feed
+updates and re-labelling).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from engfeed.store.pages import Database
+
+USER = 1
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackRow:
+    article_id: int
+    angle: str
+    verdict: int  # +1: the angle applies; -1: it does not
+    created: datetime
+    url: str = ""
+    uid: str = ""
+    title: str = ""
+
+
+class FeedbackPart:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def set(
+        self, article_id: int, angle: str, verdict: int | None, *, now: datetime, user: int = USER
+    ) -> None:
+        """Record ``verdict`` (+1 or -1) on ``angle`` for the article; None clears it."""
+        with self._db.transaction() as tx:
+            if verdict is None:
+                tx.execute(
+                    "DELETE FROM angle_feedback WHERE user_id = ? AND article_id = ? AND angle = ?",
+                    (user, article_id, angle),
+                )
+                return
+            tx.execute(
+                "INSERT OR REPLACE INTO angle_feedback(user_id, article_id, angle, verdict, created)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (user, article_id, angle, 1 if verdict > 0 else -1, int(now.timestamp())),
+            )
+
+    def set_many(self, rows: Sequence[tuple[int, str, int]], *, now: datetime, user: int = USER) -> None:
+        """Record many (article id, angle, verdict) at once, in one transaction."""
+        with self._db.transaction() as tx:
+            tx.executemany(
+                "INSERT OR REPLACE INTO angle_feedback(user_id, article_id, angle, verdict, created)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(user, aid, angle, 1 if v > 0 else -1, int(now.timestamp())) for aid, angle, v in rows],
+            )
+
+    def all(self, user: int = USER) -> list[FeedbackRow]:
+        """Every verdict of the reader, oldest first, with its article's URL, id and title."""
+        rows = self._db.conn.execute(
+            "SELECT f.article_id, f.angle, f.verdict, f.created, a.url, a.uid, a.title"
+            " FROM angle_feedback f JOIN articles a ON a.id = f.article_id"
+            " WHERE f.user_id = ? ORDER BY f.created, f.article_id, f.angle",
+            (user,),
+        )
+        return [
+            FeedbackRow(
+                int(aid), str(angle), int(v), datetime.fromtimestamp(int(c), UTC), str(url), str(uid), str(t)
+            )
+            for aid, angle, v, c, url, uid, t in rows
+        ]
+
+    def for_article(self, article_id: int, user: int = USER) -> dict[str, int]:
+        """The verdicts on one article, by angle name."""
+        rows = self._db.conn.execute(
+            "SELECT angle, verdict FROM angle_feedback WHERE user_id = ? AND article_id = ?",
+            (user, article_id),
+        )
+        return {str(angle): int(v) for angle, v in rows}
+
+    def count(self, user: int = USER) -> int:
+        row = self._db.conn.execute("SELECT count(*) FROM angle_feedback WHERE user_id = ?", (user,))
+        return int(row.fetchone()[0])
