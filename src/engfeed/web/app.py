@@ -49,13 +49,14 @@ from engfeed.readinglist import MAX_LIST_BYTES, NoteTooLarge
 from engfeed.store import ArticleFilter
 from engfeed.summarize import note_from
 from engfeed.text import clean_text
+from engfeed.web.angles import AnglePages
 from engfeed.web.cache import TokenCache
 from engfeed.web.digest import DigestPages
 from engfeed.web.feeds import FeedItem, FeedMeta, atom_feed, json_feed
 from engfeed.web.hints import due_now, failure_hint, health
 from engfeed.web.mutes import RulePages
 from engfeed.web.openapi import openapi_document
-from engfeed.web.params import BadParam, View, parse_limit
+from engfeed.web.params import BadParam, View, local_path, parse_limit
 from engfeed.web.refresh import Refresher
 from engfeed.web.render import STATIC, body_html, make_env, mark_html, note_html, plural, safe_url
 from engfeed.web.responses import JSONResponse, json_error, json_object
@@ -103,6 +104,9 @@ STATE_MESSAGES = {
     "read": "Marked as read.",
     "unread": "Marked as unread.",
     "note": "Note saved.",
+    "angle-added": "Angle added. Similar articles were labelled again.",
+    "angle-removed": "Angle removed. Similar articles were labelled again.",
+    "angle-cleared": "Your verdict on that angle is forgotten.",
 }
 MAX_STATE_BODY = 1024 * 1024  # a 100 KB note is at most ~600 KB as escaped JSON
 REFRESH_MESSAGES = {
@@ -321,6 +325,7 @@ class Site:
         """A page. Its forms carry :data:`CSRF_PLACEHOLDER`, which :meth:`personal` swaps for
         the visitor's token: pages stay cacheable although every visitor's token differs."""
         context.setdefault("csrf_token", CSRF_PLACEHOLDER)
+        context.setdefault("angle_names", [a.name for a in self.angle_defs()])
         # Where a form on this page sends the reader back (without JavaScript).
         kept = [(k, v) for k, v in request.query_params.multi_items() if k not in ("partial", "done")]
         context.setdefault("return_to", request.url.path + (f"?{urlencode(kept)}" if kept else ""))
@@ -499,6 +504,11 @@ class Site:
         described = {a.name.lower(): a.description for a in self.angle_defs()}
         guidelines = {a.name.lower(): a.guideline for a in self.angle_defs() if a.guideline}
         summary = await self.in_thread(partial(self.feed.summary, art))
+        try:
+            explanations = await self.in_thread(partial(self.feed.explain_angles, art.uid))
+        except EngfeedError as exc:  # a broken angles file: the page still shows the article
+            log.info("no angle explanation for %s: %s", art.uid, exc)
+            explanations = []
         note_text = art.note or ""
         if not note_text and summary.summary is not None and request.query_params.get("note") == "summary":
             note_text = note_from(summary.summary)  # pre-filled; saved only when the reader saves
@@ -513,6 +523,7 @@ class Site:
             related=make_cards(None, hits=related),
             angle_descriptions=described,
             angle_guidelines=guidelines,
+            explanations=explanations,
             source_url=View(sources=(art.source,)).url() if art.source else "/",
             saved_message=STATE_MESSAGES.get(request.query_params.get("done") or ""),
         )
@@ -927,6 +938,7 @@ class Site:
             Route("/api/search", self.api_search, name="api_search"),
             Route("/api/sources", self.api_sources, name="api_sources"),
             Route("/api/angles", self.api_angles, name="api_angles"),
+            *AnglePages(self).routes(),
             *RulePages(self).routes(),
             *DigestPages(self).routes(),
             Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
@@ -942,19 +954,6 @@ def opened_here(request: Request) -> bool:
 
 def wants_json(request: Request) -> bool:
     return "application/json" in request.headers.get("accept", "")
-
-
-def local_path(target: str) -> str | None:
-    """``target`` when it is a path on this site (never another host: no open redirect)."""
-    target = target.strip()
-    if (
-        not target.startswith("/")
-        or target.startswith("//")
-        or "\\" in target
-        or any(ord(c) < 32 for c in target)
-    ):
-        return None
-    return target[:2000]
 
 
 def iso_or_none(value: datetime | None) -> str | None:
@@ -1086,4 +1085,4 @@ def _warm(feed: Feed) -> None:
     threading.Thread(target=run, name="engfeed-warm", daemon=True).start()
 
 
-__all__ = ["Site", "create_app"]
+__all__ = ["Site", "create_app", "local_path"]

@@ -196,6 +196,43 @@ def openapi_document() -> JSON:
                 "post": _state_op("markRead", "Mark an article read"),
                 "delete": _state_op("markUnread", "Mark an article unread"),
             },
+            "/api/articles/{uid}/angles": {
+                "get": {
+                    "operationId": "explainAngles",
+                    "summary": "Why an article has, or lacks, each useful angle",
+                    "description": (
+                        "For every angle: shown or not, the reason, the decision score and threshold, "
+                        "the meaning and evidence figures, what the reader's verdicts on similar "
+                        "articles added, the evidence terms and the passage holding the strongest."
+                    ),
+                    "parameters": [_UID],
+                    "responses": {
+                        "200": _json(_ref("AngleExplanations"), "One entry per angle, shown ones first."),
+                        "404": {"$ref": "#/components/responses/NotFound"},
+                    },
+                },
+                "post": {
+                    "operationId": "angleFeedback",
+                    "summary": "Tell the labeller an angle is right or wrong for an article",
+                    "description": (
+                        '`yes` adds the angle, `no` removes it ("not this angle"), `clear` forgets the '
+                        "verdict. Final for this article; an example for similar ones, which are labelled "
+                        "again at once (`relabelled`, of which `changed` now show other angles). "
+                        "Requests from another origin are refused (403); the body must be JSON (415)."
+                    ),
+                    "parameters": [_UID],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("AngleFeedbackBody")}},
+                    },
+                    "responses": {
+                        "200": _json(_ref("AngleFeedbackResult"), "The article as now labelled."),
+                        "403": {"$ref": "#/components/responses/BadRequest"},
+                        "404": {"$ref": "#/components/responses/NotFound"},
+                        **_ERRORS,
+                    },
+                },
+            },
             "/api/search": {
                 "get": {
                     "operationId": "search",
@@ -405,6 +442,55 @@ def openapi_document() -> JSON:
                             "type": "boolean",
                             "description": "Hidden by the reader's mute rules (listed only with"
                             " include_muted=1). Saved articles are never muted.",
+                        },
+                    },
+                },
+                "AngleFeedbackBody": {
+                    "type": "object",
+                    "required": ["angle", "verdict"],
+                    "properties": {
+                        "angle": {"type": "string", "description": "An angle's name (any case)."},
+                        "verdict": {"type": "string", "enum": ["yes", "no", "clear"]},
+                    },
+                },
+                "AngleFeedbackResult": {
+                    "allOf": [
+                        _ref("Article"),
+                        {
+                            "type": "object",
+                            "properties": {
+                                "relabelled": {
+                                    "type": "integer",
+                                    "description": "Similar articles labelled again.",
+                                },
+                                "changed": {"type": "integer", "description": "Of those, how many changed."},
+                            },
+                        },
+                    ]
+                },
+                "AngleExplanations": {
+                    "type": "object",
+                    "required": ["id", "angles"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "angles": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "angle": {"type": "string"},
+                                    "chosen": {"type": "boolean"},
+                                    "reason": {"type": "string"},
+                                    "score": {"type": ["number", "null"]},
+                                    "threshold": {"type": "number"},
+                                    "meaning": {"type": ["number", "null"]},
+                                    "evidence": {"type": "number"},
+                                    "feedback_nudge": {"type": "number"},
+                                    "verdict": {"type": ["string", "null"], "enum": ["yes", "no", None]},
+                                    "terms": {"type": "array", "items": {"type": "string"}},
+                                    "passage": {"type": "string"},
+                                },
+                            },
                         },
                     },
                 },

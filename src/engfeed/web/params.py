@@ -195,3 +195,16 @@ def date_param(value: datetime) -> str:
     if value.time() == time():
         return value.date().isoformat()
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def local_path(target: str) -> str | None:
+    """``target`` when it is a path on this site (never another host: no open redirect)."""
+    target = target.strip()
+    if (
+        not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(ord(c) < 32 for c in target)
+    ):
+        return None
+    return target[:2000]
