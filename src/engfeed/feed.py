@@ -830,6 +830,12 @@ class Feed:
             self._relabel_after_feedback(sorted({r[0] for r in rows}), None)
         return FeedbackImport(len(rows), skipped)
 
+    def reload_feedback(self) -> None:
+        """Rebuild the labeller's feedback model from the stored verdicts (after writing many
+        at once through the store); labels change as articles are labelled again."""
+        labeler = self.labeler
+        labeler.feedback = self._feedback_model(labeler)
+
     def _angle_name(self, angle: str) -> str:
         names = {a.name.casefold(): a.name for a in self.angles()}
         found = names.get(" ".join(angle.split()).casefold())
