@@ -5,6 +5,7 @@
     python bench/relevance/annotate.py guidelines           # what annotators read first
     python bench/relevance/annotate.py agreement            # kappa and pairwise F1 of passes A and B
     python bench/relevance/annotate.py baseline             # the bundled labeller against the gold labels
+    python bench/relevance/annotate.py evaluate [--split train|test]  # with intervals, keyword rule, ceiling
 
 Protocol (see ../README.md): 600 articles drawn at random from the shared corpus, stratified by
 company (proportional allocation, at least one per company; seeded). Each is labelled by two
@@ -250,6 +251,116 @@ def baseline() -> None:
         )
 
 
+# -- the held-out evaluation (run.py prints it) ------------------------------------------------
+BOOTSTRAP = 1000
+
+
+def micro(pairs: list[tuple[set[str], set[str]]]) -> tuple[float, float, float]:
+    """Micro precision, recall and F1 over (predicted, gold) label sets."""
+    tp = sum(len(p & g) for p, g in pairs)
+    fp = sum(len(p - g) for p, g in pairs)
+    fn = sum(len(g - p) for p, g in pairs)
+    prec = tp / (tp + fp) if tp + fp else 0.0
+    rec = tp / (tp + fn) if tp + fn else 0.0
+    return prec, rec, (2 * prec * rec / (prec + rec) if prec + rec else 0.0)
+
+
+def bootstrap(pairs: list[tuple[set[str], set[str]]], seed: int = SEED) -> tuple[tuple[float, float], ...]:
+    """95% intervals of micro (precision, recall, F1), articles resampled with replacement."""
+    rng = random.Random(seed)
+    draws = [micro([pairs[rng.randrange(len(pairs))] for _ in pairs]) for _ in range(BOOTSTRAP)]
+    out = []
+    for k in range(3):
+        values = sorted(d[k] for d in draws)
+        out.append((values[int(0.025 * BOOTSTRAP)], values[int(0.975 * BOOTSTRAP) - 1]))
+    return tuple(out)
+
+
+def evaluate_set(split: str = "test") -> dict[str, Any]:
+    """The bundled labeller, the seed's keyword rule and the annotators' agreement (the ceiling)
+    on one split of the judged set: micro and per-angle precision, recall and F1, the micro ones
+    with 95% bootstrap intervals, and the share of articles given an angle."""
+    import tempfile
+
+    from engfeed.angles import article_text
+    from engfeed.feed import Feed
+
+    drawn, chosen = drawn_articles()
+    labels, a_pass, b_pass = gold(), _labels("A"), _labels("B")
+    names = [x.name for x in load_angles(None)]
+    rows = [a for a in drawn if a["split"] == split]
+    with tempfile.TemporaryDirectory() as tmp:
+        feed = Feed.open(Path(tmp) / "set.db", embed=True)
+        with feed.store.transaction() as tx:
+            feed.store.upsert_articles(list(chosen.values()), source_id=None, conn=tx)
+        feed.index_pending()
+        labeller: dict[int, set[str]] = {}
+        keyword: dict[int, set[str]] = {}
+        for art in rows:
+            stored = feed.store.article(art["uid"]) if art["uid"] in chosen else None
+            labeller[art["n"]] = {m.name for m in stored.angles} if stored else set()
+            keyword[art["n"]] = set()
+            if stored is not None:
+                title, excerpt, body = feed.store.bodies([stored.id or 0])[stored.id or 0]
+                evidence = feed.labeler.evidence(title, article_text("", excerpt, body).lstrip("\n"))
+                hits = [(sum(ev.counts.values()), i) for i, ev in enumerate(evidence) if ev.counts]
+                if hits:  # the seed page's rule: the angle whose cue words appear most, one per card
+                    keyword[art["n"]] = {names[max(hits)[1]]}
+        feed.close()
+    ids = [a["n"] for a in rows]
+    systems = {
+        "labeller": labeller,
+        "keyword rule": keyword,
+        "annotator B vs A (ceiling)": {i: b_pass[i] for i in ids},
+    }
+    result: dict[str, Any] = {"split": split, "articles": len(ids), "systems": {}}
+    for system, predicted in systems.items():
+        truth = labels if system != "annotator B vs A (ceiling)" else {i: a_pass[i] for i in ids}
+        pairs = [(predicted[i], truth[i]) for i in ids]
+        p, r, f = micro(pairs)
+        ci = bootstrap(pairs)
+        per_angle = {}
+        for name in names:
+            one = [({name} & pr, {name} & gd) for pr, gd in pairs]
+            per_angle[name] = dict(zip(("precision", "recall", "f1"), micro(one), strict=True))
+            per_angle[name]["f1_ci"] = bootstrap(one)[2]
+            per_angle[name]["support"] = sum(1 for _, gd in one if gd)
+        result["systems"][system] = {
+            "precision": p,
+            "recall": r,
+            "f1": f,
+            "ci": {"precision": ci[0], "recall": ci[1], "f1": ci[2]},
+            "with_angle": sum(1 for i in ids if predicted[i]) / len(ids),
+            "per_angle": per_angle,
+        }
+    result["gold_with_angle"] = sum(1 for i in ids if labels[i]) / len(ids)
+    return result
+
+
+def print_set(result: dict[str, Any], out: Any = print) -> None:
+    out(
+        f"Angles on the judged set's {result['split']} split ({result['articles']} articles, gold labels;"
+        f" {result['gold_with_angle']:.1%} have an angle)"
+    )
+    for system, m in result["systems"].items():
+        ci = m["ci"]
+        out(
+            f"  {system:<28} P {m['precision']:.2f} [{ci['precision'][0]:.2f}, {ci['precision'][1]:.2f}]"
+            f"  R {m['recall']:.2f} [{ci['recall'][0]:.2f}, {ci['recall'][1]:.2f}]"
+            f"  F1 {m['f1']:.2f} [{ci['f1'][0]:.2f}, {ci['f1'][1]:.2f}]  with an angle {m['with_angle']:.1%}"
+        )
+    names = list(next(iter(result["systems"].values()))["per_angle"])
+    heads = list(result["systems"])
+    out(f"  {'per angle: F1 [95% CI] (gold support)':<38}" + "".join(f"{h[:16]:>22}" for h in heads))
+    for name in names:
+        cells = ""
+        for h in heads:
+            m = result["systems"][h]["per_angle"][name]
+            cells += f"{m['f1']:>10.2f} [{m['f1_ci'][0]:.2f}, {m['f1_ci'][1]:.2f}]"
+        support = result["systems"]["labeller"]["per_angle"][name]["support"]
+        out(f"  {name + f' ({support})':<38}{cells}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -260,6 +371,9 @@ def main() -> int:
     sub.add_parser("guidelines")
     sub.add_parser("agreement")
     sub.add_parser("baseline")
+    e = sub.add_parser("evaluate")
+    e.add_argument("--split", choices=("train", "test"), default="test")
+    e.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.cmd == "draw":
         draw()
@@ -269,6 +383,12 @@ def main() -> int:
         guidelines()
     elif args.cmd == "agreement":
         agreement()
+    elif args.cmd == "evaluate":
+        result = evaluate_set(args.split)
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            print_set(result)
     else:
         baseline()
     return 0

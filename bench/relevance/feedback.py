@@ -32,22 +32,12 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from annotate import drawn_articles, gold  # noqa: E402
+from annotate import drawn_articles, gold, micro  # noqa: E402
 
 from engfeed.feed import Feed  # noqa: E402
 
 BOOTSTRAP = 2000
 SEED = 20261204
-
-
-def micro(pairs: list[tuple[set[str], set[str]]]) -> tuple[float, float, float]:
-    """Micro precision, recall and F1 over (predicted, gold) label sets."""
-    tp = sum(len(p & g) for p, g in pairs)
-    fp = sum(len(p - g) for p, g in pairs)
-    fn = sum(len(g - p) for p, g in pairs)
-    prec = tp / (tp + fp) if tp + fp else 0.0
-    rec = tp / (tp + fn) if tp + fn else 0.0
-    return prec, rec, (2 * prec * rec / (prec + rec) if prec + rec else 0.0)
 
 
 def intervals(

@@ -12,7 +12,9 @@ re-embedded automatically when the embedder or what search embeds per article ch
 Judged queries: ``data/queries.json``; judged URLs are matched to stored articles through
 the same identity the parser uses (``article_uid(dedup_key(url))``). Unjudged results
 count as not relevant. Angle labels: ``data/angles.json``, compared with the labels the
-store holds (see :func:`evaluate_angles`).
+store holds (see :func:`evaluate_angles`), and the judged set's held-out test split
+(``data/angle-set``, see ``annotate.py evaluate``): the labeller, the seed's keyword rule and
+the annotators' agreement, with bootstrap intervals.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from annotate import evaluate_set, print_set  # noqa: E402
 
 from engfeed import search as search_mod  # noqa: E402
 from engfeed.search import DEFAULT_FUSION, Mode, SearchEngine  # noqa: E402
@@ -424,6 +429,9 @@ def print_table(result: dict[str, Any], out: Callable[[str], None] = print) -> N
                 f"{name:<36} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['support']:>8}"
                 f" {m['predicted']:>10}"
             )
+    if result.get("angle_set"):
+        out("")
+        print_set(result["angle_set"], out)
     out("")
     out(f"fusion: {result['fusion']}")
 
@@ -471,6 +479,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result["ablations"] = ablations(engine, queries)
     if not args.no_angles:
         result["angles"] = evaluate_angles(store)
+        result["angle_set"] = evaluate_set("test")
     if args.json:
         print(json.dumps(result, indent=2))
     else:
