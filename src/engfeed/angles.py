@@ -688,7 +688,7 @@ class AngleLabeler:
         feedback = self.feedback
         keys: Sequence[int | None] = ids if ids is not None else [None] * len(items)
         verdicts = [feedback.verdicts_of(i) if feedback else {} for i in keys]
-        cued = [any(x.counts for x in ev) or 1 in verdicts[i] for i, ev in enumerate(evidence)]
+        cued = [any(x.counts for x in ev) or 1 in verdicts[i].values() for i, ev in enumerate(evidence)]
         semantic: Matrix | None = None
         bias: Matrix | None = None
         if self.embedder is not None and any(cued):

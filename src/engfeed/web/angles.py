@@ -54,13 +54,18 @@ class AnglePages:
                 request, 403, "Not saved", "The form's security token is missing or stale. Reload the page."
             )
         angle, verdict = str(form.get("angle") or ""), str(form.get("verdict") or "")
+        if self.feed.article(uid) is None:
+            return self.site.error_page(request, 404, "Not saved", "No article has this id.")
         try:
             await self.site.in_thread(partial(self.feed.angle_feedback, uid, angle, verdict))
         except EngfeedError as exc:
             return self.site.error_page(request, 400, "Not saved", str(exc))
         target = local_path(str(form.get("next") or "")) or f"/a/{uid}"
-        joiner = "&" if "?" in target else "?"
-        return RedirectResponse(f"{target}{joiner}done={DONE.get(verdict, 'angle')}", status_code=303)
+        path, hash_, fragment = target.partition("#")  # the message goes before a #fragment
+        joiner = "&" if "?" in path else "?"
+        return RedirectResponse(
+            f"{path}{joiner}done={DONE.get(verdict, 'angle')}{hash_}{fragment}", status_code=303
+        )
 
     async def api_explain(self, request: Request) -> Response:
         uid = str(request.path_params["uid"])
