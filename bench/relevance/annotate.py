@@ -29,6 +29,8 @@ import os
 import random
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -210,25 +212,35 @@ def drawn_articles() -> tuple[list[dict[str, Any]], dict[str, Article]]:
     return drawn, chosen
 
 
-def baseline() -> None:
-    """The bundled labeller (engfeed.angles, MiniLM) on the drawn articles, against the gold
-    labels, per split: the number the new labeller has to beat."""
+@contextmanager
+def set_store() -> Iterator[tuple[Any, list[dict[str, Any]], dict[str, Article]]]:
+    """A temporary store of the drawn articles, embedded (MiniLM) and labelled by the bundled
+    labeller: (the Feed, the drawn entries, their articles by public id)."""
     import tempfile
 
     from engfeed.feed import Feed
 
     drawn, chosen = drawn_articles()
-    labels = gold()
     with tempfile.TemporaryDirectory() as tmp:
         feed = Feed.open(Path(tmp) / "set.db", embed=True)
-        with feed.store.transaction() as tx:
-            feed.store.upsert_articles(list(chosen.values()), source_id=None, conn=tx)
-        feed.index_pending()
+        try:
+            with feed.store.transaction() as tx:
+                feed.store.upsert_articles(list(chosen.values()), source_id=None, conn=tx)
+            feed.index_pending()
+            yield feed, drawn, chosen
+        finally:
+            feed.close()
+
+
+def baseline() -> None:
+    """The bundled labeller (engfeed.angles, MiniLM) on the drawn articles, against the gold
+    labels, per split: the number the new labeller has to beat."""
+    labels = gold()
+    with set_store() as (feed, drawn, chosen):
         predicted = {}
         for art in drawn:
             stored = feed.store.article(art["uid"]) if art["uid"] in chosen else None
             predicted[art["n"]] = {m.name for m in stored.angles} if stored else set()
-        feed.close()
     names = [x.name for x in load_angles(None)]
     for split in ("train", "test"):
         ids = [a["n"] for a in drawn if a["split"] == split]
@@ -280,20 +292,12 @@ def evaluate_set(split: str = "test") -> dict[str, Any]:
     """The bundled labeller, the seed's keyword rule and the annotators' agreement (the ceiling)
     on one split of the judged set: micro and per-angle precision, recall and F1, the micro ones
     with 95% bootstrap intervals, and the share of articles given an angle."""
-    import tempfile
-
     from engfeed.angles import article_text
-    from engfeed.feed import Feed
 
-    drawn, chosen = drawn_articles()
     labels, a_pass, b_pass = gold(), _labels("A"), _labels("B")
     names = [x.name for x in load_angles(None)]
-    rows = [a for a in drawn if a["split"] == split]
-    with tempfile.TemporaryDirectory() as tmp:
-        feed = Feed.open(Path(tmp) / "set.db", embed=True)
-        with feed.store.transaction() as tx:
-            feed.store.upsert_articles(list(chosen.values()), source_id=None, conn=tx)
-        feed.index_pending()
+    with set_store() as (feed, drawn, chosen):
+        rows = [a for a in drawn if a["split"] == split]
         labeller: dict[int, set[str]] = {}
         keyword: dict[int, set[str]] = {}
         for art in rows:
@@ -306,7 +310,6 @@ def evaluate_set(split: str = "test") -> dict[str, Any]:
                 hits = [(sum(ev.counts.values()), i) for i, ev in enumerate(evidence) if ev.counts]
                 if hits:  # the seed page's rule: the angle whose cue words appear most, one per card
                     keyword[art["n"]] = {names[max(hits)[1]]}
-        feed.close()
     ids = [a["n"] for a in rows]
     systems = {
         "labeller": labeller,

@@ -22,7 +22,6 @@ import argparse
 import json
 import random
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,9 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from annotate import drawn_articles, gold, micro  # noqa: E402
-
-from engfeed.feed import Feed  # noqa: E402
+from annotate import gold, micro, set_store  # noqa: E402
 
 BOOTSTRAP = 2000
 SEED = 20261204
@@ -61,13 +58,8 @@ def intervals(
 
 
 def run(variant: str) -> dict[str, Any]:
-    drawn, chosen = drawn_articles()
     labels = gold()
-    with tempfile.TemporaryDirectory() as tmp:
-        feed = Feed.open(Path(tmp) / "set.db", embed=True)
-        with feed.store.transaction() as tx:
-            feed.store.upsert_articles(list(chosen.values()), source_id=None, conn=tx)
-        feed.index_pending()
+    with set_store() as (feed, drawn, chosen):
         stored = {a["uid"]: feed.store.article(a["uid"]) for a in drawn if a["uid"] in chosen}
         ids = {a["n"]: stored[a["uid"]].id for a in drawn if stored.get(a["uid"]) is not None}
 
@@ -98,7 +90,6 @@ def run(variant: str) -> dict[str, Any]:
         labeler.label_ids(feed.store, test_ids, feed.embedder.name if feed.embedder else None)
         relabel = time.perf_counter() - started
         test_after = predicted("test")
-        feed.close()
     order = sorted(test_before)
     before = [(test_before[n], labels[n]) for n in order]
     after = [(test_after[n], labels[n]) for n in order]
