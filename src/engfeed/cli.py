@@ -511,7 +511,14 @@ def cmd_search(args: argparse.Namespace) -> int:
     query = clean_text(args.query, MAX_QUERY_CHARS)
     if not query:
         raise EngfeedError("the query is empty")
-    hits = _open(args).search(query, _filter(args), limit=args.limit)
+    feed = _open(args)
+    hits = feed.search(query, _filter(args), limit=args.limit)
+    coverage = feed.search_coverage()
+    if coverage.partial:
+        _err(
+            f"note: concept search covers {coverage.embedded} of {coverage.total} articles so far;"
+            " the rest are embedded by the next import or refresh (keyword search covers all)"
+        )
     _print_hits(hits, args.json)
     return 0
 

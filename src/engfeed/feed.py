@@ -13,6 +13,7 @@ import queue
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -185,6 +186,7 @@ class Feed:
         self._index_lock = threading.Lock()
         self._stale: set[int] = set()  # updated in place since the last index_pending: re-embed
         self._matcher: tuple[tuple[object, ...], TextMatcher] | None = None  # compiled text rules
+        self._embedding: _EmbedRun | None = None  # the embedding run in progress, if any
 
     @classmethod
     def open(
@@ -609,7 +611,20 @@ class Feed:
         with self._index_lock:
             stale, self._stale = sorted(self._stale), set()
             if self.embedder is not None:
-                self.search_engine.index_pending(_stage(progress, "embed"))
+                self._embedding = _EmbedRun(time.monotonic())
+                embed_progress = _stage(progress, "embed")
+
+                def track(done: int, total: int) -> None:
+                    self._embedding = _EmbedRun(
+                        self._embedding.started if self._embedding else 0.0, done, total
+                    )
+                    if embed_progress is not None:
+                        embed_progress(done, total)
+
+                try:
+                    self.search_engine.index_pending(track)
+                finally:
+                    self._embedding = None
                 self.search_engine.reembed(stale)
             self.labeler.label_pending(self.store, _stage(progress, "angles"))
 
@@ -642,6 +657,21 @@ class Feed:
         if found is None or found.id is None:
             raise EngfeedError(f"no such article: {uid}")
         return self.search_engine.related(found.id, limit=limit)
+
+    def search_coverage(self) -> SearchCoverage:
+        """How many articles concept search covers (have a vector of the current model) of all
+        stored ones, and, while this process embeds the rest, when it expects to be done.
+        Keyword search covers every stored article from the moment it is committed."""
+        total = self.store.count_articles(ArticleFilter(include_muted=True))
+        if self.embedder is None:
+            return SearchCoverage(0, total, enabled=False)
+        embedded = min(total, self.store.vector_stats(self.embedder.name)[0])
+        run = self._embedding
+        eta = None
+        if run is not None and run.done > 0 and run.total > run.done:
+            rate = run.done / max(1e-6, time.monotonic() - run.started)
+            eta = (run.total - run.done) / rate
+        return SearchCoverage(embedded, total, eta_s=eta)
 
     def source_counts(self) -> list[tuple[str, int]]:
         return self.store.source_counts()
@@ -1117,6 +1147,36 @@ class DigestSendReport:
             "recipients": list(self.recipients),
             "articles": self.articles,
             "message": self.message,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _EmbedRun:
+    started: float  # time.monotonic()
+    done: int = 0
+    total: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SearchCoverage:
+    """Concept search's reach: articles with a vector, of all stored (see Feed.search_coverage)."""
+
+    embedded: int
+    total: int
+    eta_s: float | None = None  # while this process embeds the rest
+    enabled: bool = True  # False: embeddings are off (ENGFEED_EMBED=0), keyword search only
+
+    @property
+    def partial(self) -> bool:
+        return self.enabled and self.embedded < self.total
+
+    def to_json(self) -> dict[str, object]:
+        eta = None if self.eta_s is None else round(self.eta_s)
+        return {
+            "embedded": self.embedded,
+            "articles": self.total,
+            "eta_seconds": eta,
+            "enabled": self.enabled,
         }
 
 

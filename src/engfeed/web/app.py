@@ -466,6 +466,7 @@ class Site:
             "last_cursor": encode_cursor(cards[-1].article) if cards and not view.q else "",
             "note": SEARCH_NOTE if view.q else RECENCY_NOTE,
             "hidden": hidden,
+            "coverage": self.cache.get(("coverage",), self.feed.search_coverage),
             "muted_toggle_url": replace(view, include_muted=not view.include_muted, cursor=None).url(),
             "feeds": {
                 "atom": view.url("/feed.atom"),

@@ -164,6 +164,17 @@ def minutes(seconds: float) -> str:
     return f"{text} minute" if text == "1" else f"{text} minutes"
 
 
+def eta(seconds: float | None) -> str:
+    """A wait in words: "under a minute", "~3 min", "~2 h"."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return "under a minute"
+    if seconds < 5400:
+        return f"~{round(seconds / 60)} min"
+    return f"~{seconds / 3600:.0f} h"
+
+
 def schema_type(schema: object) -> str:
     """A JSON Schema fragment (from the OpenAPI document) as a short human-readable type."""
     if not isinstance(schema, dict):
@@ -266,6 +277,7 @@ def make_env() -> jinja2.Environment:
         "score": fmt_score,
         "why_label": why_label,
         "minutes": minutes,
+        "eta": eta,
         "schema_type": schema_type,
     }
     env.filters.update(filters)
