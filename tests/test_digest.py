@@ -18,7 +18,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -1061,3 +1061,46 @@ def test_digest_mailer_sends_when_due(feed: Feed, smtp: Server, monkeypatch: pyt
     assert mailer.job(True) == "digest not due"  # sent this week
     (msg,) = smtp.handler.parsed()
     assert unsubscribe_links(msg)[0].startswith("http://engfeed.test:8000/digest/unsubscribe?address=")
+
+
+# -- hardening found in review ----------------------------------------------------------------------
+def test_any_failure_while_sending_leaves_the_week_free(
+    feed: Feed, smtp: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not only a DigestError: whatever stops the send (here a bug), the week is not claimed."""
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("engfeed.feed.send_mail", broken)
+    with pytest.raises(RuntimeError):
+        feed.send_digest(smtp.settings())
+    assert feed.last_digest_send() is None
+    monkeypatch.undo()
+    assert feed.send_digest(smtp.settings()).status == "sent"
+
+
+def test_a_password_smtplib_cannot_encode_is_a_clear_error(feed: Feed, smtp: Server) -> None:
+    settings = smtp.settings()
+    assert settings.smtp is not None
+    odd = replace(settings, smtp=replace(settings.smtp, user="lé", password="pässwörd"))
+    with pytest.raises(DigestError) as err:
+        feed.send_digest(odd)
+    assert "pässwörd" not in str(err.value)
+    assert feed.last_digest_send() is None
+
+
+def test_unsubscribe_tokens_outside_ascii_are_refused_not_an_error(feed: Feed) -> None:
+    assert feed.unsubscribe("reader@example.com", "é" * 32) is False
+    assert feed.unsubscribe("reader@example.com", "\udce9") is False
+
+
+def test_an_article_without_a_web_address_links_to_its_page_here() -> None:
+    odd = art(1, url="ftp://files.example/post")
+    d = make_digest([odd], base_url=BASE)
+    entry = d.groups[0].entries[0]
+    assert d.link(entry) == f"{BASE}/a/{odd.uid}"
+    assert f'href="{BASE}/a/{odd.uid}"' in render(d, "html") and "ftp://" not in render(d, "html")
+    bare = make_digest([odd])
+    assert bare.link(bare.groups[0].entries[0]) == ""
+    assert "[" not in render(bare, "md").split("\n- ", 1)[1].split("\n", 1)[0].replace("\\[", "")

@@ -8,6 +8,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -150,7 +151,21 @@ def test_term_needs_a_letter_or_digit(value: str) -> None:
     assert check_rule("term", "1").value == "1"
 
 
-@pytest.mark.parametrize("pattern", ["(", "[a-", "a{2,1}", "(?P<x", "*abc", "abc\\", "a{99999999999}"])
+@pytest.mark.parametrize(
+    "pattern",
+    ["a{99999999999}", "a{10000000}", "[a-z]{4294967294}", "(a{100}){100}", "x{5,2000}", "(?:ab){1001,}"],
+)
+def test_huge_repeat_counts_are_refused_before_compiling(pattern: str) -> None:
+    """Compiling ``a{10000000}`` takes seconds and gigabytes: counts are checked first."""
+    started = time.perf_counter()
+    with pytest.raises(RuleError, match="repeat counts"):
+        check_rule("regex", pattern)
+    assert time.perf_counter() - started < 0.5
+    assert check_rule("regex", r"\d{4}-\d{2}").value == r"\d{4}-\d{2}"
+    assert check_rule("regex", r"a\{99999\}").kind == "regex"  # escaped braces are text
+
+
+@pytest.mark.parametrize("pattern", ["(", "[a-", "a{2,1}", "(?P<x", "*abc", "abc\\"])
 def test_invalid_regex_is_a_clear_rule_error(pattern: str) -> None:
     with pytest.raises(RuleError) as err:
         check_rule("regex", pattern)
@@ -788,3 +803,44 @@ def test_cli_list_and_search_include_muted(db: str, capsys: pytest.CaptureFixtur
     hiring_hits = [h for h in hits if "Hiring" in h["title"]]
     assert hiring_hits and all(h["muted"] is True for h in hiring_hits)
     assert all(h["muted"] is False for h in hits if "Hiring" not in h["title"])
+
+
+# -- hardening found in review ----------------------------------------------------------------------
+def test_full_text_search_with_rules_drops_only_the_muted(feed: Feed) -> None:
+    """Rules are applied after ranking (the FTS window stays on): muted matches go, and the
+    others still fill the page (the same title from another source takes a muted copy's place)."""
+    query = "queue broker latency"
+    assert feed.search(query, limit=50)
+    feed.add_mute("source", "Globex")
+    muted = uids_where(feed, lambda a: a.muted)
+    kept = [h.article for h in feed.search(query, limit=50)]
+    assert muted and kept and all(a.source == "Acme" and a.uid not in muted for a in kept)
+    assert {a.uid for a in kept} == {
+        h.article.uid for h in feed.search(query, ArticleFilter(sources=("Acme",)), limit=50)
+    }
+
+
+def test_a_slow_regex_never_holds_up_arriving_articles(
+    feed: Feed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the arrival budget regex rules wait: the articles are stored at once and matched
+    by a later pass."""
+    feed.add_mute("regex", r"\bconsole\b")
+    monkeypatch.setattr("engfeed.feed.ARRIVAL_BUDGET", 0.0)
+    feed._matcher = None  # built again with the patched budget
+    path = write(tmp_path / "initech.xml", item_feed([("c1", "The new console", "Announcing it.")]))
+    assert feed.import_paths([path]).total("new") == 1
+    assert "The new console" in titles(feed)  # not matched yet: stored, visible
+    monkeypatch.setattr("engfeed.feed.ARRIVAL_BUDGET", 1.0)
+    feed._matcher = None
+    feed.index_pending()
+    assert "The new console" not in titles(feed)
+
+
+def test_a_rule_saved_twice_at_once_is_a_rule_error(feed: Feed) -> None:
+    rule = check_rule("term", "hiring")
+    now = datetime.now(UTC)
+    feed.store.mutes.add(rule, None, now=now)
+    with pytest.raises(RuleError, match="exists already"):
+        feed.store.mutes.add(check_rule("term", "Hiring"), None, now=now)
+    assert len(feed.mute_rules()) == 1

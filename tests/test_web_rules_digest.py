@@ -558,3 +558,25 @@ def test_unsubscribe_with_a_bad_link(client: TestClient, feed: Feed) -> None:
     incomplete = client.get("/digest/unsubscribe", params={"address": ADDRESS})
     assert incomplete.status_code in (200, 400)
     assert "incomplete" in plain(incomplete.text) and 'id="unsubscribe-form"' not in incomplete.text
+
+
+def test_a_preview_asked_by_another_site_is_not_run(client: TestClient, feed: Feed) -> None:
+    """A link or an image on another site must not make the reader's browser run a pattern on
+    every stored article (Sec-Fetch-Site says where a request comes from)."""
+    for origin in ("cross-site", "same-site"):
+        r = client.get(
+            "/rules", params={"kind": "regex", "value": "webinar"}, headers={"sec-fetch-site": origin}
+        )
+        assert r.status_code == 200
+        assert 'id="rule-preview"' not in r.text and "came from elsewhere" in plain(r.text)
+    for origin in ("same-origin", "none"):
+        r = client.get(
+            "/rules", params={"kind": "regex", "value": "webinar"}, headers={"sec-fetch-site": origin}
+        )
+        assert 'id="rule-preview"' in r.text
+    assert feed.mute_rules() == []
+
+
+def test_a_regex_preview_keeps_its_spaces(client: TestClient) -> None:
+    r = client.get("/rules", params={"kind": "regex", "value": "Webinar:  cloud"})
+    assert 'id="rule-preview"' in r.text and "would hide <strong>0 articles" in r.text

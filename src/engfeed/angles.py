@@ -770,7 +770,10 @@ class AngleLabeler:
         Uses the stored vectors of ``model`` when it is the embedder's model, and embeds
         the rest (only those with some cue term: the others cannot get an angle).
         """
-        vectors = self._stored_vectors(store, model)
+        if self.embedder is None or model is None or model != self.embedder.name:
+            vectors: dict[int, bytes] = {}
+        else:  # only these articles' vectors (a verdict re-labels a handful)
+            vectors = store.vectors_of(model, ids)
         return self._label_chunk(store, list(ids), vectors)
 
     def label_pending(self, store: Store, progress: Progress | None = None) -> int:

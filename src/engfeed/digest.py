@@ -117,6 +117,14 @@ class Digest:
     def title(self) -> str:
         return f"Engineering Feed digest: {self.period}"
 
+    def link(self, entry: DigestEntry) -> str:
+        """Where an entry's title points: the article, else its page here (a feed URL that was
+        not http(s) is not stored), else nothing."""
+        url = entry.article.url
+        if url.startswith(("http://", "https://")):
+            return url
+        return f"{self.base_url}/a/{quote(entry.article.uid, safe='')}" if self.base_url else ""
+
     @property
     def page_url(self) -> str:
         """The feed page from the period's start (where the articles not shown are)."""
@@ -245,7 +253,8 @@ def unsubscribe_token(secret: str, address: str) -> str:
 
 
 def check_token(secret: str, address: str, token: str) -> bool:
-    return hmac.compare_digest(unsubscribe_token(secret, address), token.strip())
+    token = token.strip()
+    return token.isascii() and hmac.compare_digest(unsubscribe_token(secret, address), token)
 
 
 def message(
@@ -299,6 +308,8 @@ def send(msg: EmailMessage, smtp: SmtpSettings, *, timeout: float = SMTP_TIMEOUT
         raise DigestError(f"the mail server {where} refused the digest: {exc}") from None
     except (OSError, ssl.SSLError) as exc:
         raise DigestError(f"cannot reach the mail server {where}: {exc.strerror or exc}") from None
+    except (ValueError, UnicodeError) as exc:  # e.g. a user or password smtplib cannot encode
+        raise DigestError(f"cannot talk to the mail server {where}: {type(exc).__name__}") from None
 
 
 def week_of(when: datetime) -> str:

@@ -41,7 +41,7 @@ from engfeed.readinglist import Entry as ListEntry
 from engfeed.readinglist import check_note
 from engfeed.readinglist import parse as parse_list
 from engfeed.readinglist import render as render_list
-from engfeed.rules import MAX_RULES, MutePreview, MuteRule, RuleError, TextMatcher, check_rule
+from engfeed.rules import ARRIVAL_BUDGET, MAX_RULES, MutePreview, MuteRule, RuleError, TextMatcher, check_rule
 from engfeed.store import ArticleFilter, Store
 from engfeed.store.digests import DigestSend
 from engfeed.store.pages import PageTarget
@@ -886,28 +886,31 @@ class Feed:
         return FeedbackModel.build([a.name for a in labeler.angles], rows, vectors)
 
     def _relabel_after_feedback(self, article_ids: Sequence[int], uid: str | None) -> AngleFeedbackResult:
-        """Rebuild the feedback model, then re-label these articles and their neighbours."""
-        labeler = self.labeler
-        with self._index_lock:
-            labeler.feedback = self._feedback_model(labeler)
-            affected = set(article_ids)
-            model = self.embedder.name if self.embedder is not None else None
-            if model is not None:
-                from engfeed.embed import stack_blobs
+        """Rebuild the feedback model, then re-label these articles and their neighbours.
 
-                ids, blobs = self.store.load_vectors(model)
-                dim = labeler.prototypes.dim
-                keep = [i for i, b in enumerate(blobs) if len(b) == 2 * dim]
-                ids = [ids[i] for i in keep]
-                matrix = stack_blobs([blobs[i] for i in keep], dim)
-                row = {aid: r for r, aid in enumerate(ids)}
-                for aid in article_ids:
-                    if aid in row:
-                        affected.update(neighbours(matrix[row[aid]], ids, matrix))
-            others = sorted(affected - set(article_ids))
-            before = {a.id: a.angles for a in self.store.articles_by_ids(others).values()}
-            labeler.label_ids(self.store, sorted(affected), model)
-            after = {a.id: a.angles for a in self.store.articles_by_ids(others).values()}
+        Not under the index lock: an embedding run can hold it for minutes, and a verdict must
+        answer at once. The labeller reads its feedback model when it labels, so a run in
+        progress uses the new model for what it labels next."""
+        labeler = self.labeler
+        labeler.feedback = self._feedback_model(labeler)
+        affected = set(article_ids)
+        model = self.embedder.name if self.embedder is not None else None
+        if model is not None:
+            from engfeed.embed import stack_blobs
+
+            dim = labeler.prototypes.dim
+            ids, blobs = self.store.load_vectors(model)
+            keep = [i for i, b in enumerate(blobs) if len(b) == 2 * dim]
+            ids = [ids[i] for i in keep]
+            matrix = stack_blobs([blobs[i] for i in keep], dim)
+            row = {aid: r for r, aid in enumerate(ids)}
+            for aid in article_ids:
+                if aid in row:
+                    affected.update(neighbours(matrix[row[aid]], ids, matrix))
+        others = sorted(affected - set(article_ids))
+        before = {a.id: a.angles for a in self.store.articles_by_ids(others).values()}
+        labeler.label_ids(self.store, sorted(affected), model)
+        after = {a.id: a.angles for a in self.store.articles_by_ids(others).values()}
         changed = sum(1 for aid in others if before.get(aid) != after.get(aid))
         article = self.resolve([uid])[0] if uid is not None else None
         return AngleFeedbackResult(article, len(others), changed)
@@ -986,12 +989,19 @@ class Feed:
         return self.count(replace(flt, include_muted=True)) - self.count(flt)
 
     def _match_mutes(self, conn: sqlite3.Connection | None = None) -> None:
-        """Match the term and regex rules against the articles stored or changed since last time."""
-        rules = tuple(r for r in self.store.mutes.rules(counted=False) if r.kind in ("term", "regex"))
-        key = tuple((r.id, r.kind, r.value) for r in rules)
-        if self._matcher is None or self._matcher[0] != key:
-            self._matcher = (key, TextMatcher(rules))
-        self.store.mutes.match_pending(self._matcher[1].match, conn=conn)
+        """Match the term and regex rules against the articles stored or changed since last time
+        (at most ``ARRIVAL_BUDGET`` seconds of regex work per call; the rest waits for the next)."""
+
+        def make(rules: list[MuteRule]) -> Callable[[str, str], list[int] | None]:
+            key = tuple((r.id, r.kind, r.value) for r in rules)
+            cached = self._matcher
+            if cached is None or cached[0] != key:
+                cached = self._matcher = (key, TextMatcher(rules, budget_s=ARRIVAL_BUDGET))
+            matcher = cached[1]
+            matcher.restart()
+            return matcher.match
+
+        self.store.mutes.match_pending(make, conn=conn)
 
     # -- digest (engfeed.digest) -----------------------------------------------------------
     def digest(
@@ -1047,24 +1057,30 @@ class Feed:
         if not self.store.digests.claim(week, ", ".join(recipients), now=now, force=force):
             prev = self.store.digests.sent(week)
             when = f" on {prev.sent_at.astimezone():%a %-d %b %H:%M} to {prev.recipient}" if prev else ""
+            state = "being sent (or a send was interrupted)" if prev and prev.articles < 0 else "already sent"
             return DigestSendReport(
-                "skipped", week, message=f"already sent this week ({week}){when}; --force sends it again"
+                "skipped", week, message=f"{state} this week ({week}){when}; --force sends it again"
             )
         sent: list[str] = []
         errors: list[str] = []
-        for recipient in recipients:
-            url = self.unsubscribe_url(settings.base_url, recipient)
-            try:
-                send_mail(message(digest, settings, recipient, unsubscribe_url=url, now=now), settings.smtp)
-            except DigestError as exc:
-                errors.append(str(exc))
-                continue
-            sent.append(recipient)
-            if not scheduled:
-                self.store.digests.set_subscribed(recipient, True, now=now)
+        try:
+            for recipient in recipients:
+                url = self.unsubscribe_url(settings.base_url, recipient)
+                try:
+                    send_mail(
+                        message(digest, settings, recipient, unsubscribe_url=url, now=now), settings.smtp
+                    )
+                except DigestError as exc:
+                    errors.append(str(exc))
+                    continue
+                sent.append(recipient)
+                if not scheduled:
+                    self.store.digests.set_subscribed(recipient, True, now=now)
+        finally:
+            if not sent:  # nothing left: the week stays free, whatever stopped the sending
+                self.store.digests.release(week)
         if not sent:
-            self.store.digests.release(week)
-            raise DigestError(errors[0])
+            raise DigestError(errors[0] if errors else "the digest was not sent")
         self.store.digests.confirm(week, ", ".join(sent), digest.shown, now=now)
         return DigestSendReport("sent", week, tuple(sent), digest.shown, "; ".join(errors))
 
@@ -1238,7 +1254,7 @@ def _list_date(text: str | None) -> datetime | None:
     return value.astimezone(UTC)
 
 
-def _single_matcher(rule: MuteRule) -> Callable[[str, str], list[int]] | None:
+def _single_matcher(rule: MuteRule) -> Callable[[str, str], list[int] | None] | None:
     """A strict matcher for one term or regex rule being added or previewed (None for the
     kinds matched in SQL): slow on the stored articles, it raises :class:`RuleError`."""
     if rule.kind not in ("term", "regex"):

@@ -49,6 +49,9 @@ REGEX_TIMEOUT = 0.05
 #: Rules one reader may keep: enough for any real list, few enough to check per article.
 MAX_RULES = 200
 
+# Repeat counts {m}, {m,}, {m,n} (their numbers), and the most one may ask for.
+_REPEAT = re.compile(r"(?<!\\)\{(\d+)(?:,(\d*))?\}")
+MAX_REPEAT = 1000
 # A group whose body ends in an unbounded quantifier, itself repeated: (a+)+, (\w*)*, (x+){2,}.
 _NESTED = re.compile(r"\((?:[^()\\]|\\.)*[+*}]\)(?:[+*]|\{\d*,\d*\})")
 _WORD = re.compile(r"\w", re.UNICODE)
@@ -56,6 +59,8 @@ _WORD = re.compile(r"\w", re.UNICODE)
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
 #: The most time a new rule may take to match every stored article (added or previewed).
 RULE_BUDGET = 5.0
+#: The most time the regex rules may take on one batch of arriving articles (one source).
+ARRIVAL_BUDGET = 1.0
 
 
 class RuleError(EngfeedError):
@@ -136,7 +141,11 @@ def check_rule(kind: str, value: str) -> MuteRule:
 
 
 def check_pattern(pattern: str) -> regex.Pattern[str]:
-    """Compile a user's pattern, refusing ones that could backtrack for a long time."""
+    """Compile a user's pattern, refusing ones that could backtrack for a long time or whose
+    repeat counts would make compiling itself take seconds and gigabytes (``a{10000000}``)."""
+    counts = [int(n) for m in _REPEAT.finditer(pattern) for n in m.groups() if n]
+    if any(n > MAX_REPEAT for n in counts) or math.prod(max(1, n) for n in counts) > MAX_REPEAT:
+        raise RuleError(f"repeat counts in a pattern are limited to {MAX_REPEAT} ({{m,n}})")
     try:
         compiled = regex.compile(pattern, regex.IGNORECASE | regex.VERSION0)
     except (regex.error, ValueError, OverflowError, RecursionError) as exc:
@@ -176,15 +185,19 @@ class TextMatcher:
 
     ``strict`` (a rule being added or previewed): a match that runs out of time, or a total
     past ``budget_s``, raises :class:`RuleError` instead of counting as no match, so that a
-    pattern that is slow on the reader's own articles is refused before it is saved."""
+    pattern that is slow on the reader's own articles is refused before it is saved.
+    Otherwise (articles arriving) past ``budget_s`` for one batch the regex rules are skipped
+    for the rest of it and counted in ``skipped``: an arriving feed never waits on them."""
 
     def __init__(
         self, rules: Sequence[MuteRule], *, strict: bool = False, budget_s: float = RULE_BUDGET
     ) -> None:
-        self._rules: list[tuple[int, regex.Pattern[str]]] = []
+        self._rules: list[tuple[int, regex.Pattern[str], bool]] = []
         self.timeouts = 0
         self.strict = strict
-        self._deadline = time.monotonic() + budget_s if strict else math.inf
+        self.budget_s = budget_s
+        self.skipped = 0  # regex matches skipped past the budget (non-strict)
+        self._deadline = time.monotonic() + budget_s
         for rule in rules:
             if rule.id is None or rule.kind not in ("term", "regex"):
                 continue
@@ -193,16 +206,30 @@ class TextMatcher:
                 pattern = regex.compile(rf"(?<!\w){words}(?!\w)", regex.IGNORECASE)
             else:
                 pattern = regex.compile(rule.value, regex.IGNORECASE | regex.VERSION0)
-            self._rules.append((rule.id, pattern))
+            self._rules.append((rule.id, pattern, rule.kind == "regex"))
 
     def __bool__(self) -> bool:
         return bool(self._rules)
 
-    def match(self, title: str, excerpt: str) -> list[int]:
-        """The ids of the rules that match this article (a regex out of time does not)."""
+    def restart(self) -> None:
+        """A fresh time budget (one per batch of articles matched)."""
+        self._deadline = time.monotonic() + self.budget_s
+
+    def match(self, title: str, excerpt: str) -> list[int] | None:
+        """The ids of the rules that match this article (a regex out of time does not); None
+        when the batch's budget ran out before its regexes could run (match it again later)."""
         text = matching_text(title, excerpt)
         found: list[int] = []
-        for rule_id, pattern in self._rules:
+        over = time.monotonic() > self._deadline
+        if over and self.strict:
+            raise RuleError(
+                f"this pattern is too slow over all your articles (over {RULE_BUDGET:.0f} s): simplify it"
+            )
+        for rule_id, pattern, is_regex in self._rules:
+            if over and is_regex:
+                # Past the batch's budget regexes wait: the feed must not stall on a slow rule.
+                self.skipped += 1
+                return None
             try:
                 if pattern.search(text, timeout=REGEX_TIMEOUT):
                     found.append(rule_id)
@@ -214,8 +241,4 @@ class TextMatcher:
                         f" ({terminal_safe(title)[:80]!r}): simplify it"
                     ) from None
                 log.warning("mute rule %s ran out of time on an article; not applied to it", rule_id)
-        if time.monotonic() > self._deadline:
-            raise RuleError(
-                f"this pattern is too slow over all your articles (over {RULE_BUDGET:.0f} s): simplify it"
-            )
         return found

@@ -110,6 +110,10 @@ FULL_COLUMNS = (
 )
 
 
+#: Extra full-text matches ranked when mute rules may drop some (see ``Store.fts_search``).
+MUTED_SLACK = 20
+
+
 class Store:
     """A handle on one SQLite file. Cheap to create; connections open lazily per thread."""
 
@@ -389,7 +393,9 @@ class Store:
         return result
 
     # -- articles: reads -----------------------------------------------------------------
-    def filter_sql(self, flt: ArticleFilter, alias: str = "a") -> tuple[str, list[object]]:
+    def filter_sql(
+        self, flt: ArticleFilter, alias: str = "a", *, mutes: bool = True
+    ) -> tuple[str, list[object]]:
         """``flt`` as a SQL condition on the articles alias ``alias``, with its parameters
         (``"1"`` when it filters nothing). Muted articles are left out unless
         ``flt.include_muted``; the condition is skipped when the reader has no rules."""
@@ -421,7 +427,7 @@ class Store:
         if flt.until:
             clauses.append(f"{alias}.published < ?")
             params.append(to_ts(flt.until))
-        if not flt.include_muted and self.mutes.active():
+        if mutes and not flt.include_muted and self.mutes.active():
             clauses.append(f"NOT {muted_sql(alias)}")
         return (" AND ".join(clauses) or "1"), params
 
@@ -504,8 +510,26 @@ class Store:
         by rowid, i.e. the most recently stored, are scored: FTS5 walks its doclists in
         rowid order and stops there, so the cost is bounded and the answer exact whenever
         there are fewer matches than that. With a filter the answer is always exact.
+
+        The reader's mute rules are not part of the SQL (they would turn off the window and
+        make every match pay the rule check): muted matches are dropped afterwards, from a
+        ranking over-fetched by ``MUTED_SLACK`` and then by the number dropped.
         """
-        where, params = self.filter_sql(flt)
+        if flt.include_muted or not self.mutes.active():
+            return self._fts_ranked(match, flt, limit=limit, window=window)
+        fetch = limit + MUTED_SLACK
+        while True:
+            hits = self._fts_ranked(match, flt, limit=fetch, window=window)
+            muted = self.mutes.muted_by([aid for aid, _ in hits])
+            kept = [(aid, score) for aid, score in hits if aid not in muted]
+            if len(kept) >= limit or len(hits) < fetch:
+                return kept[:limit]
+            fetch = limit + 2 * len(muted) + MUTED_SLACK
+
+    def _fts_ranked(
+        self, match: str, flt: ArticleFilter, *, limit: int, window: int | None
+    ) -> list[tuple[int, float]]:
+        where, params = self.filter_sql(flt, mutes=False)
         if window is not None and where == "1":
             # Ranked inside SQLite: the first step does all the work with the GIL released,
             # and only ``limit`` rows come back to Python.

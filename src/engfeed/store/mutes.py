@@ -19,7 +19,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from engfeed.rules import MuteRule
+from engfeed.rules import MuteRule, RuleError
 from engfeed.store.pages import Database
 
 #: The reader whose rules apply (the store's one implicit local user).
@@ -55,7 +55,9 @@ def muted_sql(alias: str = "a", user: int = USER) -> str:
 _RULE_MATCHES = _rule_matches("a")
 _NOT_SAVED = _not_saved("a", "?")
 
-Matcher = Callable[[str, str], list[int]]  # (title, excerpt) -> ids of the matching rules
+#: (title, excerpt) -> ids of the matching rules; None when the matcher could not finish (a
+#: slow regex past its time budget): the article is matched again later.
+Matcher = Callable[[str, str], list[int] | None]
 
 
 class MutesPart:
@@ -133,6 +135,13 @@ class MutesPart:
         in one transaction. ``matcher`` matches this rule alone (it gets the new rule's id via
         the returned matches, so it is called with a placeholder id of 0)."""
         with self._db.transaction() as tx:
+            same = "value = ?" if rule.kind == "regex" else "value = ? COLLATE NOCASE"
+            taken = tx.execute(
+                f"SELECT id FROM mute_rules WHERE user_id = ? AND kind = ? AND {same}",
+                (user, rule.kind, rule.value),
+            ).fetchone()
+            if taken is not None:  # saved meanwhile (a form sent twice)
+                raise RuleError(f"that rule exists already (rule {taken[0]}: {rule.describe()})")
             cur = tx.execute(
                 "INSERT INTO mute_rules(user_id, kind, value, created) VALUES (?, ?, ?, ?)",
                 (user, rule.kind, rule.value, int(now.timestamp())),
@@ -152,31 +161,50 @@ class MutesPart:
             cur = tx.execute("DELETE FROM mute_rules WHERE id = ? AND user_id = ?", (rule_id, user))
         return cur.rowcount > 0
 
-    def match_pending(self, matcher: Matcher, *, conn: sqlite3.Connection | None = None) -> int:
+    def match_pending(
+        self, make_matcher: Callable[[list[MuteRule]], Matcher], *, conn: sqlite3.Connection | None = None
+    ) -> int:
         """Match the articles stored or changed since they were last matched; returns how many.
 
-        Pass the writing transaction's ``conn`` to match new articles in the same commit that
-        stores them (so a muted article is never visible, even for a moment)."""
+        ``make_matcher`` gets the term and regex rules as they are inside the transaction (so a
+        rule added or removed meanwhile is never half applied). Pass the writing transaction's
+        ``conn`` to match new articles in the same commit that stores them (so a muted article
+        is never visible, even for a moment)."""
         if conn is None:
             with self._db.transaction() as tx:
-                return self._match_pending(tx, matcher)
-        return self._match_pending(conn, matcher)
+                return self._match_pending(tx, make_matcher)
+        return self._match_pending(conn, make_matcher)
 
-    def _match_pending(self, conn: sqlite3.Connection, matcher: Matcher) -> int:
+    def _match_pending(
+        self, conn: sqlite3.Connection, make_matcher: Callable[[list[MuteRule]], Matcher]
+    ) -> int:
         rows = conn.execute("SELECT id, title, excerpt FROM articles WHERE mutes_checked = 0").fetchall()
         if not rows:
             return 0
-        ids = [int(r[0]) for r in rows]
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
+        rules = [
+            _rule(r)
+            for r in conn.execute(
+                "SELECT id, kind, value, created, 0 FROM mute_rules"
+                " WHERE user_id = ? AND kind IN ('term', 'regex') ORDER BY id",
+                (USER,),
+            )
+        ]
+        matcher = make_matcher(rules)
+        done: list[int] = []
+        found: list[tuple[int, int]] = []
+        for aid, title, excerpt in rows:
+            matched = matcher(str(title), str(excerpt))
+            if matched is None:
+                continue  # left for a later pass
+            done.append(int(aid))
+            found.extend((rid, int(aid)) for rid in matched)
+        for start in range(0, len(done), 500):
+            chunk = done[start : start + 500]
             marks = ",".join("?" * len(chunk))
             conn.execute(f"DELETE FROM mute_matches WHERE article_id IN ({marks})", chunk)
             conn.execute(f"UPDATE articles SET mutes_checked = 1 WHERE id IN ({marks})", chunk)
-        conn.executemany(
-            "INSERT OR IGNORE INTO mute_matches(rule_id, article_id) VALUES (?, ?)",
-            [(rid, int(aid)) for aid, title, excerpt in rows for rid in matcher(str(title), str(excerpt))],
-        )
-        return len(rows)
+        conn.executemany("INSERT OR IGNORE INTO mute_matches(rule_id, article_id) VALUES (?, ?)", found)
+        return len(done)
 
     def muted_by(self, ids: Sequence[int], user: int = USER) -> dict[int, list[int]]:
         """For the muted ones among ``ids``: the ids of the rules that hide each."""

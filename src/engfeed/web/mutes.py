@@ -61,10 +61,13 @@ class RulePages:
     async def page(self, request: Request) -> Response:
         params = request.query_params
         kind = clean_text(params.get("kind") or "", 20)
-        value = clean_text(params.get("value") or "", MAX_PATTERN + 50)
+        raw = (params.get("value") or "")[: MAX_PATTERN + 50]
+        value = raw if kind == "regex" else clean_text(raw, MAX_PATTERN + 50)  # a regex keeps its spaces
         preview = None
         error = None
-        if kind or value:
+        if (kind or value) and _cross_site(request):
+            error = "Previews run only from this site's own Rules form (this link came from elsewhere)."
+        elif kind or value:
             try:
                 preview = await self.site.in_thread(partial(self.feed.preview_mute, kind or "term", value))
             except RuleError as exc:
@@ -170,6 +173,15 @@ class RulePages:
         except EngfeedError as exc:
             return json_error(404, str(exc), "id")
         return JSONResponse(rule.to_json())
+
+
+def _cross_site(request: Request) -> bool:
+    """Did another site make the browser send this (a link or an image on its page)?
+
+    A preview runs a pattern on every stored article: another site must not be able to make
+    the reader's browser do that. Browsers say where a request comes from in Sec-Fetch-Site
+    ("none" when the reader typed the address)."""
+    return request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none")
 
 
 def _articles(n: int) -> str:
