@@ -806,13 +806,7 @@ class Feed:
         [art] = self.resolve([uid])
         assert art.id is not None
         title, excerpt, body = self.store.bodies([art.id])[art.id]
-        vector = None
-        if self.embedder is not None:
-            blob = self.store.vectors_of(self.embedder.name, [art.id]).get(art.id)
-            if blob is not None:
-                from engfeed.embed import stack_blobs
-
-                vector = stack_blobs([blob], self.labeler.prototypes.dim)
+        vector = self._stored_vectors([art.id]).get(art.id)
         return self.labeler.explain(title, excerpt, body, vector, article_id=art.id)
 
     def export_feedback(self) -> str:
@@ -876,14 +870,19 @@ class Feed:
 
     def _feedback_model(self, labeler: AngleLabeler) -> FeedbackModel:
         rows = [(r.article_id, r.angle, r.verdict) for r in self.store.feedback.all()]
-        vectors: dict[int, Any] = {}
-        if rows and self.embedder is not None:
-            from engfeed.embed import stack_blobs
-
-            dim = labeler.prototypes.dim
-            blobs = self.store.vectors_of(self.embedder.name, [r[0] for r in rows])
-            vectors = {aid: stack_blobs([b], dim)[0] for aid, b in blobs.items() if len(b) == 2 * dim}
+        vectors = self._stored_vectors([r[0] for r in rows]) if rows else {}
         return FeedbackModel.build([a.name for a in labeler.angles], rows, vectors)
+
+    def _stored_vectors(self, ids: Sequence[int]) -> dict[int, Any]:
+        """The stored document vectors of these articles (those that have one of the current
+        model), each as a float32 row; {} without embeddings."""
+        if self.embedder is None or not ids:
+            return {}
+        from engfeed.embed import stack_blobs
+
+        dim = self.labeler.prototypes.dim
+        blobs = self.store.vectors_of(self.embedder.name, ids)
+        return {aid: stack_blobs([b], dim)[0] for aid, b in blobs.items() if len(b) == 2 * dim}
 
     def _relabel_after_feedback(self, article_ids: Sequence[int], uid: str | None) -> AngleFeedbackResult:
         """Rebuild the feedback model, then re-label these articles and their neighbours.
@@ -948,29 +947,22 @@ class Feed:
         rule = self.check_mute(kind, value)
         matcher = _single_matcher(rule)
         hidden, ids = self.store.mutes.preview(rule, matcher, examples=examples)
-        found = self.store.articles_by_ids(ids)
-        return MutePreview(
-            rule,
-            hidden,
-            self.count(ArticleFilter(include_muted=True)),
-            tuple(found[i] for i in ids if i in found),
-        )
+        return self._mute_preview(rule, hidden, ids)
 
     def add_mute(self, kind: str, value: str, *, examples: int = 5) -> MutePreview:
         """Save a rule; it applies at once to the stored articles and to new ones on arrival."""
         rule = self.check_mute(kind, value)
         if self.store.mutes.count() >= MAX_RULES:
             raise RuleError(f"at most {MAX_RULES} rules; remove one first (`engfeed mute list`)")
-        rule_id = self.store.mutes.add(rule, _single_matcher(rule), now=datetime.now(UTC))
-        saved = self.store.mutes.rule(rule_id) or replace(rule, id=rule_id)
-        _, ids = self.store.mutes.preview(saved, _single_matcher(saved), examples=examples)
+        now = datetime.now(UTC)
+        rule_id = self.store.mutes.add(rule, _single_matcher(rule), now=now)
+        hidden, ids = self.store.mutes.hidden_by(rule_id, examples=examples)
+        return self._mute_preview(replace(rule, id=rule_id, created=now, hidden=hidden), hidden, ids)
+
+    def _mute_preview(self, rule: MuteRule, hidden: int, ids: list[int]) -> MutePreview:
         found = self.store.articles_by_ids(ids)
-        return MutePreview(
-            saved,
-            saved.hidden,
-            self.count(ArticleFilter(include_muted=True)),
-            tuple(found[i] for i in ids if i in found),
-        )
+        total = self.count(ArticleFilter(include_muted=True))
+        return MutePreview(rule, hidden, total, tuple(found[i] for i in ids if i in found))
 
     def remove_mute(self, rule_id: int) -> MuteRule:
         """Delete a rule; what it hid shows again. :class:`EngfeedError` when there is no such rule."""

@@ -90,7 +90,8 @@ class MutesPart:
 
     def find(self, kind: str, value: str, user: int = USER) -> MuteRule | None:
         """The rule of this kind and value (names and terms compared without case), if any."""
-        same = "value = ?" if kind == "regex" else "value = ? COLLATE NOCASE"  # (?-i) patterns differ by case
+        # A regex may differ from another by case alone ((?-i) patterns); names and terms may not.
+        same = "value = ?" if kind == "regex" else "value = ? COLLATE NOCASE"
         row = self._db.conn.execute(
             f"SELECT id, kind, value, created, 0 FROM mute_rules WHERE user_id = ? AND kind = ? AND {same}",
             (user, kind, value),
@@ -135,13 +136,9 @@ class MutesPart:
         in one transaction. ``matcher`` matches this rule alone (it gets the new rule's id via
         the returned matches, so it is called with a placeholder id of 0)."""
         with self._db.transaction() as tx:
-            same = "value = ?" if rule.kind == "regex" else "value = ? COLLATE NOCASE"
-            taken = tx.execute(
-                f"SELECT id FROM mute_rules WHERE user_id = ? AND kind = ? AND {same}",
-                (user, rule.kind, rule.value),
-            ).fetchone()
+            taken = self.find(rule.kind, rule.value, user)  # on tx's connection: inside the transaction
             if taken is not None:  # saved meanwhile (a form sent twice)
-                raise RuleError(f"that rule exists already (rule {taken[0]}: {rule.describe()})")
+                raise RuleError(f"that rule exists already (rule {taken.id}: {rule.describe()})")
             cur = tx.execute(
                 "INSERT INTO mute_rules(user_id, kind, value, created) VALUES (?, ?, ?, ?)",
                 (user, rule.kind, rule.value, int(now.timestamp())),
@@ -154,6 +151,16 @@ class MutesPart:
                     [(rule_id, aid) for aid in self._text_matches(tx, matcher)],
                 )
         return rule_id
+
+    def hidden_by(self, rule_id: int, *, examples: int, user: int = USER) -> tuple[int, list[int]]:
+        """How many stored articles a saved rule hides, and the newest few (from what is
+        stored: a term or regex rule is not matched again)."""
+        rows = self._db.conn.execute(
+            f"SELECT a.id FROM articles a JOIN mute_rules m ON m.id = ? AND m.user_id = ? AND {_RULE_MATCHES}"
+            f" WHERE {_NOT_SAVED} ORDER BY a.published DESC, a.id DESC",
+            (rule_id, user, user),
+        ).fetchall()
+        return len(rows), [int(r[0]) for r in rows[: max(0, examples)]]
 
     def remove(self, rule_id: int, user: int = USER) -> bool:
         """Delete a rule (its matches go with it); False when there is no such rule."""

@@ -84,7 +84,6 @@ class RulePages:
         context.setdefault("message", "")
         rules = await self.site.in_thread(self.feed.mute_rules)
         sources = [name for name, _ in self.site.source_counts()]
-        angles = [a.name for a in self.site.angle_defs()]
         page = self.site.render(
             request,
             "rules.html",
@@ -92,7 +91,6 @@ class RulePages:
             rules=rules,
             kinds=[(k, KIND_LABELS[k]) for k in KINDS],
             sources=sources,
-            angle_names=angles,
             **context,
         )
         return self.site.personal(request, page)
