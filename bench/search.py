@@ -26,6 +26,14 @@ Per query it times, in the same run and process:
 
 and reports p50/p95, hybrid/fts and hybrid/dense ratios, embedding throughput
 (document passages/s and sentences/s) and the process's peak RSS (``ru_maxrss``).
+
+Then, per size, the peak RSS of the real ``engfeed serve`` on that store (issue #13's memory
+goal: <= 500 MB at 100k, <= 2.5 GB at 1M): the server is started as ``bench/web.py`` starts
+it (embeddings on, no background refresh), answers ``--serve-queries`` distinct hybrid
+searches on the page and the API plus the home page, and its ``VmHWM`` is read from
+``/proc``. Its baseline in the same run: the same server on an empty store (the interpreter,
+the web stack and the model), so the figure splits into "the product" and "the data".
+``--no-serve`` skips it.
 """
 
 from __future__ import annotations
@@ -36,7 +44,10 @@ import random
 import resource
 import statistics
 import sys
+import tempfile
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -305,6 +316,42 @@ def bench_size(n: int, queries: int, seed: int) -> SizeResult:
     )
 
 
+def _peak_rss_mb(pid: int) -> float:
+    """``VmHWM`` (peak resident set) of a live process, in MB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc status (not Linux?)")
+
+
+def serve_rss(path: Path, queries: int, seed: int) -> float:
+    """Peak RSS of ``engfeed serve`` on ``path`` after the home page and ``queries`` searches."""
+    from web import free_port, server  # bench/web.py: the same server start as the web bench
+
+    port = free_port()
+    with server(path, port, embed=True) as proc:
+        base = f"http://127.0.0.1:{port}"
+        qs = make_queries(queries, seed + 7)
+        urls = [f"{base}/"] + [
+            f"{base}/?q={urllib.parse.quote(q)}" if i % 2 else f"{base}/api/search?q={urllib.parse.quote(q)}"
+            for i, q in enumerate(qs)
+        ]
+        for url in urls:
+            with urllib.request.urlopen(url, timeout=120) as resp:
+                if resp.status != 200:
+                    raise SystemExit(f"{url}: HTTP {resp.status}")
+                resp.read()
+        return _peak_rss_mb(proc.pid)
+
+
+def serve_baseline_rss(queries: int, seed: int) -> float:
+    """The same measurement on an empty store: what serving costs before any data."""
+    with tempfile.TemporaryDirectory() as tmp:
+        empty = Path(tmp) / "empty.db"
+        Store(empty).close()
+        return serve_rss(empty, queries, seed)
+
+
 def embed_throughput(seed: int) -> dict[str, float]:
     embedder = get_embedder()
     rng = random.Random(seed)
@@ -335,16 +382,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--queries", type=int, default=200, help="timed queries per size (default %(default)s)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--no-serve", action="store_true", help="skip the serve peak-RSS measurement")
+    ap.add_argument(
+        "--serve-queries", type=int, default=60, help="searches sent to serve (default %(default)s)"
+    )
     args = ap.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     results = [bench_size(n, args.queries, args.seed) for n in sizes]
     throughput = embed_throughput(args.seed)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    serve: dict[str, float] = {}
+    if not args.no_serve:
+        serve["empty"] = round(serve_baseline_rss(args.serve_queries, args.seed), 1)
+        for n in sizes:
+            serve[str(n)] = round(serve_rss(RESULTS / f"search-{n}.db", args.serve_queries, args.seed), 1)
     if args.json:
         print(
             json.dumps(
-                {"sizes": [r.as_dict() for r in results], "embedding": throughput, "max_rss_mb": rss},
+                {
+                    "sizes": [r.as_dict() for r in results],
+                    "embedding": throughput,
+                    "max_rss_mb": rss,
+                    "serve_peak_rss_mb": serve,
+                },
                 indent=2,
             )
         )
@@ -363,6 +424,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     print("embedding throughput: " + ", ".join(f"{k}: {v}" for k, v in throughput.items()))
     print(f"peak RSS (ru_maxrss): {rss:.0f} MB")
+    if serve:
+        targets = {100_000: 500.0, 1_000_000: 2560.0}
+        print(f"engfeed serve peak RSS (VmHWM): empty store {serve['empty']:.0f} MB (baseline)")
+        for n in sizes:
+            mb = serve[str(n)]
+            target = f"; target <= {targets[n]:.0f} MB" if n in targets else ""
+            print(f"  {n:>9} articles: {mb:.0f} MB ({mb - serve['empty']:+.0f} MB over the baseline{target})")
     return 0
 
 
