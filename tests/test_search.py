@@ -546,7 +546,16 @@ def test_two_stage_dense_search_matches_exact(tmp_path: Path, monkeypatch: pytes
         for aid, score, _ in got:
             assert score == pytest.approx(float(exact[ids.index(aid)]), abs=1e-3)
             hits_checked += 1
-    assert engine._index.snapshot().rotation is not None
+    view = engine._index.snapshot()
+    assert view.rotation is not None
+    # The tail is kept as float16 (half the memory); the head stays float32.
+    assert view.tail.dtype == np.float16 and view.head.dtype == np.float32
+    assert view.tail.shape == (n, dim - 8)
+    # A filtered query over most rows but fewer than APPROX_MIN_ROWS: exact over those rows.
+    recent = ArticleFilter(since=NOW - timedelta(hours=799, minutes=30))
+    got = engine.rank("256", recent, limit=10, mode="dense")
+    exact = (vecs @ vecs[256])[:800]
+    assert [aid for aid, _, _ in got] == [ids[i] for i in np.argsort(-exact)[:10]]
     fresh = SearchEngine(store, embedder)  # type: ignore[arg-type]
     assert [a for a, _, _ in fresh.rank("17", limit=10, mode="dense")] == [
         a for a, _, _ in engine.rank("17", limit=10, mode="dense")
@@ -562,6 +571,18 @@ def test_two_stage_dense_search_matches_exact(tmp_path: Path, monkeypatch: pytes
     assert set(got) == {late, ids[42]}
     assert hits_checked == 50
     store.close()
+
+
+def test_half_precision_scores_match_a_float32_scan() -> None:
+    import engfeed.search as search_mod
+
+    rng = np.random.default_rng(0)
+    block = rng.standard_normal((20_000, 48)).astype(np.float16)  # more than one 8192-row slice
+    q = rng.standard_normal(48).astype(np.float32)
+    got = search_mod._half_scores(block, q)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, block.astype(np.float32) @ q, rtol=1e-5, atol=1e-4)
+    search_mod._release_freed_memory()  # safe anywhere: a no-op without glibc's malloc_trim
 
 
 def test_broad_or_fallback_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
