@@ -476,6 +476,67 @@ def test_reembed_replaces_vectors_of_edited_articles(tmp_path: Path, embedder) -
     store.close()
 
 
+def test_documents_first_then_passages(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    # The first pass makes every article concept-searchable; the second adds the passages.
+    store, ids = _build(tmp_path / "two.db")
+    engine = SearchEngine(store, embedder)
+    model = embedder.name
+    long_ones = {aid for aid, t in store.bodies(list(ids.values())).items() if passages_of(*t)}
+    assert ids["observability"] in long_ones
+    assert engine.embed_missing() == len(ARTICLES)
+    assert set(store.ids_pending_passages(model)) == long_ones
+    assert store.load_passages(model, list(ids.values())) == {}
+    assert uids(engine.search("keeping services up when a region fails"))[0] == "failover"
+    # A process that stops here loses nothing: a new engine finds the pending passages.
+    again = SearchEngine(store, embedder)
+    assert again.index_pending() == 0
+    assert store.ids_pending_passages(model) == []
+    stored = store.load_passages(model, list(ids.values()))
+    assert set(stored) == long_ones
+    aid = ids["observability"]
+    assert [t for t, _ in stored[aid]] == passages_of(*store.bodies([aid])[aid])
+    # Re-embedding an article drops its old passages at once and stores new ones after.
+    store.save_document_vectors(model, [(aid, to_blob(np.ones(384, dtype=np.float32) / 384**0.5), True)])
+    assert store.ids_pending_passages(model) == [aid]
+    assert aid not in store.load_passages(model, [aid])
+    assert engine.reembed([aid]) == 1
+    assert store.ids_pending_passages(model) == []
+    assert len(store.load_passages(model, [aid])[aid]) == len(stored[aid])
+    store.close()
+
+
+def test_feed_labels_angles_between_the_two_passes(tmp_path: Path) -> None:
+    from engfeed.feed import Feed
+
+    feed = Feed.open(tmp_path / "f.db", embed=True)
+    with feed.store.transaction() as tx:
+        feed.store.upsert_articles(
+            [
+                Article(
+                    uid="l",
+                    url="https://x.test/l",
+                    title="Observability at scale",
+                    published=NOW,
+                    text=LONG_BODY,
+                ),
+                Article(uid="s", url="https://x.test/s", title="A short note", published=NOW, text="Short."),
+            ],
+            source_id=None,
+            conn=tx,
+        )
+    stages: list[str] = []
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if not stages or stages[-1] != stage:
+            stages.append(stage)
+
+    feed.index_pending(progress)
+    assert stages == ["embed", "angles", "passages"]
+    assert feed.store.ids_pending_passages(feed.embedder.name) == []  # type: ignore[union-attr]
+    assert feed.search_coverage().embedded == 2
+    feed.close()
+
+
 def test_document_text_and_passages() -> None:
     doc = document_text("Title", "The excerpt.", "word " * 500)
     assert doc.startswith("Title\nThe excerpt.")

@@ -606,11 +606,16 @@ class Feed:
         return list(self.labeler.angles)
 
     def index_pending(self, progress: ProgressFn | None = None) -> None:
-        """Embed and angle-label whatever is new; cheap when nothing is."""
+        """Embed and angle-label whatever is new; cheap when nothing is.
+
+        In order: document vectors (concept search covers an article from then on, and the
+        page's coverage note counts them), angles (they read those vectors), then passages
+        (the passage lift and the contexts of concept queries; see ``SearchEngine``)."""
         self._match_mutes()  # articles stored by other paths (pages, the reading list)
         with self._index_lock:
             stale, self._stale = sorted(self._stale), set()
-            if self.embedder is not None:
+            engine = self.search_engine if self.embedder is not None else None
+            if engine is not None:
                 self._embedding = _EmbedRun(time.monotonic())
                 embed_progress = _stage(progress, "embed")
 
@@ -622,16 +627,21 @@ class Feed:
                         embed_progress(done, total)
 
                 try:
-                    self.search_engine.index_pending(track)
+                    engine.embed_missing(track)
                 finally:
                     self._embedding = None
-                self.search_engine.reembed(stale)
+                engine.embed_documents(stale, patch=True)
             self.labeler.label_pending(self.store, _stage(progress, "angles"))
+            if engine is not None:
+                engine.embed_pending_passages(_stage(progress, "passages"))
 
     def reindex(self, progress: ProgressFn | None = None) -> int:
         with self._index_lock:
-            count = self.search_engine.reindex(_stage(progress, "embed")) if self.embedder else 0
+            engine = self.search_engine if self.embedder is not None else None
+            count = engine.embed_documents(self.store.all_ids(), _stage(progress, "embed")) if engine else 0
             self.labeler.label_pending(self.store, _stage(progress, "angles"))
+            if engine is not None:
+                engine.embed_pending_passages(_stage(progress, "passages"))
         return count
 
     # -- reading -----------------------------------------------------------------------

@@ -252,6 +252,11 @@ def passages_of(title: str, excerpt: str, body: str) -> list[str]:
     return chunks if len(chunks) > 1 else []
 
 
+def has_passages(title: str, excerpt: str, body: str) -> bool:
+    """``bool(passages_of(...))``, reading no further than the second chunk."""
+    return len(_chunk(_lead_text(excerpt, body)[: MAX_PASSAGES * PASSAGE_CHARS * 2], limit=2)) > 1
+
+
 # ------------------------------------------------------------------------ highlighting
 
 
@@ -679,56 +684,89 @@ class SearchEngine:
                 self._executor = None
 
     # -- indexing ------------------------------------------------------------------------
-    def index_pending(self, progress: Progress | None = None) -> int:
-        """Embed every article that has no vector of the current model; returns the count."""
-        if self.embedder is None:
-            return 0
-        return self._embed_ids(self.store.ids_missing_vectors(self.embedder.name), progress)
+    # Two passes: every pending article's document vector first (concept search covers it
+    # from then on), then the passages of those that have them (the passage lift and the
+    # contexts of concept queries). On the shared corpus the first pass is about half the
+    # model work (bench/ingest.py --index reports both milestones).
 
-    def reindex(self, progress: Progress | None = None) -> int:
+    def index_pending(self, progress: Progress | None = None, passages: Progress | None = None) -> int:
+        """Embed every article that has no vector of the current model, then every pending
+        passage; returns the count of articles embedded."""
+        count = self.embed_missing(progress)
+        self.embed_pending_passages(passages)
+        return count
+
+    def reindex(self, progress: Progress | None = None, passages: Progress | None = None) -> int:
         """Re-embed every article (after a model change, or to refresh edited articles)."""
         if self.embedder is None:
             return 0
-        return self._embed_ids(self.store.all_ids(), progress)
+        count = self.embed_documents(self.store.all_ids(), progress)
+        self.embed_pending_passages(passages)
+        return count
 
     def reembed(self, ids: Sequence[int], progress: Progress | None = None) -> int:
-        """Re-embed these articles (their text changed); returns the count.
+        """Re-embed these articles (their text changed), passages included; returns the count."""
+        count = self.embed_documents(ids, progress, patch=True)
+        self.embed_pending_passages()
+        return count
 
-        Their stored vectors are replaced, and so are the rows of this process's in-memory
-        index (a replaced vector changes neither the count nor the highest id, so the
-        index could not notice it by itself).
-        """
+    def embed_missing(self, progress: Progress | None = None) -> int:
+        """The first pass for every article without a vector of the current model."""
+        if self.embedder is None:
+            return 0
+        return self.embed_documents(self.store.ids_missing_vectors(self.embedder.name), progress)
+
+    def embed_documents(
+        self, ids: Sequence[int], progress: Progress | None = None, *, patch: bool = False
+    ) -> int:
+        """The first pass: document vectors of ``ids``; those with passages are marked
+        pending (their old passages go, see ``Store.save_document_vectors``).
+
+        With ``patch`` the rows of this process's in-memory index are replaced too: a
+        replaced vector changes neither the count nor the highest id, so the index could
+        not notice it by itself."""
         if self.embedder is None or not ids:
             return 0
-        return self._embed_ids(list(ids), progress, patch=True)
-
-    def _embed_ids(self, ids: Sequence[int], progress: Progress | None, *, patch: bool = False) -> int:
-        assert self.embedder is not None
         model = self.embedder.name
         total, done = len(ids), 0
         for start in range(0, total, EMBED_BATCH):
             batch = list(ids[start : start + EMBED_BATCH])
             texts = self.store.bodies(batch)
             present = [i for i in batch if i in texts]
-            docs = [document_text(*texts[i]) for i in present]
+            # Model work happens outside any transaction; each save is one short write.
+            vecs = self.embedder.embed([document_text(*texts[i]) for i in present])
+            self.store.save_document_vectors(
+                model,
+                [(aid, to_blob(v), has_passages(*texts[aid])) for aid, v in zip(present, vecs, strict=True)],
+            )
+            if patch and self._index is not None:
+                self._index.patch(np.asarray(present, dtype=np.int64), vecs)
+            done += len(batch)
+            if progress is not None:
+                progress(done, total)
+        return done
+
+    def embed_pending_passages(self, progress: Progress | None = None) -> int:
+        """The second pass: the passages of every article marked pending; returns the count
+        of articles done. A crash in between loses nothing: they stay pending."""
+        if self.embedder is None:
+            return 0
+        model = self.embedder.name
+        ids = self.store.ids_pending_passages(model)
+        total, done = len(ids), 0
+        for start in range(0, total, EMBED_BATCH):
+            batch = ids[start : start + EMBED_BATCH]
+            texts = self.store.bodies(batch)
+            present = [i for i in batch if i in texts]
             passages = [passages_of(*texts[i]) for i in present]
             flat = [p for ps in passages for p in ps]
-            # Model work happens outside any transaction; each save is one short write.
-            vecs = self.embedder.embed(docs + flat)
-            doc_vecs, pass_vecs = vecs[: len(docs)], vecs[len(docs) :]
+            vecs = self.embedder.embed(flat)
             items: list[tuple[int, list[tuple[str, bytes]]]] = []
             offset = 0
             for aid, ps in zip(present, passages, strict=True):
-                items.append((aid, [(p, to_blob(pass_vecs[offset + j])) for j, p in enumerate(ps)]))
+                items.append((aid, [(p, to_blob(vecs[offset + j])) for j, p in enumerate(ps)]))
                 offset += len(ps)
-            # Passages first: a crash in between leaves the article without a vector, so it
-            # is embedded again (and its passages replaced) next time.
             self.store.save_passages(model, items)
-            self.store.save_vectors(
-                model, [(aid, to_blob(v)) for aid, v in zip(present, doc_vecs, strict=True)]
-            )
-            if patch and self._index is not None:
-                self._index.patch(np.asarray(present, dtype=np.int64), doc_vecs)
             done += len(batch)
             if progress is not None:
                 progress(done, total)

@@ -579,11 +579,34 @@ class Store:
         return [r[0] for r in rows]
 
     def save_vectors(self, model: str, items: Iterable[tuple[int, bytes]]) -> None:
+        """Store document vectors whose passages are already stored (or that have none)."""
         with self.transaction() as tx:
             tx.executemany(
                 "INSERT OR REPLACE INTO embeddings(article_id, model, vec) VALUES (?, ?, ?)",
                 ((aid, model, blob) for aid, blob in items),
             )
+
+    def save_document_vectors(self, model: str, items: Iterable[tuple[int, bytes, bool]]) -> None:
+        """Store ``(article id, vector, passages to come)``: the first of the two embedding
+        passes. An article whose passages are to come loses its old ones here (they belong
+        to its old text or model) and is listed by :meth:`ids_pending_passages` until
+        :meth:`save_passages` stores the new ones."""
+        rows = [(aid, model, blob, int(pending)) for aid, blob, pending in items]
+        with self.transaction() as tx:
+            tx.executemany(
+                "INSERT OR REPLACE INTO embeddings(article_id, model, vec, passages_pending)"
+                " VALUES (?, ?, ?, ?)",
+                rows,
+            )
+            tx.executemany("DELETE FROM passages WHERE article_id = ?", [(r[0],) for r in rows if r[3]])
+
+    def ids_pending_passages(self, model: str) -> list[int]:
+        """Articles with a document vector of ``model`` whose passages are still to be embedded."""
+        rows = self.conn.execute(
+            "SELECT article_id FROM embeddings WHERE model = ? AND passages_pending = 1 ORDER BY article_id",
+            (model,),
+        )
+        return [r[0] for r in rows]
 
     def load_vectors(self, model: str) -> tuple[list[int], list[bytes]]:
         ids: list[int] = []
@@ -862,13 +885,18 @@ class Store:
         return out
 
     def save_passages(self, model: str, items: Iterable[tuple[int, Sequence[tuple[str, bytes]]]]) -> None:
-        """Replace the (text, vector) passages of the given articles."""
+        """Replace the (text, vector) passages of the given articles; they are no longer
+        pending (see :meth:`save_document_vectors`)."""
         with self.transaction() as tx:
             for aid, passages in items:
                 tx.execute("DELETE FROM passages WHERE article_id = ?", (aid,))
                 tx.executemany(
                     "INSERT INTO passages(article_id, seq, model, text, vec) VALUES (?, ?, ?, ?, ?)",
                     [(aid, seq, model, text, blob) for seq, (text, blob) in enumerate(passages)],
+                )
+                tx.execute(
+                    "UPDATE embeddings SET passages_pending = 0 WHERE article_id = ? AND model = ?",
+                    (aid, model),
                 )
 
     def load_passages(self, model: str, ids: Sequence[int]) -> dict[int, list[tuple[str, bytes]]]:
