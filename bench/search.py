@@ -20,7 +20,7 @@ Per query it times, in the same run and process:
 * ``fts``: the raw FTS5 BM25 query (``Store.fts_search`` of the AND expression, top 20).
 * ``dense``: a raw exact numpy top-20 (``matrix @ q`` + ``argpartition``, every row scored)
   on the same in-memory vectors, with the query vector precomputed.
-* ``topk``: the engine's own dense top-100 (exact below ``APPROX_MIN_ROWS`` vectors, two-stage
+* ``topk``: the engine's own dense top-100 (exact below ``IndexTuning.approx_min_rows`` vectors, two-stage
   above), whose recall@20 against the exact top-20 is reported too.
 * ``embed``: the query embedding alone.
 

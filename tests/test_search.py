@@ -16,7 +16,15 @@ from hypothesis import strategies as st
 
 from engfeed.embed import get_embedder, to_blob
 from engfeed.models import AngleMatch, Article
-from engfeed.search import SearchEngine, document_text, mark, passages_of, usable_stems
+from engfeed.search import (
+    IndexTuning,
+    SearchEngine,
+    SearchTuning,
+    document_text,
+    mark,
+    passages_of,
+    usable_stems,
+)
 from engfeed.store import ArticleFilter, Store
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -215,12 +223,10 @@ def test_keyword_queries(built, query: str, expected: set[str]) -> None:  # type
 
 def test_lexical_side_on_a_worker_ranks_the_same(built, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     # Big indexes run the full-text query on a worker thread, in parallel with the dense side.
-    import engfeed.search as search_mod
-
     engine, _ = built
     queries = ["keeping services up when a region fails", "Kafka transactions", "bazel", "pprof goroutines"]
     inline = [engine.rank(q, limit=10) for q in queries]
-    monkeypatch.setattr(search_mod, "PARALLEL_LEXICAL_MIN_ROWS", 0)
+    monkeypatch.setattr(engine, "tuning", SearchTuning(parallel_lexical_min_rows=0))
     assert [engine.rank(q, limit=10) for q in queries] == inline
     assert engine._executor is not None  # the worker really ran
 
@@ -570,9 +576,7 @@ class TableEmbedder:
         return self.table[int(key) % len(self.table)] if key else self.table[0]
 
 
-def test_two_stage_dense_search_matches_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import engfeed.search as search_mod
-
+def test_two_stage_dense_search_matches_exact(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     n, dim = 3000, TableEmbedder.dim
     # Embedding-like vectors: a few strong directions plus noise.
@@ -589,12 +593,12 @@ def test_two_stage_dense_search_matches_exact(tmp_path: Path, monkeypatch: pytes
     ]
     with store.transaction() as tx:
         ids = store.upsert_articles(arts, source_id=None, conn=tx).new
-    monkeypatch.setattr(search_mod, "APPROX_MIN_ROWS", 1000)
-    monkeypatch.setattr(search_mod, "HEAD_DIMS", 8)
-    monkeypatch.setattr(search_mod, "APPROX_CANDIDATES", 200)
+    small = SearchTuning(
+        index=IndexTuning(approx_min_rows=1000, head_dims=8, approx_candidates=200, load_page=700)
+    )
     pairs = [(aid, to_blob(v)) for aid, v in zip(ids, vecs, strict=True)]
     store.save_vectors(embedder.name, pairs[:900])
-    engine = SearchEngine(store, embedder)  # type: ignore[arg-type]
+    engine = SearchEngine(store, embedder, tuning=small)  # type: ignore[arg-type]
     assert len(engine.rank("3", limit=5, mode="dense")) == 5
     assert engine._index is not None and engine._index.snapshot().rotation is None  # exact while small
     store.save_vectors(embedder.name, pairs[900:])  # grows past the threshold: rotated once
@@ -612,12 +616,12 @@ def test_two_stage_dense_search_matches_exact(tmp_path: Path, monkeypatch: pytes
     # The tail is kept as float16 (half the memory); the head stays float32.
     assert view.tail.dtype == np.float16 and view.head.dtype == np.float32
     assert view.tail.shape == (n, dim - 8)
-    # A filtered query over most rows but fewer than APPROX_MIN_ROWS: exact over those rows.
+    # A filtered query over most rows but fewer than approx_min_rows: exact over those rows.
     recent = ArticleFilter(since=NOW - timedelta(hours=799, minutes=30))
     got = engine.rank("256", recent, limit=10, mode="dense")
     exact = (vecs @ vecs[256])[:800]
     assert [aid for aid, _, _ in got] == [ids[i] for i in np.argsort(-exact)[:10]]
-    fresh = SearchEngine(store, embedder)  # type: ignore[arg-type]
+    fresh = SearchEngine(store, embedder, tuning=small)  # type: ignore[arg-type]
     assert [a for a, _, _ in fresh.rank("17", limit=10, mode="dense")] == [
         a for a, _, _ in engine.rank("17", limit=10, mode="dense")
     ]  # loaded rotated page by page: same answers
@@ -635,20 +639,18 @@ def test_two_stage_dense_search_matches_exact(tmp_path: Path, monkeypatch: pytes
 
 
 def test_half_precision_scores_match_a_float32_scan() -> None:
-    import engfeed.search as search_mod
+    from engfeed.search.vectors import half_scores, release_freed_memory
 
     rng = np.random.default_rng(0)
     block = rng.standard_normal((20_000, 48)).astype(np.float16)  # more than one 8192-row slice
     q = rng.standard_normal(48).astype(np.float32)
-    got = search_mod._half_scores(block, q)
+    got = half_scores(block, q)
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, block.astype(np.float32) @ q, rtol=1e-5, atol=1e-4)
-    search_mod._release_freed_memory()  # safe anywhere: a no-op without glibc's malloc_trim
+    release_freed_memory()  # safe anywhere: a no-op without glibc's malloc_trim
 
 
-def test_broad_or_fallback_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import engfeed.search as search_mod
-
+def test_broad_or_fallback_is_bounded(tmp_path: Path) -> None:
     store = Store(tmp_path / "broad.db")
     arts = [
         Article(
@@ -671,10 +673,9 @@ def test_broad_or_fallback_is_bounded(tmp_path: Path, monkeypatch: pytest.Monkey
     assert store.fts_search_bounded(expr, ArticleFilter(), limit=50, max_steps=1000) is None
     assert store.conn.execute("SELECT 1").fetchone() == (1,)  # handler removed, connection fine
     # In search: AND finds one article, the broad OR is abandoned, the AND hit still ranks.
-    monkeypatch.setattr(search_mod, "OR_MAX_STEPS", 1000)
-    engine = SearchEngine(store, None)
+    engine = SearchEngine(store, None, tuning=SearchTuning(or_max_steps=1000))
     assert uids(engine.search("zyzzyva alpha"))[:1] == ["rare"]
-    monkeypatch.setattr(search_mod, "OR_MAX_STEPS", 10**9)
+    engine = SearchEngine(store, None, tuning=SearchTuning(or_max_steps=10**9))
     assert len(engine.search("zyzzyva alpha", limit=30)) == 30  # OR matches fill the page
     store.close()
 
