@@ -161,9 +161,13 @@ def test_tampered_model_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
+    from engfeed.errors import ConfigError, EngfeedError
+
     e = MiniLMEmbedder(model_path=tmp_path / "nope.onnx")
-    with pytest.raises(ModelIntegrityError, match="not found"):
+    with pytest.raises(ModelIntegrityError, match="not found") as raised:
         e.embed_query("hello")
+    # One of engfeed's own errors: the CLI prints the message and exits with status 2.
+    assert isinstance(raised.value, ConfigError) and isinstance(raised.value, EngfeedError)
 
 
 def test_hash_check_is_cached(embedder: MiniLMEmbedder, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -228,3 +228,16 @@ def test_updated_article_is_relabelled(store: Store) -> None:
     assert store.ids_needing_angles("sig1") == []
     write(store, [art("a", "A, edited")])
     assert store.ids_needing_angles("sig1") == [a.id]
+
+
+def test_a_malformed_full_text_expression_is_a_query_error(tmp_path: Path) -> None:
+    # Search never sees an sqlite3 exception: the store speaks engfeed's error types.
+    from engfeed.errors import QueryError
+
+    store = Store(tmp_path / "q.db")
+    with pytest.raises(QueryError, match="full-text query failed"):
+        store.fts_search('"unbalanced AND', ArticleFilter(), limit=5)
+    with pytest.raises(QueryError):
+        store.fts_search_bounded("AND OR", ArticleFilter(), limit=5, max_steps=10**9)
+    assert store.fts_search('"fine"', ArticleFilter(), limit=5) == []
+    store.close()

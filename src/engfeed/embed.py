@@ -55,6 +55,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from engfeed.errors import ConfigError
+
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
@@ -98,8 +100,9 @@ _PAD_ID = 0
 _CHARS_PER_TOKEN_CAP = 32
 
 
-class ModelIntegrityError(RuntimeError):
-    """The model file is missing or is not the file its package published."""
+class ModelIntegrityError(ConfigError, RuntimeError):
+    """The model file is missing or is not the file its package published (an install
+    problem: the CLI shows the message, with the reinstall command, and exits with 2)."""
 
 
 @runtime_checkable

@@ -22,3 +22,8 @@ class ConfigError(EngfeedError):
 
 class StoreError(ConfigError):
     """The store cannot be opened or used as it is; nothing was written to it."""
+
+
+class QueryError(EngfeedError):
+    """The full-text engine could not run a search expression (or gave up on it within its
+    work budget). Search treats it as "no lexical matches"; the dense side still answers."""

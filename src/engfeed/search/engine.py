@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import sqlite3
 import threading
 import time
 from collections import OrderedDict
@@ -19,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engfeed.embed import Embedder, stack_blobs, to_blob
+from engfeed.errors import QueryError
 from engfeed.models import SearchHit
 from engfeed.query import fts_match, query_terms
 from engfeed.search.highlight import clip, last_possible_match, mark, overlap, usable_stems
@@ -313,7 +313,7 @@ class SearchEngine:
             if wider is None:  # too broad to score within budget: the AND hits (and dense) decide
                 log.debug("OR fallback over budget for %r", text[:100])
                 wider = []
-        except sqlite3.OperationalError as exc:  # never let a query string break search
+        except QueryError as exc:  # never let a query string break search
             log.warning("full-text query failed for %r: %s", text[:100], exc)
             return [], 0
         seen = {i for i, _ in hits}

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
-from engfeed.errors import EngfeedError, StoreError
+from engfeed.errors import EngfeedError, QueryError, StoreError
 from engfeed.extract import is_teaser
 from engfeed.models import AngleMatch, Article, Source
 from engfeed.store.digests import DigestsPart
@@ -529,6 +529,14 @@ class Store:
     def _fts_ranked(
         self, match: str, flt: ArticleFilter, *, limit: int, window: int | None
     ) -> list[tuple[int, float]]:
+        try:
+            return self._fts_ranked_sql(match, flt, limit=limit, window=window)
+        except sqlite3.OperationalError as exc:  # a malformed expression, or an interrupt
+            raise QueryError(f"full-text query failed: {exc}") from exc
+
+    def _fts_ranked_sql(
+        self, match: str, flt: ArticleFilter, *, limit: int, window: int | None
+    ) -> list[tuple[int, float]]:
         where, params = self.filter_sql(flt, mutes=False)
         if window is not None and where == "1":
             # Ranked inside SQLite: the first step does all the work with the GIL released,
@@ -867,10 +875,10 @@ class Store:
         conn.set_progress_handler(progress, 1000)
         try:
             return self.fts_search(match, flt, limit=limit, window=window)
-        except sqlite3.OperationalError as exc:
+        except QueryError:
             if calls > budget:
                 return None
-            raise exc
+            raise
         finally:
             conn.set_progress_handler(None, 1000)
 
