@@ -241,3 +241,22 @@ def test_a_malformed_full_text_expression_is_a_query_error(tmp_path: Path) -> No
         store.fts_search_bounded("AND OR", ArticleFilter(), limit=5, max_steps=10**9)
     assert store.fts_search('"fine"', ArticleFilter(), limit=5) == []
     store.close()
+
+
+def test_in_lists_are_chunked_with_parameters_on_both_sides() -> None:
+    from engfeed.store.sql import IN_CHUNK, in_chunks, select_in
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, tag TEXT)")
+    conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, "a" if i % 2 else "b") for i in range(1, 1301)])
+    ids = list(range(1, 1301))
+    assert [len(chunk) for chunk, _ in in_chunks(ids)] == [IN_CHUNK, IN_CHUNK, 1300 - 2 * IN_CHUNK]
+    assert all(marks.count("?") == len(chunk) for chunk, marks in in_chunks(ids))
+    rows = list(
+        select_in(
+            conn, "SELECT id FROM t WHERE tag = ? AND id IN ({ids}) AND id > ?", ids, before=["a"], after=[10]
+        )
+    )
+    assert sorted(r[0] for r in rows) == [i for i in ids if i % 2 and i > 10]
+    assert list(select_in(conn, "SELECT id FROM t WHERE id IN ({ids})", [])) == []
+    conn.close()

@@ -30,6 +30,7 @@ from engfeed.store.digests import DigestsPart
 from engfeed.store.feedback import FeedbackPart
 from engfeed.store.mutes import MutesPart, muted_sql
 from engfeed.store.pages import PagesPart
+from engfeed.store.sql import cursors_in, select_in
 from engfeed.store.summaries import SummariesPart
 from engfeed.text import title_key
 
@@ -471,9 +472,7 @@ class Store:
         """Fetch articles by rowid (order not kept: callers rank)."""
         out: dict[int, Article] = {}
         cols = FULL_COLUMNS if full else ARTICLE_COLUMNS
-        for chunk in _chunks(list(ids), 500):
-            marks = ",".join("?" * len(chunk))
-            rows = self.conn.execute(f"SELECT {cols} FROM articles a WHERE a.id IN ({marks})", chunk)
+        for rows in cursors_in(self.conn, f"SELECT {cols} FROM articles a WHERE a.id IN ({{ids}})", ids):
             for art in self._with_angles([_article(r) for r in _dicts(rows)]):
                 assert art.id is not None
                 out[art.id] = art
@@ -482,11 +481,10 @@ class Store:
     def bodies(self, ids: Sequence[int]) -> dict[int, tuple[str, str, str]]:
         """(title, excerpt, body) per rowid, for embedding, labelling and context passages."""
         out: dict[int, tuple[str, str, str]] = {}
-        for chunk in _chunks(list(ids), 500):
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT id, title, excerpt, body FROM articles WHERE id IN ({marks})"
-            for row in self.conn.execute(sql, chunk):
-                out[row[0]] = (row[1], row[2], row[3])
+        for row in select_in(
+            self.conn, "SELECT id, title, excerpt, body FROM articles WHERE id IN ({ids})", ids
+        ):
+            out[row[0]] = (row[1], row[2], row[3])
         return out
 
     def all_ids(self) -> list[int]:
@@ -571,10 +569,8 @@ class Store:
 
     def published_map(self, ids: Iterable[int]) -> dict[int, int]:
         out: dict[int, int] = {}
-        for chunk in _chunks(list(ids), 500):
-            marks = ",".join("?" * len(chunk))
-            for row in self.conn.execute(f"SELECT id, published FROM articles WHERE id IN ({marks})", chunk):
-                out[row[0]] = row[1]
+        for row in select_in(self.conn, "SELECT id, published FROM articles WHERE id IN ({ids})", list(ids)):
+            out[row[0]] = row[1]
         return out
 
     # -- embeddings ----------------------------------------------------------------------
@@ -629,13 +625,8 @@ class Store:
     def vectors_of(self, model: str, ids: Sequence[int]) -> dict[int, bytes]:
         """The stored vectors of ``model`` for these articles (those that have one)."""
         out: dict[int, bytes] = {}
-        for chunk in _chunks(list(ids), 500):
-            marks = ",".join("?" * len(chunk))
-            rows = self.conn.execute(
-                f"SELECT article_id, vec FROM embeddings WHERE model = ? AND article_id IN ({marks})",
-                [model, *chunk],
-            )
-            out.update((int(aid), bytes(blob)) for aid, blob in rows)
+        sql = "SELECT article_id, vec FROM embeddings WHERE model = ? AND article_id IN ({ids})"
+        out.update((int(aid), bytes(blob)) for aid, blob in select_in(self.conn, sql, ids, before=[model]))
         return out
 
     def vector_count(self, model: str) -> int:
@@ -670,15 +661,12 @@ class Store:
         if not ids:
             return articles
         found: dict[int, list[AngleMatch]] = {}
-        for chunk in _chunks(ids, 500):
-            marks = ",".join("?" * len(chunk))
-            rows = self.conn.execute(
-                f"SELECT article_id, angle, terms, score FROM article_angles WHERE article_id IN ({marks})"
-                " ORDER BY score DESC",
-                chunk,
-            )
-            for aid, angle, terms, score in rows:
-                found.setdefault(aid, []).append(AngleMatch(angle, tuple(json.loads(terms)), score))
+        sql = (
+            "SELECT article_id, angle, terms, score FROM article_angles WHERE article_id IN ({ids})"
+            " ORDER BY score DESC"
+        )
+        for aid, angle, terms, score in select_in(self.conn, sql, ids):
+            found.setdefault(aid, []).append(AngleMatch(angle, tuple(json.loads(terms)), score))
         states = self._reading_states(ids)
         out = [_decorate(a, tuple(found.get(a.id or -1, ())), states.get(a.id or -1)) for a in articles]
         if self.mutes.active():
@@ -696,15 +684,12 @@ class Store:
     # -- reading state (per user; LOCAL_USER until there are accounts) --------------------
     def _reading_states(self, ids: Sequence[int], user: int = LOCAL_USER) -> dict[int, tuple[object, ...]]:
         out: dict[int, tuple[object, ...]] = {}
-        for chunk in _chunks(list(ids), 500):
-            marks = ",".join("?" * len(chunk))
-            rows = self.conn.execute(
-                "SELECT article_id, saved, read, note, saved_at, read_at FROM reading_state"
-                f" WHERE user_id = ? AND article_id IN ({marks})",
-                [user, *chunk],
-            )
-            for row in rows:
-                out[int(row[0])] = tuple(row[1:])
+        sql = (
+            "SELECT article_id, saved, read, note, saved_at, read_at FROM reading_state"
+            " WHERE user_id = ? AND article_id IN ({ids})"
+        )
+        for row in select_in(self.conn, sql, ids, before=[user]):
+            out[int(row[0])] = tuple(row[1:])
         return out
 
     def set_saved(self, ids: Sequence[int], saved: bool, *, when: datetime, user: int = LOCAL_USER) -> None:
@@ -885,11 +870,10 @@ class Store:
     def titles(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
         """(title, source name) per article id."""
         out: dict[int, tuple[str, str]] = {}
-        for chunk in _chunks(list(ids), 500):
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT id, title, source_name FROM articles WHERE id IN ({marks})"
-            for row in self.conn.execute(sql, chunk):
-                out[row[0]] = (row[1], row[2])
+        for row in select_in(
+            self.conn, "SELECT id, title, source_name FROM articles WHERE id IN ({ids})", list(ids)
+        ):
+            out[row[0]] = (row[1], row[2])
         return out
 
     def save_passages(self, model: str, items: Iterable[tuple[int, Sequence[tuple[str, bytes]]]]) -> None:
@@ -910,15 +894,12 @@ class Store:
     def load_passages(self, model: str, ids: Sequence[int]) -> dict[int, list[tuple[str, bytes]]]:
         """The stored (text, vector) passages of ``model`` per article id, in article order."""
         out: dict[int, list[tuple[str, bytes]]] = {}
-        for chunk in _chunks(list(ids), 500):
-            marks = ",".join("?" * len(chunk))
-            rows = self.conn.execute(
-                f"SELECT article_id, text, vec FROM passages WHERE article_id IN ({marks}) AND model = ?"
-                " ORDER BY article_id, seq",
-                [*chunk, model],
-            )
-            for aid, text, vec in rows:
-                out.setdefault(aid, []).append((text, vec))
+        sql = (
+            "SELECT article_id, text, vec FROM passages WHERE article_id IN ({ids}) AND model = ?"
+            " ORDER BY article_id, seq"
+        )
+        for aid, text, vec in select_in(self.conn, sql, ids, after=[model]):
+            out.setdefault(aid, []).append((text, vec))
         return out
 
     # -- meta ----------------------------------------------------------------------------
@@ -961,11 +942,6 @@ def _split_sql(script: str) -> list[str]:
 def _dicts(cursor: sqlite3.Cursor) -> list[dict[str, object]]:
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _opt_int(value: object) -> int | None:

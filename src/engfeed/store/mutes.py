@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 from engfeed.rules import MuteRule, RuleError
 from engfeed.store.pages import Database
+from engfeed.store.sql import in_chunks, select_in
 
 #: The reader whose rules apply (the store's one implicit local user).
 USER = 1
@@ -205,9 +206,7 @@ class MutesPart:
                 continue  # left for a later pass
             done.append(int(aid))
             found.extend((rid, int(aid)) for rid in matched)
-        for start in range(0, len(done), 500):
-            chunk = done[start : start + 500]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in in_chunks(done):
             conn.execute(f"DELETE FROM mute_matches WHERE article_id IN ({marks})", chunk)
             conn.execute(f"UPDATE articles SET mutes_checked = 1 WHERE id IN ({marks})", chunk)
         conn.executemany("INSERT OR IGNORE INTO mute_matches(rule_id, article_id) VALUES (?, ?)", found)
@@ -216,16 +215,12 @@ class MutesPart:
     def muted_by(self, ids: Sequence[int], user: int = USER) -> dict[int, list[int]]:
         """For the muted ones among ``ids``: the ids of the rules that hide each."""
         out: dict[int, list[int]] = {}
-        for start in range(0, len(ids), 500):
-            chunk = list(ids[start : start + 500])
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.conn.execute(
-                f"SELECT a.id, m.id FROM articles a JOIN mute_rules m ON m.user_id = ? AND {_RULE_MATCHES}"
-                f" WHERE a.id IN ({marks}) AND {_NOT_SAVED} ORDER BY m.id",
-                [user, *chunk, user],
-            )
-            for aid, rid in rows:
-                out.setdefault(int(aid), []).append(int(rid))
+        sql = (
+            f"SELECT a.id, m.id FROM articles a JOIN mute_rules m ON m.user_id = ? AND {_RULE_MATCHES}"
+            f" WHERE a.id IN ({{ids}}) AND {_NOT_SAVED} ORDER BY m.id"
+        )
+        for aid, rid in select_in(self._db.conn, sql, ids, before=[user], after=[user]):
+            out.setdefault(int(aid), []).append(int(rid))
         return out
 
     @staticmethod

@@ -22,6 +22,7 @@ from typing import Protocol
 
 from engfeed.extract import TEASER_WORDS
 from engfeed.robots import RobotsRules
+from engfeed.store.sql import select_in
 from engfeed.text import html_to_text, make_excerpt
 
 
@@ -117,11 +118,8 @@ class PagesPart:
     def targets(self, article_ids: list[int]) -> list[PageTarget]:
         """These articles as fetch targets (asked for by id: whatever their state)."""
         found: dict[int, PageTarget] = {}
-        for start in range(0, len(article_ids), 500):
-            chunk = article_ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self._db.conn.execute(f"{_TARGET} WHERE a.id IN ({marks})", chunk):
-                found[int(row[0])] = _target(row)
+        for row in select_in(self._db.conn, _TARGET + " WHERE a.id IN ({ids})", article_ids):
+            found[int(row[0])] = _target(row)
         return [found[i] for i in article_ids if i in found]
 
     def record(self, article_id: int, page: PageRecord, *, now: datetime) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from engfeed.store.pages import BODY_WORDS, Database
+from engfeed.store.sql import select_in
 
 
 class SummariesPart:
@@ -44,14 +45,10 @@ class SummariesPart:
     def get_many(self, article_ids: list[int], method: str) -> dict[int, str]:
         """Stored summaries (JSON) of many articles at once, made by ``method``."""
         found: dict[int, str] = {}
-        for start in range(0, len(article_ids), 500):
-            chunk = article_ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.conn.execute(
-                f"SELECT article_id, data FROM summaries WHERE method = ? AND article_id IN ({marks})",
-                [method, *chunk],
-            )
-            found.update((int(aid), str(data)) for aid, data in rows)
+        sql = "SELECT article_id, data FROM summaries WHERE method = ? AND article_id IN ({ids})"
+        found.update(
+            (int(aid), str(data)) for aid, data in select_in(self._db.conn, sql, article_ids, before=[method])
+        )
         return found
 
     def save(self, article_id: int, text_hash: str, method: str, data: str, *, now: datetime) -> None:
