@@ -23,8 +23,9 @@ between two batchings). Documents are therefore embedded **one text per call**, 
 no padding either, on ``threads`` worker threads that share one single-threaded session
 (ORT releases the GIL while it runs). Every vector depends only on its own text. Measured on
 2 cores over 1,438 corpus texts (documents and passages): reference model in padded,
-length-sorted batches on 2 intra-op threads 8.1 s; this path 3.5 s (2.3x). The relevance
-harness's figures for both are in ``bench/relevance/embedders.py``.
+length-sorted batches on 2 intra-op threads 8.1 s; this path 3.5 s (2.3x); on the whole
+relevance corpus 2.56x, at the same nDCG@10 (hybrid +0.006, CI -0.003..+0.016; see
+``bench/relevance/embedders.py``).
 
 ``fast_documents=False`` keeps the reference model for documents (length-sorted padded
 batches, see ``embed``); ``fast_queries=False`` does the same for queries. The two kinds of
