@@ -14,7 +14,7 @@ from engfeed.web.render import eta
 from feedgen import rss
 from test_web import client_for
 
-ARTICLES = 70  # more than two embedding batches (search.EMBED_BATCH = 32)
+ARTICLES = 70  # more than two embedding batches (SearchTuning.embed_batch = 32)
 
 
 @pytest.fixture

@@ -325,6 +325,28 @@ def test_a_corrupt_cached_query_model_is_rebuilt(tmp_path: Path) -> None:
     assert e._query_runner() is not e._ensure_loaded()[0]
 
 
+def test_a_corrupt_fast_model_in_a_read_only_cache_is_built_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    e = MiniLMEmbedder(cache_dir=tmp_path)
+    e.query_model_path.write_bytes(b"not an onnx model")
+
+    cached, real_unlink = e.query_model_path, Path.unlink
+
+    def read_only(self: Path, missing_ok: bool = False) -> None:
+        if self == cached:  # the cache is read-only; temporary directories are not
+            raise PermissionError(13, "Read-only file system", str(self))
+        real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", read_only)
+    with caplog.at_level("WARNING", logger="engfeed.embed"):
+        v = e.embed([PASSAGE])[0]
+    assert "unavailable" not in caplog.text
+    assert e._fast_session is not None and e._session is None  # the fast build, made in a temp dir
+    monkeypatch.undo()
+    np.testing.assert_allclose(v, MiniLMEmbedder().embed([PASSAGE])[0], atol=1e-6)
+
+
 def test_fast_queries_and_documents_can_be_turned_off(tmp_path: Path) -> None:
     e = MiniLMEmbedder(fast_queries=False, fast_documents=False, cache_dir=tmp_path)
     np.testing.assert_allclose(e.embed_query("tail latency"), e.embed(["tail latency"])[0], atol=1e-6)

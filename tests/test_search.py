@@ -511,6 +511,45 @@ def test_documents_first_then_passages(tmp_path: Path, embedder) -> None:  # typ
     store.close()
 
 
+def test_an_article_that_shrinks_to_one_passage_loses_its_old_passages(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    store, ids = _build(tmp_path / "shrink.db")
+    engine = SearchEngine(store, embedder)
+    engine.index_pending()
+    aid = ids["observability"]
+    assert store.load_passages(embedder.name, [aid])
+    art = store.articles_by_ids([aid], full=True)[aid]
+    with store.transaction() as tx:
+        store.upsert_articles([replace(art, excerpt="Now a short note.", text="")], source_id=None, conn=tx)
+    assert engine.reembed([aid]) == 1
+    assert store.load_passages(embedder.name, [aid]) == {}  # nothing of the old text is left
+    hit = next(h for h in engine.search("flame graphs CPU", limit=20) if h.article.uid == "observability")
+    assert "flame" not in hit.context
+    store.close()
+
+
+def test_a_second_pass_that_read_an_older_text_keeps_the_newer_mark(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    # Two processes: one embeds passages of the old text while the other stores a new text
+    # and marks the article again. The stale passages must not clear the newer mark.
+    store, ids = _build(tmp_path / "race.db")
+    engine = SearchEngine(store, embedder)
+    engine.embed_missing()
+    aid = ids["observability"]
+    model = embedder.name
+    tokens = store.pending_passages(model)
+    old = store.bodies([aid])[aid]
+    engine.embed_documents([aid])  # "the other process": a new first pass, a new token
+    assert store.pending_passages(model)[aid] != tokens[aid]
+    stale = [(aid, [(p, to_blob(np.ones(384, dtype=np.float32) / 384**0.5)) for p in passages_of(*old)])]
+    store.save_passages(model, stale, pending=tokens)
+    assert store.ids_pending_passages(model) == sorted(store.pending_passages(model))
+    assert aid in store.pending_passages(model)  # still pending ...
+    assert aid not in store.load_passages(model, [aid])  # ... and the stale passages were not stored
+    engine.embed_pending_passages()
+    assert store.pending_passages(model) == {}
+    assert store.load_passages(model, [aid])[aid]
+    store.close()
+
+
 def test_feed_labels_angles_between_the_two_passes(tmp_path: Path) -> None:
     from engfeed.feed import Feed
 
@@ -673,6 +712,17 @@ def test_broad_or_fallback_is_bounded(tmp_path: Path) -> None:
     assert store.fts_search_bounded(expr, ArticleFilter(), limit=50, max_steps=1000) is None
     assert store.conn.execute("SELECT 1").fetchone() == (1,)  # handler removed, connection fine
     # In search: AND finds one article, the broad OR is abandoned, the AND hit still ranks.
+    # With a mute rule the budget can also run out after FTS5 (in the muted-articles lookup):
+    # still an abandoned OR, never an sqlite3 error.
+    from engfeed.rules import MuteRule
+
+    store.mutes.add(MuteRule("source", "Nobody"), None, now=NOW)
+    for steps in range(1000, 200_000, 3000):
+        assert store.fts_search_bounded(expr, ArticleFilter(), limit=50, max_steps=steps, window=2000) in (
+            None,
+            store.fts_search(expr, ArticleFilter(), limit=50, window=2000),
+        )
+        SearchEngine(store, None, tuning=SearchTuning(or_max_steps=steps)).search("zyzzyva alpha")
     engine = SearchEngine(store, None, tuning=SearchTuning(or_max_steps=1000))
     assert uids(engine.search("zyzzyva alpha"))[:1] == ["rare"]
     engine = SearchEngine(store, None, tuning=SearchTuning(or_max_steps=10**9))

@@ -957,7 +957,7 @@ class Progress:
             return
         width = 30
         filled = int(width * done / total)
-        self.stream.write(f"\r{stage:<7} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        self.stream.write(f"\r{stage:<8} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
         self.stream.flush()
         self.shown = True
 

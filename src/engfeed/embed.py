@@ -384,9 +384,13 @@ class MiniLMEmbedder:
                 return self._open_fast(dst)
             except Exception as exc:
                 if attempt == 1 and dst.is_file():
-                    log.info("rebuilding the fast model %s (%s)", dst, exc)
-                    dst.unlink(missing_ok=True)
-                    continue
+                    try:
+                        dst.unlink(missing_ok=True)
+                    except OSError:  # a read-only cache: build in a temporary directory below
+                        pass
+                    else:
+                        log.info("rebuilding the fast model %s (%s)", dst, exc)
+                        continue
                 if attempt == 1:  # the cache may be read-only or full: build it in a temp dir
                     try:
                         with tempfile.TemporaryDirectory(prefix="engfeed-model-") as tmp:

@@ -227,7 +227,8 @@ class SearchEngine:
         if self.embedder is None:
             return 0
         model = self.embedder.name
-        ids = self.store.ids_pending_passages(model)
+        tokens = self.store.pending_passages(model)  # read before the texts: see save_passages
+        ids = list(tokens)
         total, done = len(ids), 0
         for start in range(0, total, self.tuning.embed_batch):
             batch = ids[start : start + self.tuning.embed_batch]
@@ -241,7 +242,7 @@ class SearchEngine:
             for aid, ps in zip(present, passages, strict=True):
                 items.append((aid, [(p, to_blob(vecs[offset + j])) for j, p in enumerate(ps)]))
                 offset += len(ps)
-            self.store.save_passages(model, items)
+            self.store.save_passages(model, items, pending=tokens)
             done += len(batch)
             if progress is not None:
                 progress(done, total)

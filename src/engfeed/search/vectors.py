@@ -161,11 +161,8 @@ def release_freed_memory() -> None:
 
 @lru_cache(maxsize=1)
 def _malloc_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
-    if not name:
-        return None
-    try:
-        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
+    try:  # the C library this process already uses; find_library may not know it
+        trim: Callable[[int], int] = ctypes.CDLL(ctypes.util.find_library("c") or None).malloc_trim
     except (OSError, AttributeError):  # not glibc (musl, macOS)
         return None
     return trim

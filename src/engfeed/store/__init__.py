@@ -16,7 +16,7 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -592,25 +592,38 @@ class Store:
 
     def save_document_vectors(self, model: str, items: Iterable[tuple[int, bytes, bool]]) -> None:
         """Store ``(article id, vector, passages to come)``: the first of the two embedding
-        passes. An article whose passages are to come loses its old ones here (they belong
-        to its old text or model) and is listed by :meth:`ids_pending_passages` until
-        :meth:`save_passages` stores the new ones."""
-        rows = [(aid, model, blob, int(pending)) for aid, blob, pending in items]
+        passes. Every article loses its old passages here (they belong to its old text or
+        model); one whose passages are to come is listed by :meth:`pending_passages`, with a
+        fresh token, until :meth:`save_passages` stores the new ones."""
+        items = list(items)
         with self.transaction() as tx:
+            # Tokens unique within the store (taken under its write lock): a second pass that
+            # read an older text never clears a newer mark (see save_passages).
+            token = int(tx.execute("SELECT coalesce(max(passages_pending), 0) FROM embeddings").fetchone()[0])
+            rows = []
+            for aid, blob, pending in items:
+                token += 1 if pending else 0
+                rows.append((aid, model, blob, token if pending else 0))
             tx.executemany(
                 "INSERT OR REPLACE INTO embeddings(article_id, model, vec, passages_pending)"
                 " VALUES (?, ?, ?, ?)",
                 rows,
             )
-            tx.executemany("DELETE FROM passages WHERE article_id = ?", [(r[0],) for r in rows if r[3]])
+            tx.executemany("DELETE FROM passages WHERE article_id = ?", [(r[0],) for r in rows])
 
-    def ids_pending_passages(self, model: str) -> list[int]:
-        """Articles with a document vector of ``model`` whose passages are still to be embedded."""
+    def pending_passages(self, model: str) -> dict[int, int]:
+        """{article id: token} of the articles with a document vector of ``model`` whose
+        passages are still to be embedded (read the token before the text)."""
         rows = self.conn.execute(
-            "SELECT article_id FROM embeddings WHERE model = ? AND passages_pending = 1 ORDER BY article_id",
+            "SELECT article_id, passages_pending FROM embeddings"
+            " WHERE model = ? AND passages_pending != 0 ORDER BY article_id",
             (model,),
         )
-        return [r[0] for r in rows]
+        return {int(r[0]): int(r[1]) for r in rows}
+
+    def ids_pending_passages(self, model: str) -> list[int]:
+        """The article ids of :meth:`pending_passages`, in id order."""
+        return list(self.pending_passages(model))
 
     def load_vectors(self, model: str) -> tuple[list[int], list[bytes]]:
         ids: list[int] = []
@@ -860,10 +873,12 @@ class Store:
         conn.set_progress_handler(progress, 1000)
         try:
             return self.fts_search(match, flt, limit=limit, window=window)
-        except QueryError:
+        except (QueryError, sqlite3.OperationalError) as exc:  # the latter: interrupted outside FTS
             if calls > budget:
                 return None
-            raise
+            if isinstance(exc, QueryError):
+                raise
+            raise QueryError(f"full-text query failed: {exc}") from exc
         finally:
             conn.set_progress_handler(None, 1000)
 
@@ -876,11 +891,27 @@ class Store:
             out[row[0]] = (row[1], row[2])
         return out
 
-    def save_passages(self, model: str, items: Iterable[tuple[int, Sequence[tuple[str, bytes]]]]) -> None:
+    def save_passages(
+        self,
+        model: str,
+        items: Iterable[tuple[int, Sequence[tuple[str, bytes]]]],
+        *,
+        pending: Mapping[int, int] | None = None,
+    ) -> None:
         """Replace the (text, vector) passages of the given articles; they are no longer
-        pending (see :meth:`save_document_vectors`)."""
+        pending (see :meth:`save_document_vectors`). With ``pending`` (the tokens read
+        before the texts), an article marked again since, because another process stored a
+        newer text, is left alone: its newer mark stays for the next second pass."""
         with self.transaction() as tx:
             for aid, passages in items:
+                if pending is not None:
+                    still = tx.execute(
+                        "UPDATE embeddings SET passages_pending = 0"
+                        " WHERE article_id = ? AND model = ? AND passages_pending = ?",
+                        (aid, model, pending[aid]),
+                    )
+                    if still.rowcount == 0:
+                        continue
                 tx.execute("DELETE FROM passages WHERE article_id = ?", (aid,))
                 tx.executemany(
                     "INSERT INTO passages(article_id, seq, model, text, vec) VALUES (?, ?, ?, ?, ?)",

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from engfeed.errors import EngfeedError
+from engfeed.errors import ConfigError, EngfeedError
 from engfeed.web.params import local_path
 from engfeed.web.responses import JSONResponse, json_error, json_object
 from engfeed.web.security import CSRF_FIELD, same_origin
@@ -73,6 +73,8 @@ class AnglePages:
             return json_error(404, "no such article", "uid")
         try:
             found = await self.site.in_thread(partial(self.feed.explain_angles, uid))
+        except ConfigError as exc:  # e.g. a broken model install: the server's problem, not the id's
+            return json_error(503, str(exc))
         except EngfeedError:
             return json_error(404, "no such article", "uid")
         return JSONResponse({"id": uid, "angles": [e.to_json() for e in found]})
