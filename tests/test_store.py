@@ -260,3 +260,24 @@ def test_in_lists_are_chunked_with_parameters_on_both_sides() -> None:
     assert sorted(r[0] for r in rows) == [i for i in ids if i % 2 and i > 10]
     assert list(select_in(conn, "SELECT id FROM t WHERE id IN ({ids})", [])) == []
     conn.close()
+
+
+def test_migration_0011_turns_pending_marks_into_tokens(tmp_path: Path) -> None:
+    # A store that was at version 10: marks were 1, and there was no token counter.
+    store = Store(tmp_path / "old.db")
+    with store.transaction() as tx:
+        ids = store.upsert_articles([art("a", "One"), art("b", "Two")], source_id=None, conn=tx).new
+    store.save_document_vectors("m", [(ids[0], b"\x00" * 8, True), (ids[1], b"\x00" * 8, False)])
+    with store.transaction() as tx:
+        tx.execute("UPDATE embeddings SET passages_pending = 1 WHERE passages_pending != 0")
+        tx.execute("DELETE FROM meta WHERE key = 'passages.token'")
+        tx.execute("DROP INDEX embeddings_passages_pending")
+        tx.execute("CREATE INDEX embeddings_passages_pending ON embeddings(model) WHERE passages_pending = 1")
+        tx.execute("DELETE FROM schema_migrations WHERE version >= 11")
+    store.close()
+    store = Store(tmp_path / "old.db")
+    assert store.pending_passages("m") == {ids[0]: ids[0]}
+    assert int(store.get_meta("passages.token") or 0) >= max(ids)
+    store.save_document_vectors("m", [(ids[1], b"\x00" * 8, True)])  # a new mark: a new, larger token
+    assert store.pending_passages("m")[ids[1]] > max(ids)
+    store.close()

@@ -66,6 +66,8 @@ class UpsertResult:
 #: Seconds between the publish times of a post and its mirror (see ``upsert_articles``):
 #: a re-post under a fixed slug moves by minutes.
 MIRROR_WINDOW = 3600
+#: The meta key of the counter that numbers "passages pending" marks (see save_document_vectors).
+_PASSAGE_TOKEN = "passages.token"
 
 
 def _mirrored(conn: sqlite3.Connection, art: Article) -> int | None:
@@ -597,13 +599,15 @@ class Store:
         fresh token, until :meth:`save_passages` stores the new ones."""
         items = list(items)
         with self.transaction() as tx:
-            # Tokens unique within the store (taken under its write lock): a second pass that
-            # read an older text never clears a newer mark (see save_passages).
-            token = int(tx.execute("SELECT coalesce(max(passages_pending), 0) FROM embeddings").fetchone()[0])
+            # Tokens from a counter in meta, taken under the store's write lock: never reused,
+            # so a second pass that read an older text never clears a newer mark (save_passages).
+            row = tx.execute("SELECT value FROM meta WHERE key = ?", (_PASSAGE_TOKEN,)).fetchone()
+            token = int(row[0]) if row is not None else 0
             rows = []
             for aid, blob, pending in items:
                 token += 1 if pending else 0
                 rows.append((aid, model, blob, token if pending else 0))
+            tx.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (_PASSAGE_TOKEN, str(token)))
             tx.executemany(
                 "INSERT OR REPLACE INTO embeddings(article_id, model, vec, passages_pending)"
                 " VALUES (?, ?, ?, ?)",
