@@ -218,7 +218,7 @@ def test_keyword_queries(built, query: str, expected: set[str]) -> None:  # type
     engine, _ = built
     hits = engine.search(query, limit=5)
     assert uids(hits)[0] in expected
-    assert hits[0].why["bm25_rank"] is not None
+    assert hits[0].why.bm25_rank is not None
 
 
 def test_lexical_side_on_a_worker_ranks_the_same(built, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
@@ -244,9 +244,9 @@ def test_scores_descend_and_why_has_keys(built) -> None:  # type: ignore[no-unty
     scores = [h.score for h in hits]
     assert scores == sorted(scores, reverse=True)
     for h in hits:
-        assert set(h.why) == {"bm25_rank", "dense_rank", "bm25", "dense", "recency", "fused"}
-        assert h.why["fused"] == pytest.approx(h.score, abs=1e-5)
-        assert 0.0 <= float(h.why["recency"] or 0) <= 1.0
+        assert set(h.why.to_json()) == {"bm25_rank", "dense_rank", "bm25", "dense", "recency", "fused"}
+        assert h.why.fused == pytest.approx(h.score, abs=1e-5)
+        assert 0.0 <= float(h.why.recency or 0) <= 1.0
 
 
 def test_source_filter_applies_before_ranking(built) -> None:  # type: ignore[no-untyped-def]
@@ -276,7 +276,7 @@ def test_empty_query_is_recency_order(built) -> None:  # type: ignore[no-untyped
         dates = [h.article.published for h in hits]
         assert len(hits) == len(ARTICLES)
         assert dates == sorted(dates, reverse=True)
-        assert hits[0].why["recency"] == pytest.approx(hits[0].score)
+        assert hits[0].why.recency == pytest.approx(hits[0].score)
     assert uids(engine.search("", ArticleFilter(sources=("Acme",)), limit=2)) == ["xss", "failover"]
 
 
@@ -339,7 +339,7 @@ def test_related_excludes_itself_and_duplicate_titles(built) -> None:  # type: i
     assert "kafka-copy" not in uids(hits)  # same title: a syndicated copy, not a related read
     titles = [h.article.title for h in hits]
     assert len(titles) == len(set(titles))
-    assert all(h.why["dense"] is not None for h in hits)
+    assert all(h.why.dense is not None for h in hits)
     assert engine.related(10_000_000) == []
 
 
@@ -423,7 +423,7 @@ def test_bm25_only_search(tmp_path_factory: pytest.TempPathFactory) -> None:
     engine = _bm25_engine(tmp_path_factory)
     hits = engine.search("kafka transactions")
     assert uids(hits)[0] in {"kafka", "kafka-copy"}
-    assert all(h.why["dense"] is None for h in hits)
+    assert all(h.why.dense is None for h in hits)
     assert "<mark>" in hits[0].context
     # Concept queries without shared words find nothing lexically, and that is fine.
     assert engine.search("keeping services up when a region fails") is not None
@@ -478,7 +478,7 @@ def test_reembed_replaces_vectors_of_edited_articles(tmp_path: Path, embedder) -
     assert engine.reembed(written.updated) == 1
     top = engine.search(query, limit=1)[0]
     assert top.article.uid == "billing"
-    assert top.why["dense_rank"] == 1
+    assert top.why.dense_rank == 1
     store.close()
 
 
@@ -745,11 +745,33 @@ def test_feed_reembeds_articles_updated_in_place(tmp_path: Path) -> None:
     doc = {"version": "https://jsonfeed.org/version/1.1", "title": "X", "items": [item]}
     path.write_text(json.dumps(doc))
     feed.import_paths([path])
-    before = feed.search("multi-region failover for high availability", limit=1)[0].why["dense"]
+    before = feed.search("multi-region failover for high availability", limit=1)[0].why.dense
     item["title"] = "Active-active failover across regions"
     item["content_text"] = "When a region fails, traffic fails over to the healthy region within seconds."
     path.write_text(json.dumps(doc))
     assert feed.import_paths([path]).total("updated") == 1
-    after = feed.search("multi-region failover for high availability", limit=1)[0].why["dense"]
+    after = feed.search("multi-region failover for high availability", limit=1)[0].why.dense
     assert isinstance(before, float) and isinstance(after, float) and after > before + 0.1
     feed.close()
+
+
+def test_score_breakdown_publishes_the_same_json_shape() -> None:
+    from engfeed.models import ScoreBreakdown
+
+    why = ScoreBreakdown.of(bm25_rank=3, dense=0.12345678, recency=0.5, fused=0.98765432)
+    assert why.to_json() == {
+        "bm25_rank": 3,
+        "dense_rank": None,
+        "bm25": None,
+        "dense": 0.123457,
+        "recency": 0.5,
+        "fused": 0.987654,
+    }
+    assert list(ScoreBreakdown().to_json()) == [
+        "bm25_rank",
+        "dense_rank",
+        "bm25",
+        "dense",
+        "recency",
+        "fused",
+    ]

@@ -137,17 +137,66 @@ class ParsedFeed:
 
 
 @dataclass(frozen=True, slots=True)
+class ScoreBreakdown:
+    """Why a hit ranks where it does (the ``why`` of the JSON API and the page's "Why").
+
+    Each side's rank and raw score are None when that side did not find the article:
+    ``bm25`` is BM25 (higher is better), ``dense`` the cosine of the document vector (with
+    the passage lift), ``recency`` the prior in 0..1, and ``fused`` the score it is ranked by.
+    Scores are rounded to 6 decimals, as published."""
+
+    bm25_rank: int | None = None
+    dense_rank: int | None = None
+    bm25: float | None = None
+    dense: float | None = None
+    recency: float = 0.0
+    fused: float = 0.0
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        bm25_rank: int | None = None,
+        dense_rank: int | None = None,
+        bm25: float | None = None,
+        dense: float | None = None,
+        recency: float = 0.0,
+        fused: float = 0.0,
+    ) -> ScoreBreakdown:
+        """A breakdown with its scores rounded as published."""
+        return cls(
+            bm25_rank,
+            dense_rank,
+            None if bm25 is None else round(bm25, 6),
+            None if dense is None else round(dense, 6),
+            round(recency, 6),
+            round(fused, 6),
+        )
+
+    def to_json(self) -> dict[str, float | int | None]:
+        """The public JSON shape (keys in this order; unchanged since the first release)."""
+        return {
+            "bm25_rank": self.bm25_rank,
+            "dense_rank": self.dense_rank,
+            "bm25": self.bm25,
+            "dense": self.dense,
+            "recency": self.recency,
+            "fused": self.fused,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class SearchHit:
     """An article found by a query, with what makes the ranking explainable."""
 
     article: Article
     score: float
     context: str = ""  # the passage most related to the query, terms marked with <mark>
-    why: dict[str, float | int | None] = field(default_factory=dict)
+    why: ScoreBreakdown = field(default_factory=ScoreBreakdown)
 
     def to_json(self) -> dict[str, object]:
         data = self.article.to_json()
-        data.update({"score": round(self.score, 6), "context": self.context, "why": self.why})
+        data.update({"score": round(self.score, 6), "context": self.context, "why": self.why.to_json()})
         return data
 
 

@@ -11,7 +11,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar
 
 import numpy as np
@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from engfeed.embed import Embedder, stack_blobs, to_blob
 from engfeed.errors import QueryError
-from engfeed.models import SearchHit
+from engfeed.models import ScoreBreakdown, SearchHit
 from engfeed.query import fts_match, query_terms
 from engfeed.search.highlight import clip, last_possible_match, mark, overlap, usable_stems
 from engfeed.search.passages import (
@@ -112,7 +112,7 @@ DEFAULT_FUSION = Fusion()
 @dataclass(slots=True)
 class _Ranking:
     ids: list[int]
-    why: list[dict[str, float | int | None]]
+    why: list[ScoreBreakdown]
     qvec: Vector | None
     terms: list[str]
     passages: dict[int, list[tuple[str, bytes]]] | None = None  # None: not loaded
@@ -340,10 +340,10 @@ class SearchEngine:
     # -- ranking -----------------------------------------------------------------------------
     def rank(
         self, query: str, flt: ArticleFilter = ArticleFilter(), *, limit: int = 20, mode: Mode = "hybrid"
-    ) -> list[tuple[int, float, dict[str, float | int | None]]]:
+    ) -> list[tuple[int, float, ScoreBreakdown]]:
         """Ranked ``(article id, score, why)`` without loading articles or contexts."""
         ranking = self._rank(query, flt, limit=limit, mode=mode)
-        return [(i, float(w["fused"] or 0.0), w) for i, w in zip(ranking.ids, ranking.why, strict=True)]
+        return [(i, w.fused, w) for i, w in zip(ranking.ids, ranking.why, strict=True)]
 
     def _rank(self, query: str, flt: ArticleFilter, *, limit: int, mode: Mode) -> _Ranking:
         fz = self.fusion
@@ -445,15 +445,15 @@ class SearchEngine:
             scored.append((fused, aid, (b, d, rec)))
         scored.sort(key=lambda t: (-t[0], -t[1]))
         chosen = self._distinct(scored, limit)
-        whys: list[dict[str, float | int | None]] = [
-            {
-                "bm25_rank": bm25_rank.get(aid),
-                "dense_rank": dense_rank.get(aid),
-                "bm25": None if b is None else round(b, 6),
-                "dense": None if d is None else round(d, 6),
-                "recency": round(rec, 6),
-                "fused": round(fused, 6),
-            }
+        whys = [
+            ScoreBreakdown.of(
+                bm25_rank=bm25_rank.get(aid),
+                dense_rank=dense_rank.get(aid),
+                bm25=b,
+                dense=d,
+                recency=rec,
+                fused=fused,
+            )
             for fused, aid, (b, d, rec) in chosen
         ]
         return _Ranking([a for _, a, _ in chosen], whys, qvec, terms, passages)
@@ -525,15 +525,7 @@ class SearchEngine:
         for art in articles:
             age = max(0.0, now - art.published.timestamp())
             r = math.exp(-age * math.log(2) / half_life)
-            why: dict[str, float | int | None] = {
-                "bm25_rank": None,
-                "dense_rank": None,
-                "bm25": None,
-                "dense": None,
-                "recency": round(r, 6),
-                "fused": round(r, 6),
-            }
-            hits.append(SearchHit(art, r, "", why))
+            hits.append(SearchHit(art, r, "", ScoreBreakdown.of(recency=r, fused=r)))
         return hits
 
     def _hits(self, ranking: _Ranking) -> list[SearchHit]:
@@ -546,7 +538,7 @@ class SearchEngine:
             art = articles.get(aid)
             if art is None:  # deleted since ranking
                 continue
-            hits.append(SearchHit(art, float(why["fused"] or 0.0), contexts.get(aid, ""), why))
+            hits.append(SearchHit(art, why.fused, contexts.get(aid, ""), why))
         return hits
 
     def related(self, article_id: int, *, limit: int = 10) -> list[SearchHit]:
@@ -563,7 +555,7 @@ class SearchEngine:
             rows = rows_of(view.ids, np.asarray([article_id], dtype=np.int64))
             if len(rows):
                 vec = view.row(int(rows[0]))
-        pairs: list[tuple[int, dict[str, float | int | None]]] = []
+        pairs: list[tuple[int, ScoreBreakdown]] = []
         if vec is None or view is None:
             ranking = self._rank(title, ArticleFilter(), limit=limit + 20, mode="bm25")
             pairs = list(zip(ranking.ids, ranking.why, strict=True))
@@ -572,22 +564,14 @@ class SearchEngine:
             for r, (aid, s) in enumerate(
                 zip(view.ids[top_rows].tolist(), top_scores.tolist(), strict=True), 1
             ):
-                why: dict[str, float | int | None] = {
-                    "bm25_rank": None,
-                    "dense_rank": r,
-                    "bm25": None,
-                    "dense": round(s, 6),
-                    "recency": 0.0,
-                    "fused": round(s, 6),
-                }
-                pairs.append((aid, why))
+                pairs.append((aid, ScoreBreakdown.of(dense_rank=r, dense=s, fused=s)))
         candidates = [aid for aid, _ in pairs if aid != article_id]
         titles = {i: title_key(t[0]) for i, t in self.store.titles(candidates).items()}
         if self.store.mutes.active():  # the reader's mute rules hide related articles too
             muted = self.store.mutes.muted_by(candidates)
             titles = {i: t for i, t in titles.items() if i not in muted}
         seen = {own}
-        chosen: list[tuple[int, dict[str, float | int | None]]] = []
+        chosen: list[tuple[int, ScoreBreakdown]] = []
         for aid, why in pairs:
             t = titles.get(aid)
             if aid == article_id or t is None or t in seen:
@@ -597,9 +581,8 @@ class SearchEngine:
             if len(chosen) >= limit:
                 break
         recency = self._recency([a for a, _ in chosen], time.time())
-        for aid, why in chosen:
-            why["recency"] = round(recency.get(aid, 0.0), 6)
-        return self._hits(_Ranking([a for a, _ in chosen], [w for _, w in chosen], vec, query_terms(title)))
+        whys = [replace(w, recency=round(recency.get(aid, 0.0), 6)) for aid, w in chosen]
+        return self._hits(_Ranking([a for a, _ in chosen], whys, vec, query_terms(title)))
 
     # -- contexts -----------------------------------------------------------------------------
     @staticmethod

@@ -155,7 +155,7 @@ def make_card(
         company_href=company_href,
         angle_line=angle_line,
         context=hit.context if hit else "",
-        why=dict(hit.why) if hit else {},
+        why=hit.why.to_json() if hit else {},
         score=hit.score if hit else None,
     )
 
