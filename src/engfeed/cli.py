@@ -19,9 +19,8 @@ from typing import TextIO
 from engfeed import __version__, config
 from engfeed.errors import ConfigError, EngfeedError
 from engfeed.feed import Feed, IngestReport, SourceReport, TextReport
-from engfeed.models import Article, SearchHit
+from engfeed.models import Article, ArticleFilter, SearchHit
 from engfeed.parse import EARLIEST_DATE
-from engfeed.store import ArticleFilter
 from engfeed.text import clean_text, terminal_safe
 from engfeed.urls import redact_credentials
 

@@ -13,6 +13,22 @@ from engfeed.urls import redact_credentials
 
 
 @dataclass(frozen=True, slots=True)
+class ArticleFilter:
+    """Filters applied *before* ranking, shared by listing, search and output feeds.
+
+    Plain data: the store turns it into SQL (``Store.filter_sql``); the web layer and the
+    CLI build it without importing the store."""
+
+    sources: tuple[str, ...] = ()
+    angle: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    state: str | None = None  # "unread" or "saved" (the local reader's)
+    #: Also the articles the reader's mute rules hide (engfeed.rules); they are marked ``muted``.
+    include_muted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Source:
     """A feed the reader follows, plus its fetch health."""
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from engfeed.errors import EngfeedError, QueryError, StoreError
 from engfeed.extract import is_teaser
-from engfeed.models import AngleMatch, Article, Source
+from engfeed.models import AngleMatch, Article, ArticleFilter, Source
 from engfeed.store.digests import DigestsPart
 from engfeed.store.feedback import FeedbackPart
 from engfeed.store.mutes import MutesPart, muted_sql
@@ -35,23 +35,10 @@ from engfeed.store.summaries import SummariesPart
 from engfeed.text import title_key
 
 SCHEMA_VERSION_TABLE = "schema_migrations"
+__all__ = ["LOCAL_USER", "ArticleFilter", "Store", "UpsertResult"]  # ArticleFilter: from engfeed.models
+
 #: The one implicit reader until there are accounts (migration 0006 creates it).
 LOCAL_USER = 1
-
-
-@dataclass(frozen=True, slots=True)
-class ArticleFilter:
-    """Filters applied *before* ranking, shared by listing, search and output feeds.
-
-    Plain data: the store turns it into SQL (:meth:`Store.filter_sql`)."""
-
-    sources: tuple[str, ...] = ()
-    angle: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    state: str | None = None  # "unread" or "saved" (the local reader's)
-    #: Also the articles the reader's mute rules hide (engfeed.rules); they are marked ``muted``.
-    include_muted: bool = False
 
 
 @dataclass(slots=True)

@@ -44,9 +44,8 @@ from starlette.staticfiles import StaticFiles
 from engfeed import config
 from engfeed.errors import ConfigError, EngfeedError
 from engfeed.feed import Feed, IngestReport, decode_cursor, encode_cursor
-from engfeed.models import Article, SearchHit, Source
+from engfeed.models import Article, ArticleFilter, SearchHit, Source
 from engfeed.readinglist import MAX_LIST_BYTES, NoteTooLarge
-from engfeed.store import ArticleFilter
 from engfeed.summarize import note_from
 from engfeed.text import clean_text
 from engfeed.web.angles import AnglePages

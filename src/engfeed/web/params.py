@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from starlette.datastructures import QueryParams
 
-from engfeed.store import ArticleFilter
+from engfeed.models import ArticleFilter
 from engfeed.text import clean_text
 
 MAX_QUERY_CHARS = 300
