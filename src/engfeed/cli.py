@@ -386,11 +386,7 @@ def cmd_sources_import(args: argparse.Namespace) -> int:
 
 
 def cmd_sources_export(args: argparse.Namespace) -> int:
-    text = _open_light(args).export_opml()
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    _emit(_open_light(args).export_opml(), args.output)
     return 0
 
 
@@ -623,11 +619,10 @@ def cmd_reading_list(args: argparse.Namespace) -> int:
 
 
 def cmd_reading_list_export(args: argparse.Namespace) -> int:
-    text = _open_light(args).export_reading_list(title=args.title, since=args.since, fmt=args.format)
-    if args.output:
-        _write_atomically(Path(args.output), text)
-    else:
-        sys.stdout.write(text)
+    _emit(
+        _open_light(args).export_reading_list(title=args.title, since=args.since, fmt=args.format),
+        args.output,
+    )
     return 0
 
 
@@ -647,6 +642,14 @@ def cmd_reading_list_import(args: argparse.Namespace) -> int:
             + (f"; skipped {len(report.skipped)}" if report.skipped else "")
         )
     return 0
+
+
+def _emit(text: str, output: str | None) -> None:
+    """An export's text: to ``output`` (written atomically) when given, else to stdout."""
+    if output:
+        _write_atomically(Path(output), text)
+    else:
+        sys.stdout.write(text)
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -823,11 +826,7 @@ def cmd_angles_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_angles_feedback_export(args: argparse.Namespace) -> int:
-    text = _open_light(args).export_feedback()
-    if args.output:
-        _write_atomically(Path(args.output), text)
-    else:
-        sys.stdout.write(text)
+    _emit(_open_light(args).export_feedback(), args.output)
     return 0
 
 

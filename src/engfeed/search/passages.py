@@ -118,10 +118,15 @@ def first_chunks(text: str, *, limit: int | None = None, size: int = PASSAGE_CHA
 
 def passages_of(title: str, excerpt: str, body: str) -> list[str]:
     """The passages embedded for an article: none when its text is a single passage."""
-    found = first_chunks(lead_text(excerpt, body)[: MAX_PASSAGES * PASSAGE_CHARS * 2], limit=MAX_PASSAGES)
+    found = first_chunks(_passage_source(excerpt, body), limit=MAX_PASSAGES)
     return found if len(found) > 1 else []
 
 
 def has_passages(title: str, excerpt: str, body: str) -> bool:
     """``bool(passages_of(...))``, reading no further than the second chunk."""
-    return len(first_chunks(lead_text(excerpt, body)[: MAX_PASSAGES * PASSAGE_CHARS * 2], limit=2)) > 1
+    return len(first_chunks(_passage_source(excerpt, body), limit=2)) > 1
+
+
+def _passage_source(excerpt: str, body: str) -> str:
+    """The text passages are cut from: the lead, no longer than the passages can use."""
+    return lead_text(excerpt, body)[: MAX_PASSAGES * PASSAGE_CHARS * 2]
