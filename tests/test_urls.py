@@ -168,7 +168,10 @@ def http_urls(draw: st.DrawFn, ports: tuple[str, ...] = ("", ":80", ":443", ":80
     params = draw(st.lists(st.tuples(param_names, param_values), max_size=4))
     query = "&".join(f"{k}={v}" for k, v in params)
     fragment = draw(st.sampled_from(["", "#top", "#a/b?c"]))
-    return f"{scheme}://{host}{port}{path}{'?' + query if query else ''}{fragment}"
+    url = f"{scheme}://{host}{port}{path}{'?' + query if query else ''}{fragment}"
+    # Surrounding whitespace is dropped by canonical_url; a test that appends to the URL would
+    # move it inside (``http://a.com/ `` + ``?x=1`` is another path), so none is generated.
+    return url.strip()
 
 
 @given(st.text())
@@ -210,7 +213,6 @@ def test_canonical_url_drops_fragment_and_lowercases_host(url: str) -> None:
 
 @given(http_urls(), tracking, param_values)
 def test_tracking_params_always_removed(url: str, name: str, value: str) -> None:
-    url = url.strip()  # surrounding whitespace is dropped; appended to, it would sit inside the URL
     base, _, fragment = url.partition("#")
     sep = "&" if "?" in base else "?"
     tracked = f"{base}{sep}{name}={value}" + (f"#{fragment}" if fragment else "")
