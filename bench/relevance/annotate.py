@@ -2,6 +2,8 @@
 
     python bench/relevance/annotate.py draw                 # (once) data/angle-set/articles.json
     python bench/relevance/annotate.py show 1 50            # articles 1..50 as annotators see them
+    python bench/relevance/annotate.py draw-extra           # (once) the extra training set, #10001..
+    python bench/relevance/annotate.py merge-extra          # its labels, from the annotators' blocks
     python bench/relevance/annotate.py guidelines           # what annotators read first
     python bench/relevance/annotate.py agreement            # kappa and pairwise F1 of passes A and B
     python bench/relevance/annotate.py baseline             # the bundled labeller against the gold labels
@@ -47,6 +49,9 @@ SET = Path(__file__).resolve().parent / "data" / "angle-set"
 CACHE = ROOT / "bench" / "results" / "angle-set-text.json"
 SIZE = 600
 SEED = 20261130
+EXTRA_SIZE = 900  # the extra training set: half with >= EXTRA_WORDS words of text, half any
+EXTRA_WORDS = 60
+EXTRA_SEED = 20261204
 MAX_WORDS = 1500
 GENERAL_RULES = """General rules (every angle):
 - Give 0, 1 or 2 angles. An angle is given only when the article clearly supports it, and a reader with
@@ -117,11 +122,86 @@ def draw() -> None:
           Counter(a["split"] for a in out))  # fmt: skip
 
 
+def _stratified(pool: list[dict[str, Any]], size: int, rnd: random.Random) -> list[dict[str, Any]]:
+    """``size`` articles of ``pool`` drawn by company, proportional allocation, at least one each."""
+    by_company: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for art in sorted(pool, key=lambda a: a["uid"]):
+        by_company[art["company"]].append(art)
+    quota = {c: max(1, round(size * len(v) / len(pool))) for c, v in by_company.items()}
+    while sum(quota.values()) > size:
+        biggest = max(quota, key=lambda c: (quota[c], c))
+        quota[biggest] -= 1
+    while sum(quota.values()) < size:
+        biggest = max(quota, key=lambda c: (len(by_company[c]) - quota[c], c))
+        quota[biggest] += 1
+    chosen: list[dict[str, Any]] = []
+    for company in sorted(by_company):
+        chosen += rnd.sample(by_company[company], min(quota[company], len(by_company[company])))
+    return chosen
+
+
+def draw_extra() -> None:
+    """An extra *training* set (single annotation pass, never test): EXTRA_SIZE articles not in
+    the judged set nor in ``data/angles.json``, half of them among articles whose feed carried at
+    least EXTRA_WORDS words (most gold angles are there, and they are 14% of the corpus), half
+    among all, each half stratified by company. Numbered from 10001 so ids never clash."""
+    articles = corpus()
+    taken = {a["uid"] for a in json.loads((SET / "articles.json").read_text())["articles"]}
+    old = json.loads((SET.parent / "angles.json").read_text())["articles"]
+    old_urls = {a["url"] for a in old}
+    pool = [a for a in articles.values() if a["uid"] not in taken and a["url"] not in old_urls]
+    rnd = random.Random(EXTRA_SEED)
+    texty = [a for a in pool if len(a["text"].split()) >= EXTRA_WORDS]
+    first = _stratified(texty, EXTRA_SIZE // 2, rnd)
+    firsts = {a["uid"] for a in first}
+    rest = _stratified([a for a in pool if a["uid"] not in firsts], EXTRA_SIZE - len(first), rnd)
+    chosen = first + rest
+    rnd.shuffle(chosen)
+    out = [
+        {"n": 10001 + i, "uid": a["uid"], "url": a["url"], "title": a["title"], "company": a["company"],
+         "feed": a["feed"], "split": "extra"}
+        for i, a in enumerate(chosen)
+    ]  # fmt: skip
+    meta = {"size": len(out), "seed": EXTRA_SEED, "with_text": len(first), "min_words": EXTRA_WORDS}
+    (SET / "extra-articles.json").write_text(
+        json.dumps({"about": meta, "articles": out}, indent=1, ensure_ascii=False)
+    )
+    print(f"drew {len(out)} extra training articles ({len(first)} with >= {EXTRA_WORDS} words)")
+
+
+def all_drawn() -> list[dict[str, Any]]:
+    """The judged set's entries, then the extra training set's (when drawn)."""
+    drawn: list[dict[str, Any]] = json.loads((SET / "articles.json").read_text())["articles"]
+    if (SET / "extra-articles.json").is_file():
+        drawn += json.loads((SET / "extra-articles.json").read_text())["articles"]
+    return drawn
+
+
+def merge_extra() -> None:
+    """Merge the annotators' blocks (``bench/results/extra-labels-*.json``) into
+    ``labels-extra.json``, checking names and that every drawn extra article has a label."""
+    names = {a.name for a in load_angles(None)}
+    merged: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "bench" / "results").glob("extra-labels-*.json")):
+        for key, value in json.loads(path.read_text()).items():
+            bad = set(value) - names
+            if bad or len(value) > 2:
+                raise SystemExit(f"{path.name}: #{key}: {sorted(bad) or value}")
+            merged[str(int(key))] = sorted(value, key=[a.name for a in load_angles(None)].index)
+    drawn = json.loads((SET / "extra-articles.json").read_text())["articles"]
+    missing = [a["n"] for a in drawn if str(a["n"]) not in merged]
+    out = {str(a["n"]): merged[str(a["n"])] for a in drawn if str(a["n"]) in merged}
+    (SET / "labels-extra.json").write_text(json.dumps(out, indent=0) + "\n")
+    with_angle = sum(1 for v in out.values() if v)
+    print(f"{len(out)} extra articles labelled ({with_angle} with an angle); {len(missing)} missing")
+
+
 def texts() -> dict[str, str]:
+    drawn = all_drawn()
     if CACHE.is_file():
         cached: dict[str, str] = json.loads(CACHE.read_text())
-        return cached
-    drawn = json.loads((SET / "articles.json").read_text())["articles"]
+        if all(a["uid"] in cached for a in drawn):
+            return cached
     articles = corpus()
     found = {a["uid"]: articles[a["uid"]]["text"] for a in drawn if a["uid"] in articles}
     CACHE.parent.mkdir(parents=True, exist_ok=True)
@@ -130,7 +210,7 @@ def texts() -> dict[str, str]:
 
 
 def show(first: int, last: int) -> None:
-    drawn = json.loads((SET / "articles.json").read_text())["articles"]
+    drawn = all_drawn()
     text = texts()
     for art in drawn:
         if first <= art["n"] <= last:
@@ -195,9 +275,12 @@ def gold() -> dict[int, set[str]]:
     return out
 
 
-def drawn_articles() -> tuple[list[dict[str, Any]], dict[str, Article]]:
-    """The drawn set's entries and, by public id, their articles as parsed from ../shared."""
-    drawn: list[dict[str, Any]] = json.loads((SET / "articles.json").read_text())["articles"]
+def drawn_articles(*, extra: bool = False) -> tuple[list[dict[str, Any]], dict[str, Article]]:
+    """The drawn set's entries (``extra``: then the extra training set's) and, by public id,
+    their articles as parsed from ../shared."""
+    drawn: list[dict[str, Any]] = (
+        all_drawn() if extra else json.loads((SET / "articles.json").read_text())["articles"]
+    )
     wanted = {a["uid"] for a in drawn}
     chosen: dict[str, Article] = {}
     for path in sorted((SHARED / "feeds").glob("*.xml")) + sorted((SHARED / "feeds-large").glob("*.xml")):
@@ -368,6 +451,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("draw")
+    sub.add_parser("draw-extra")
+    sub.add_parser("merge-extra")
     s = sub.add_parser("show")
     s.add_argument("first", type=int)
     s.add_argument("last", type=int)
@@ -380,6 +465,10 @@ def main() -> int:
     args = ap.parse_args()
     if args.cmd == "draw":
         draw()
+    elif args.cmd == "draw-extra":
+        draw_extra()
+    elif args.cmd == "merge-extra":
+        merge_extra()
     elif args.cmd == "show":
         show(args.first, args.last)
     elif args.cmd == "guidelines":
