@@ -301,6 +301,8 @@ def evaluate_angles(store: Store) -> dict[str, dict[str, float]]:
     out["(micro)"] = _pr(total)
     out["(micro)"]["articles"] = found
     out["(micro)"]["labelled"] = len(raw["articles"])
+    with_angle, articles = store.angle_coverage()
+    out["(corpus)"] = {"articles": articles, "with_angle": round(with_angle / max(1, articles), 4)}
     return out
 
 
@@ -425,10 +427,15 @@ def print_table(result: dict[str, Any], out: Callable[[str], None] = print) -> N
         out(f"Angles ({micro['articles']}/{micro['labelled']} labelled articles found in the store)")
         out(f"{'angle':<36} {'precision':>9} {'recall':>7} {'support':>8} {'predicted':>10}")
         for name, m in angles.items():
+            if name == "(corpus)":
+                continue
             out(
                 f"{name:<36} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['support']:>8}"
                 f" {m['predicted']:>10}"
             )
+        corpus = angles.get("(corpus)")
+        if corpus:
+            out(f"Corpus articles with an angle: {corpus['with_angle']:.1%} of {corpus['articles']}")
     if result.get("angle_set"):
         out("")
         print_set(result["angle_set"], out)

@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from engfeed.angles_feedback import FeedbackModel
+from engfeed.angle_model import AngleHead, AngleModel, Tokens, sigmoid, tokens
+from engfeed.angles_feedback import NEIGHBOUR_LOGIT, NEIGHBOUR_WEIGHT, FeedbackModel
 from engfeed.errors import ConfigError
 from engfeed.models import AngleMatch
 
@@ -60,7 +61,7 @@ Matrix = npt.NDArray[np.float32]
 Progress = Callable[[int, int], None]
 
 #: Bump when the labelling algorithm or its calibration changes: every article re-labels.
-ALGORITHM_VERSION = "1"
+ALGORITHM_VERSION = "2"
 DEFAULT_RESOURCE = "data/angles.toml"
 MAX_ANGLES = 2
 MAX_TERMS = 3
@@ -190,16 +191,19 @@ def _angle_from_table(table: dict[str, Any], where: str) -> Angle:
     )
 
 
-def angles_signature(angles: Sequence[Angle], model_name: str) -> str:
-    """A stable hash of the angle set, the embedding model and the algorithm version.
+def angles_signature(angles: Sequence[Angle], model_name: str, heads: Sequence[str] = ()) -> str:
+    """A stable hash of the angle set, the embedding model, the algorithm version and the
+    learned heads in use (``heads``: their fingerprints).
 
-    Stored with each article's labels: any change to the file (or model) re-labels.
+    Stored with each article's labels: any change to the file, model or heads re-labels.
     """
-    payload = {
+    payload: dict[str, object] = {
         "v": ALGORITHM_VERSION,
         "model": model_name,
         "angles": [[a.name, a.description, list(a.terms), list(a.exclude)] for a in angles],
     }
+    if heads:
+        payload["heads"] = list(heads)
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8"))
     return f"angles-v{ALGORITHM_VERSION}-{digest.hexdigest()[:16]}"
 
@@ -469,6 +473,15 @@ class Judgement:
 
 
 @dataclass(frozen=True, slots=True)
+class Learned:
+    """A learned head's view of one article for one angle (engfeed.angle_model)."""
+
+    logit: float  # before the reader's feedback
+    threshold: float  # the probability the head accepts at
+    words: tuple[str, ...]  # the article's words that count for the angle, strongest first
+
+
+@dataclass(frozen=True, slots=True)
 class AngleExplanation:
     """One angle's decision on one article, as ``angles explain`` shows it."""
 
@@ -478,12 +491,16 @@ class AngleExplanation:
     threshold: float
     terms: tuple[str, ...]
     passage: str  # the sentence around the strongest evidence term ('' when none)
+    #: "learned" (a trained head: score and threshold are probabilities), "prototype" (the
+    #: description/cue-term rule, for angles without a head) or "evidence" (no embeddings).
+    rule: str = "prototype"
 
     def to_json(self) -> dict[str, object]:
         j = self.judgement
         return {
             "angle": self.angle,
             "chosen": self.chosen,
+            "rule": self.rule,
             "reason": j.reason,
             "score": None if j.score is None else round(j.score, 4),
             "threshold": self.threshold,
@@ -518,12 +535,24 @@ class AngleLabeler:
         embedder: Embedder | None,
         *,
         calibration: Calibration = DEFAULT_CALIBRATION,
+        learned: AngleModel | bool | None = True,
     ) -> None:
+        """``learned``: the trained heads to use (True: the bundled ones, False/None: none, so
+        every angle is labelled by the prototype rule)."""
         self.angles = list(angles)
         self.embedder = embedder
         self.calibration = calibration
         self.model_name = embedder.name if embedder is not None else "none"
-        self.signature = angles_signature(self.angles, self.model_name)
+        model = AngleModel.bundled() if learned is True else (learned or None)
+        #: Per angle, the trained head that labels it (None: the prototype rule).
+        self.heads: list[AngleHead | None] = (
+            model.heads_for(self.angles, self.model_name)
+            if model is not None and embedder is not None
+            else [None] * len(self.angles)
+        )
+        self.signature = angles_signature(
+            self.angles, self.model_name, [h.fingerprint for h in self.heads if h is not None]
+        )
         self._matcher = _Matcher(self.angles)
         self._specificity = {t: _specificity(t) for a in self.angles for t in a.terms}
         self._prototypes: Prototypes | None = None
@@ -560,33 +589,64 @@ class AngleLabeler:
         *,
         verdicts: dict[int, int] | None = None,
         bias: Sequence[float] | None = None,
+        learned: Sequence[Learned | None] | None = None,
     ) -> tuple[AngleMatch, ...]:
-        """Apply the calibrated rule to one article's evidence and meaning scores.
+        """Apply the rules to one article's evidence, meaning scores and (``learned``, per angle)
+        the trained heads' view of it.
 
         ``verdicts`` (angle index -> ±1) are the reader's own on this article: final.
         ``bias`` (per angle) is what the reader's verdicts on similar articles add to the
-        meaning score (engfeed.angles_feedback)."""
-        forced: list[tuple[float, int]] = []
-        candidates: list[tuple[float, int]] = []
+        meaning score (engfeed.angles_feedback). Angles are ranked by how far their score
+        clears their own threshold; a second prototype-rule angle must also come within
+        ``second_margin`` of the best prototype-rule score."""
+        forced: list[tuple[float, float, int]] = []
+        candidates: list[tuple[float, float, int]] = []
         for a, ev in enumerate(evidence):
-            judged = self._judge(a, ev, semantic, verdicts, bias)
+            judged = self._judge(a, ev, semantic, verdicts, bias, learned)
+            threshold = self._threshold(a, learned)
             if judged.verdict == 1:
-                forced.append((max(judged.score or 0.0, self.calibration.threshold), a))
+                score = max(judged.score or 0.0, threshold)
+                forced.append((score - threshold, score, a))
             elif judged.accepted and judged.score is not None:
-                candidates.append((judged.score, a))
-        candidates.sort(reverse=True)
+                candidates.append((judged.score - threshold, judged.score, a))
         out: list[AngleMatch] = []
-        for score, a in sorted(forced, reverse=True)[:MAX_ANGLES]:
-            terms = evidence[a].best_terms(self._specificity) if evidence[a].counts else ()
-            out.append(AngleMatch(self.angles[a].name, terms, round(score, 4)))
-        best = candidates[0][0] if candidates else 0.0
-        for score, a in candidates:
-            if len(out) >= MAX_ANGLES or (out and score < best - self.calibration.second_margin):
+        for _, score, a in sorted(forced, reverse=True)[:MAX_ANGLES]:
+            out.append(AngleMatch(self.angles[a].name, self._terms(a, evidence[a], learned), round(score, 4)))
+        candidates.sort(reverse=True)
+        rule_scores = [score for _, score, a in candidates if not self._is_learned(a, learned)]
+        best_rule = max(rule_scores) if rule_scores else 0.0
+        for _, score, a in candidates:
+            if len(out) >= MAX_ANGLES:
                 break
-            out.append(
-                AngleMatch(self.angles[a].name, evidence[a].best_terms(self._specificity), round(score, 4))
-            )
+            if (
+                not self._is_learned(a, learned)
+                and out
+                and score < best_rule - self.calibration.second_margin
+            ):
+                continue
+            out.append(AngleMatch(self.angles[a].name, self._terms(a, evidence[a], learned), round(score, 4)))
         return tuple(out)
+
+    @staticmethod
+    def _is_learned(a: int, learned: Sequence[Learned | None] | None) -> bool:
+        return learned is not None and learned[a] is not None
+
+    def _threshold(self, a: int, learned: Sequence[Learned | None] | None) -> float:
+        view = learned[a] if learned is not None else None
+        return view.threshold if view is not None else self.calibration.threshold
+
+    def _terms(self, a: int, ev: Evidence, learned: Sequence[Learned | None] | None) -> tuple[str, ...]:
+        """The evidence terms shown: cue terms found, then the words the head learned."""
+        terms = list(ev.best_terms(self._specificity)) if ev.counts else []
+        view = learned[a] if learned is not None else None
+        for word in view.words if view is not None else ():
+            if len(terms) >= MAX_TERMS:
+                break
+            low = [t.lower() for t in terms]
+            if any(word in t.split() or t in word.split() or word == t for t in low):
+                continue
+            terms.append(word)
+        return tuple(terms)
 
     def _judge(
         self,
@@ -595,6 +655,7 @@ class AngleLabeler:
         semantic: Sequence[float] | None,
         verdicts: dict[int, int] | None,
         bias: Sequence[float] | None,
+        learned: Sequence[Learned | None] | None = None,
     ) -> Judgement:
         """One angle on one article: its score and whether it passes, with the reason."""
         cal = self.calibration
@@ -603,6 +664,9 @@ class AngleLabeler:
         if verdict == -1:
             return Judgement(False, None, "you said it is not this angle", verdict=-1)
         strength = ev.strength(self._specificity) if ev.counts else 0.0
+        view = learned[a] if learned is not None else None
+        if view is not None and semantic is not None:
+            return self._judge_learned(view, ev, float(semantic[a]), strength, nudge, verdict)
         if not ev.counts:
             if verdict == 1:
                 return Judgement(True, None, "you added this angle", verdict=1)
@@ -650,6 +714,44 @@ class AngleLabeler:
             True, score, f"score {score:.2f} at or above {cal.threshold:.2f}", sem, strength, nudge
         )
 
+    @staticmethod
+    def _judge_learned(
+        view: Learned, ev: Evidence, meaning: float, strength: float, nudge: float, verdict: int | None
+    ) -> Judgement:
+        """A learned head's decision: its probability (moved by the reader's verdicts on similar
+        articles) against its threshold, and evidence in the text."""
+        before = float(sigmoid(view.logit))
+        prob = float(sigmoid(view.logit + nudge / NEIGHBOUR_WEIGHT * NEIGHBOUR_LOGIT))
+        moved = prob - before
+
+        def judged(accepted: bool, reason: str) -> Judgement:
+            return Judgement(accepted, prob, reason, meaning, strength, moved, verdict)
+
+        if verdict == 1:
+            return judged(True, "you added this angle")
+        if not ev.counts and not view.words:
+            return judged(False, "no evidence: none of its cue terms or learned words is in the text")
+        if prob < view.threshold:
+            return judged(False, f"probability {prob:.2f} below the threshold {view.threshold:.2f}")
+        return judged(True, f"probability {prob:.2f} at or above {view.threshold:.2f}")
+
+    def learned_view(
+        self, vectors: Matrix, toks: Sequence[Tokens], evidence: Sequence[Sequence[Evidence]]
+    ) -> list[list[Learned | None]]:
+        """Per article (rows of ``vectors``) and per angle, what the trained heads make of it."""
+        out: list[list[Learned | None]] = [[None] * len(self.angles) for _ in toks]
+        for a, head in enumerate(self.heads):
+            if head is None:
+                continue
+            pairs = [
+                (ev[a].strength(self._specificity) if ev[a].counts else 0.0, bool(ev[a].in_title))
+                for ev in evidence
+            ]
+            logits = head.logits(vectors, toks, pairs)
+            for i, tok in enumerate(toks):
+                out[i][a] = Learned(float(logits[i]), head.threshold, head.evidence_words(tok))
+        return out
+
     # -- public API
 
     def label(
@@ -684,13 +786,22 @@ class AngleLabeler:
         items with some cue term: the others cannot get an angle anyway (unless the reader
         added one). ``ids`` (the items' article ids) bring in the reader's verdicts.
         """
-        evidence = [self.evidence(t, article_text("", e, b).lstrip("\n")) for t, e, b in items]
+        texts = [article_text("", e, b).lstrip("\n") for _, e, b in items]
+        evidence = [self.evidence(item[0], text) for item, text in zip(items, texts, strict=True)]
+        heads = [h for h in self.heads if h is not None]
+        toks = [tokens(item[0], text) for item, text in zip(items, texts, strict=True)] if heads else []
         feedback = self.feedback
         keys: Sequence[int | None] = ids if ids is not None else [None] * len(items)
         verdicts = [feedback.verdicts_of(i) if feedback else {} for i in keys]
-        cued = [any(x.counts for x in ev) or 1 in verdicts[i].values() for i, ev in enumerate(evidence)]
+        cued = [
+            any(x.counts for x in ev)
+            or 1 in verdicts[i].values()
+            or any(h.evidence_words(toks[i], limit=1) for h in heads)
+            for i, ev in enumerate(evidence)
+        ]
         semantic: Matrix | None = None
         bias: Matrix | None = None
+        learned: list[list[Learned | None]] | None = None
         if self.embedder is not None and any(cued):
             if vectors is None:
                 matrix = np.zeros((len(items), self.prototypes.dim), dtype=np.float32)
@@ -704,12 +815,15 @@ class AngleLabeler:
             semantic = self.semantic_scores(matrix)
             if feedback:
                 bias = feedback.bias(matrix)
+            if heads:
+                learned = self.learned_view(matrix, toks, evidence)
         return [
             self.decide(
                 ev,
                 None if semantic is None else semantic[i].tolist(),
                 verdicts=verdicts[i],
                 bias=None if bias is None else bias[i].tolist(),
+                learned=None if learned is None else learned[i],
             )
             if cued[i]
             else ()
@@ -732,6 +846,7 @@ class AngleLabeler:
         verdicts = self.feedback.verdicts_of(article_id) if self.feedback else {}
         semantic: list[float] | None = None
         bias: list[float] | None = None
+        learned: list[Learned | None] | None = None
         if self.embedder is not None:
             vec = (
                 self.embedder.embed([embedding_text(title, excerpt, body)])
@@ -741,27 +856,35 @@ class AngleLabeler:
             semantic = [float(x) for x in self.semantic_scores(vec)[0]]
             if self.feedback:
                 bias = [float(x) for x in self.feedback.bias(vec)[0]]
-        chosen = {m.name for m in self.decide(evidence, semantic, verdicts=verdicts, bias=bias)}
+            if any(h is not None for h in self.heads):
+                learned = self.learned_view(vec, [tokens(title, text)], [evidence])[0]
+        chosen = {
+            m.name for m in self.decide(evidence, semantic, verdicts=verdicts, bias=bias, learned=learned)
+        }
         out: list[AngleExplanation] = []
         for a, angle in enumerate(self.angles):
             ev = evidence[a]
-            judged = self._judge(a, ev, semantic, verdicts, bias)
-            terms = ev.best_terms(self._specificity) if ev.counts else ()
+            judged = self._judge(a, ev, semantic, verdicts, bias, learned)
+            terms = self._terms(a, ev, learned)
             reason = judged.reason
             if judged.accepted and angle.name not in chosen:
-                margin = self.calibration.second_margin
-                reason = f"{reason}, but another angle scored higher by more than {margin:.2f}"
+                reason = f"{reason}, but two other angles cleared their thresholds by more"
+                if not self._is_learned(a, learned):
+                    margin = self.calibration.second_margin
+                    reason = f"{judged.reason}, but another angle scored higher by more than {margin:.2f}"
+            rule = "learned" if self._is_learned(a, learned) and semantic is not None else "prototype"
             out.append(
                 AngleExplanation(
                     angle=angle.name,
                     chosen=angle.name in chosen,
                     judgement=replace(judged, reason=reason),
-                    threshold=self.calibration.threshold,
+                    threshold=self._threshold(a, learned),
                     terms=terms,
                     passage=_passage(f"{title}\n{text}", terms[0]) if terms else "",
+                    rule=rule if semantic is not None else "evidence",
                 )
             )
-        out.sort(key=lambda x: (not x.chosen, -(x.judgement.score or -1.0)))
+        out.sort(key=lambda x: (not x.chosen, -((x.judgement.score or -1.0) - x.threshold)))
         return out
 
     def label_ids(self, store: Store, ids: Sequence[int], model: str | None) -> int:

@@ -4,9 +4,9 @@ A verdict is final for its own article: a rejected angle is never shown on it ag
 added one always is (with the evidence terms the text has, if any). For every other article
 it is a labelled example: an article whose vector is close to one the reader rejected an
 angle on (cosine at least ``NEIGHBOUR_SIM``) loses up to ``NEIGHBOUR_WEIGHT`` of that angle's
-meaning score, one close to an accepted example gains as much, linearly from
-``NEIGHBOUR_SIM`` to ``NEIGHBOUR_FULL``. The labeller's other rules still apply, so a
-neighbour still needs evidence terms for an angle ("no evidence, no angle").
+meaning score (or ``NEIGHBOUR_LOGIT`` of a learned head's log-odds), one close to an accepted
+example gains as much, linearly from ``NEIGHBOUR_SIM`` to ``NEIGHBOUR_FULL``. The labeller's
+other rules still apply, so a neighbour still needs evidence terms for an angle ("no evidence, no angle").
 
 The model is the examples themselves, one matrix of unit vectors per angle and verdict:
 "re-training" after a verdict rebuilds those matrices (microseconds for 1,000 examples), and
@@ -33,6 +33,11 @@ NEIGHBOUR_SIM = 0.65
 NEIGHBOUR_FULL = 0.90
 #: The most a neighbour's meaning score moves (the labeller's threshold is 0.43, its floor 0.25).
 NEIGHBOUR_WEIGHT = 0.15
+#: For an angle labelled by a learned head (engfeed.angle_model), the same full weight moves the
+#: head's log-odds by this much: a probability of 0.9 becomes 0.06, one of 0.1 becomes 0.94. Full
+#: weight is for near-duplicates, so a verdict carries over to them almost as it is; the bundled
+#: heads accept at 0.10, so even a confident 0.93 falls below it.
+NEIGHBOUR_LOGIT = 5.0
 VERDICTS = {"yes": 1, "no": -1, "clear": None}
 
 

@@ -814,12 +814,14 @@ def cmd_angles_explain(args: argparse.Namespace) -> int:
         j = e.judgement
         mark = "✓" if e.chosen else "·"
         score = "—" if j.score is None else f"{j.score:.3f}"
-        head = f"{mark} {terminal_safe(e.angle)}  score {score} / threshold {e.threshold:.2f}"
+        kind = "probability" if e.rule == "learned" else "score"
+        head = f"{mark} {terminal_safe(e.angle)}  {kind} {score} / threshold {e.threshold:.2f}"
         print(f"{head}: {terminal_safe(j.reason)}")
         if e.terms:
             print(f"    evidence: {terminal_safe(', '.join(e.terms))}")
         if j.nudge:
-            print(f"    your verdicts on similar articles moved its meaning by {j.nudge:+.3f}")
+            moved = "probability" if e.rule == "learned" else "meaning"
+            print(f"    your verdicts on similar articles moved its {moved} by {j.nudge:+.3f}")
         if e.passage and e.chosen:
             print(f"    passage: {terminal_safe(e.passage)}")
     return 0

@@ -660,6 +660,13 @@ class Store:
         rows = self.conn.execute("SELECT angle, count(*) FROM article_angles GROUP BY angle ORDER BY 2 DESC")
         return [(r[0], r[1]) for r in rows]
 
+    def angle_coverage(self) -> tuple[int, int]:
+        """(articles with at least one angle, all articles)."""
+        row = self.conn.execute(
+            "SELECT (SELECT count(DISTINCT article_id) FROM article_angles), (SELECT count(*) FROM articles)"
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
     def _with_angles(self, articles: list[Article]) -> list[Article]:
         ids = [a.id for a in articles if a.id is not None]
         if not ids:

@@ -480,6 +480,13 @@ def openapi_document() -> JSON:
                                 "properties": {
                                     "angle": {"type": "string"},
                                     "chosen": {"type": "boolean"},
+                                    "rule": {
+                                        "type": "string",
+                                        "enum": ["learned", "prototype", "evidence"],
+                                        "description": "learned: a trained head (score and threshold"
+                                        " are probabilities); prototype: the description and cue-term"
+                                        " rule; evidence: cue terms only (no embeddings)",
+                                    },
                                     "reason": {"type": "string"},
                                     "score": {"type": ["number", "null"]},
                                     "threshold": {"type": "number"},
