@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
-from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -23,30 +21,12 @@ from engfeed.angle_model import (
 from engfeed.angles import AngleLabeler, angles_signature, load_angles
 from engfeed.angles_feedback import NEIGHBOUR_LOGIT, FeedbackModel
 from engfeed.embed import get_embedder
+from test_angles import FakeEmbedder
 
 ANGLES = load_angles()
 NAMES = [a.name for a in ANGLES]
 PERF, RELIABLE, ARCH, GRAPHICS, OPTIM, IMPL, BENCH = range(7)
-DIM = 16
-
-
-class FakeEmbedder:
-    """Deterministic hash-seeded unit vectors."""
-
-    name = "fake-embedder/v1"
-    dim = DIM
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        rows = []
-        for text in texts:
-            seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
-            v = np.random.default_rng(seed).normal(size=self.dim)
-            rows.append(v / np.linalg.norm(v))
-        return np.array(rows, dtype=np.float32).reshape(len(texts), self.dim)
-
-    def embed_query(self, text: str) -> np.ndarray:
-        out: np.ndarray = self.embed([text])[0]
-        return out
+DIM = FakeEmbedder.dim
 
 
 def head(angle: int = PERF, **changes: object) -> AngleHead:

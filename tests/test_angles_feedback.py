@@ -948,3 +948,17 @@ def test_the_article_page_form_returns_to_the_angles_with_the_message(web: tuple
     assert r.status_code == 303
     assert r.headers["location"] == f"/a/{uid}?done=angle-removed#angles"
     assert "Angle removed." in client.get(r.headers["location"]).text
+
+
+def test_learned_and_prototype_angles_read_differently_on_the_page(embedded: Feed) -> None:
+    arts = by_title(embedded)
+    uid = arts[CHECKOUT_A[0]].uid
+    rules = {e.angle: e.rule for e in embedded.explain_angles(uid)}
+    assert rules[NAMES[PERF]] == "learned" and rules[NAMES[GRAPHICS]] == "prototype"  # too few labels
+    with client_for(embedded) as client:
+        page = client.get(f"/a/{uid}").text
+    why = page.split("data-why-angles>", 1)[1].split("</details>", 1)[0]
+    perf = why.split(f'data-explain="{NAMES[PERF]}"', 1)[1].split("</li>", 1)[0]
+    graphics = why.split(f'data-explain="{NAMES[GRAPHICS]}"', 1)[1].split("</li>", 1)[0]
+    assert re.search(r"probability 0\.\d\d \(threshold 0\.\d\d\)", perf)
+    assert re.search(r"score (—|\d\.\d\d) \(threshold 0\.43\)", graphics)
