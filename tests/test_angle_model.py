@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -218,3 +221,54 @@ def test_bundled_heads_label_a_clear_article_and_skip_a_hiring_post() -> None:
     assert NAMES[PERF] in names
     hiring = "We are hiring! Join our friendly team in Berlin. Great benefits and free lunch."
     assert labeler.label("We're hiring engineers", "", hiring) == ()
+
+
+# --------------------------------------------------------------------------- ranking both rules
+
+
+def test_angles_of_both_rules_rank_on_one_scale_and_explain_says_why_one_was_left_out() -> None:
+    from engfeed.angles import Calibration, Evidence, Learned
+
+    labeler = AngleLabeler(ANGLES, None, learned=False)
+    cal = Calibration()
+    found = [Evidence() for _ in ANGLES]
+    for a, term in (
+        (PERF, "latency"),
+        (IMPL, "implementation"),
+        (BENCH, "benchmark"),
+        (ARCH, "architecture"),
+    ):
+        found[a].counts[term] += 1
+        found[a].surface[term] = Counter({term: 1})
+    semantic = [0.0] * 7
+    semantic[BENCH] = cal.threshold + 0.2  # prototype rule: 0.2 over its threshold = 2.4 units
+    learned: list[Learned | None] = [None] * 7
+    learned[PERF] = Learned(logit=0.0, threshold=0.1, words=())  # p 0.5: 2.2 log-odds over
+    learned[IMPL] = Learned(logit=3.0, threshold=0.1, words=())  # p 0.95: 5.2 over
+    learned[ARCH] = Learned(logit=-3.0, threshold=0.1, words=())  # below its threshold
+    got = labeler.decide(found, semantic, learned=learned)
+    assert [m.name for m in got] == [NAMES[IMPL], NAMES[BENCH]]  # BENCH's margin beats PERF's
+    assert got[0].score == pytest.approx(float(sigmoid(3.0)), abs=1e-4)
+
+    matches, dropped = labeler._choose(found, semantic, None, None, learned)
+    assert matches == got and set(dropped) == {PERF}
+    assert dropped[PERF] == "2 angles cleared their thresholds by more"
+    added = labeler.decide(found, semantic, learned=learned, verdicts={ARCH: 1})
+    assert [m.name for m in added] == [NAMES[ARCH], NAMES[IMPL]]  # the reader's angle first
+
+
+def test_the_store_keeps_the_labellers_order(tmp_path: Path) -> None:
+    from engfeed.models import AngleMatch, Article
+    from engfeed.store import Store
+
+    store = Store(tmp_path / "order.db")
+    try:
+        art = Article(uid="u1", url="https://a.example/1", title="One", published=datetime.now(UTC))
+        with store.transaction() as tx:
+            store.upsert_articles([art], source_id=None, conn=tx)
+        (aid,) = store.ids_needing_angles("sig")
+        first, second = AngleMatch(NAMES[BENCH], ("benchmark",), 0.5), AngleMatch(NAMES[PERF], (), 0.9)
+        store.save_angles([(aid, (first, second))], "sig")
+        assert [m.name for m in store.article("u1").angles] == [NAMES[BENCH], NAMES[PERF]]  # not by score
+    finally:
+        store.close()

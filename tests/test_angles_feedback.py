@@ -446,10 +446,10 @@ def test_yes_adds_an_angle_with_empty_terms_and_clear_forgets(plain: Feed) -> No
     assert plain.article(hiring.uid).angles[0].terms == ()  # type: ignore[union-attr]
     plain.index_pending()
     assert names(plain.article(hiring.uid)) == [NAMES[ARCH]]
-    # on an article with an angle of its own both are shown (stored best score first)
+    # on an article with an angle of its own both are shown, the one the reader added first
     result = plain.angle_feedback(p99.uid, NAMES[RELIABLE], "yes")
-    assert names(result.article) == [NAMES[PERF], NAMES[RELIABLE]]
-    assert result.article is not None and result.article.angles[1] == AngleMatch(NAMES[RELIABLE], (), 0.43)
+    assert names(result.article) == [NAMES[RELIABLE], NAMES[PERF]]
+    assert result.article is not None and result.article.angles[0] == AngleMatch(NAMES[RELIABLE], (), 0.43)
     assert plain.store.feedback.count() == 2
     # clear forgets: back to what the labeller says by itself
     assert names(plain.angle_feedback(hiring.uid, NAMES[ARCH], "clear").article) == []
@@ -645,7 +645,7 @@ def test_a_verdict_relabels_the_near_duplicate_in_another_source(embedded: Feed)
         assert names(cleared.article)[0] == names(again.article(b.uid))[0] == NAMES[PERF]
         # a "yes" on one is a positive example for the other
         yes = again.angle_feedback(a.uid, NAMES[OPTIM], "yes")
-        assert NAMES[OPTIM] in names(yes.article) and yes.relabelled == 1
+        assert names(yes.article)[0] == NAMES[OPTIM] and yes.relabelled == 1  # an added angle comes first
         lifted = {e.angle: e.to_json() for e in again.explain_angles(b.uid)}[NAMES[OPTIM]]
         assert moved_fully(lifted, 1)
     finally:
@@ -718,7 +718,7 @@ def test_cli_feedback_and_explain(db: str, capsys: pytest.CaptureFixture[str]) -
     shown = json.loads(run(capsys, "--db", db, "show", p99, "--json")[1])
     assert [a["name"] for a in shown["angles"]] == [NAMES[BENCH]]
     code, out, _ = run(capsys, "--db", db, "angles", "feedback", p99, NAMES[PERF], "--clear")
-    assert code == 0 and out.splitlines()[0] == f"{P99[0]}: angles now {NAMES[PERF]}, {NAMES[BENCH]}"
+    assert code == 0 and out.splitlines()[0] == f"{P99[0]}: angles now {NAMES[BENCH]}, {NAMES[PERF]}"
 
 
 def test_cli_export_then_import_into_another_store(

@@ -69,6 +69,11 @@ MAX_TERMS = 3
 SCAN_CHARS = 40_000
 #: How far (characters, within one sentence) an ``exclude`` context reaches around a cue.
 EXCLUDE_REACH = 120
+#: Ranking angles of both rules on one scale: a prototype-rule score this much above its
+#: threshold counts as one unit of a trained head's log-odds above its own. The prototype
+#: rule's accepted scores span about 0.43-0.75 (a margin of 0-0.3), a head's log-odds margins
+#: about 0-4.
+PROTOTYPE_MARGIN_SCALE = 12.0
 
 _ALLOWED_KEYS = {"name", "description", "terms", "exclude", "guideline"}
 
@@ -546,7 +551,7 @@ class AngleLabeler:
         model = AngleModel.bundled() if learned is True else (learned or None)
         #: Per angle, the trained head that labels it (None: the prototype rule).
         self.heads: list[AngleHead | None] = (
-            model.heads_for(self.angles, self.model_name)
+            model.heads_for(self.angles, self.model_name, getattr(embedder, "dim", None))
             if model is not None and embedder is not None
             else [None] * len(self.angles)
         )
@@ -592,13 +597,25 @@ class AngleLabeler:
         learned: Sequence[Learned | None] | None = None,
     ) -> tuple[AngleMatch, ...]:
         """Apply the rules to one article's evidence, meaning scores and (``learned``, per angle)
-        the trained heads' view of it.
+        the trained heads' view of it; the first angle is the strongest.
 
-        ``verdicts`` (angle index -> ±1) are the reader's own on this article: final.
-        ``bias`` (per angle) is what the reader's verdicts on similar articles add to the
-        meaning score (engfeed.angles_feedback). Angles are ranked by how far their score
-        clears their own threshold; a second prototype-rule angle must also come within
-        ``second_margin`` of the best prototype-rule score."""
+        ``verdicts`` (angle index -> ±1) are the reader's own on this article: final, and an
+        added angle comes first. ``bias`` (per angle) is what the reader's verdicts on similar
+        articles add (engfeed.angles_feedback). Accepted angles are ranked on one scale, how far
+        they clear their own threshold (:meth:`_margin`); a second prototype-rule angle must
+        also come within ``second_margin`` of the best prototype-rule score."""
+        return self._choose(evidence, semantic, verdicts, bias, learned)[0]
+
+    def _choose(
+        self,
+        evidence: Sequence[Evidence],
+        semantic: Sequence[float] | None,
+        verdicts: dict[int, int] | None,
+        bias: Sequence[float] | None,
+        learned: Sequence[Learned | None] | None,
+    ) -> tuple[tuple[AngleMatch, ...], dict[int, str]]:
+        """:meth:`decide`'s matches, and why each accepted angle that is not among them was left
+        out (by angle index)."""
         forced: list[tuple[float, float, int]] = []
         candidates: list[tuple[float, float, int]] = []
         for a, ev in enumerate(evidence):
@@ -606,26 +623,41 @@ class AngleLabeler:
             threshold = self._threshold(a, learned)
             if judged.verdict == 1:
                 score = max(judged.score or 0.0, threshold)
-                forced.append((score - threshold, score, a))
+                forced.append((self._margin(a, score, learned), score, a))
             elif judged.accepted and judged.score is not None:
-                candidates.append((judged.score - threshold, judged.score, a))
+                candidates.append((self._margin(a, judged.score, learned), judged.score, a))
         out: list[AngleMatch] = []
-        for _, score, a in sorted(forced, reverse=True)[:MAX_ANGLES]:
+        dropped: dict[int, str] = {}
+        for _, score, a in sorted(forced, reverse=True):
+            if len(out) >= MAX_ANGLES:
+                dropped[a] = f"you added it, but {MAX_ANGLES} angles you added come first"
+                continue
             out.append(AngleMatch(self.angles[a].name, self._terms(a, evidence[a], learned), round(score, 4)))
         candidates.sort(reverse=True)
         rule_scores = [score for _, score, a in candidates if not self._is_learned(a, learned)]
         best_rule = max(rule_scores) if rule_scores else 0.0
+        margin = self.calibration.second_margin
         for _, score, a in candidates:
             if len(out) >= MAX_ANGLES:
-                break
-            if (
-                not self._is_learned(a, learned)
-                and out
-                and score < best_rule - self.calibration.second_margin
-            ):
-                continue
-            out.append(AngleMatch(self.angles[a].name, self._terms(a, evidence[a], learned), round(score, 4)))
-        return tuple(out)
+                dropped[a] = f"{MAX_ANGLES} angles cleared their thresholds by more"
+            elif not self._is_learned(a, learned) and out and score < best_rule - margin:
+                dropped[a] = f"another angle scored higher by more than {margin:.2f}"
+            else:
+                out.append(
+                    AngleMatch(self.angles[a].name, self._terms(a, evidence[a], learned), round(score, 4))
+                )
+        return tuple(out), dropped
+
+    def _margin(self, a: int, score: float, learned: Sequence[Learned | None] | None) -> float:
+        """How far ``score`` clears angle ``a``'s threshold, in log-odds for a trained head and
+        ``PROTOTYPE_MARGIN_SCALE`` x the score difference for the prototype rule, so that the two
+        rank on one scale."""
+        view = learned[a] if learned is not None else None
+        if view is not None:
+            p = min(max(score, 1e-6), 1 - 1e-6)
+            t = min(max(view.threshold, 1e-6), 1 - 1e-6)
+            return math.log(p / (1 - p)) - math.log(t / (1 - t))
+        return PROTOTYPE_MARGIN_SCALE * (score - self.calibration.threshold)
 
     @staticmethod
     def _is_learned(a: int, learned: Sequence[Learned | None] | None) -> bool:
@@ -858,33 +890,33 @@ class AngleLabeler:
                 bias = [float(x) for x in self.feedback.bias(vec)[0]]
             if any(h is not None for h in self.heads):
                 learned = self.learned_view(vec, [tokens(title, text)], [evidence])[0]
-        chosen = {
-            m.name for m in self.decide(evidence, semantic, verdicts=verdicts, bias=bias, learned=learned)
-        }
+        matches, dropped = self._choose(evidence, semantic, verdicts, bias, learned)
+        rank = {m.name: i for i, m in enumerate(matches)}
         out: list[AngleExplanation] = []
+        margins: dict[str, float] = {}
         for a, angle in enumerate(self.angles):
             ev = evidence[a]
             judged = self._judge(a, ev, semantic, verdicts, bias, learned)
-            terms = self._terms(a, ev, learned)
             reason = judged.reason
-            if judged.accepted and angle.name not in chosen:
-                reason = f"{reason}, but two other angles cleared their thresholds by more"
-                if not self._is_learned(a, learned):
-                    margin = self.calibration.second_margin
-                    reason = f"{judged.reason}, but another angle scored higher by more than {margin:.2f}"
+            if a in dropped:
+                reason = f"{reason}, but {dropped[a]}"
             rule = "learned" if self._is_learned(a, learned) and semantic is not None else "prototype"
+            margins[angle.name] = (
+                -math.inf if judged.score is None else self._margin(a, judged.score, learned)
+            )
             out.append(
                 AngleExplanation(
                     angle=angle.name,
-                    chosen=angle.name in chosen,
+                    chosen=angle.name in rank,
                     judgement=replace(judged, reason=reason),
                     threshold=self._threshold(a, learned),
-                    terms=terms,
+                    terms=(terms := self._terms(a, ev, learned)),
                     passage=_passage(f"{title}\n{text}", terms[0]) if terms else "",
                     rule=rule if semantic is not None else "evidence",
                 )
             )
-        out.sort(key=lambda x: (not x.chosen, -((x.judgement.score or -1.0) - x.threshold)))
+        # the chosen angles in the labeller's order, then the rest by how near they came
+        out.sort(key=lambda x: (rank.get(x.angle, len(rank)), -margins[x.angle]))
         return out
 
     def label_ids(self, store: Store, ids: Sequence[int], model: str | None) -> int:

@@ -34,10 +34,10 @@ NEIGHBOUR_FULL = 0.90
 #: The most a neighbour's meaning score moves (the labeller's threshold is 0.43, its floor 0.25).
 NEIGHBOUR_WEIGHT = 0.15
 #: For an angle labelled by a learned head (engfeed.angle_model), the same full weight moves the
-#: head's log-odds by this much: a probability of 0.9 becomes 0.06, one of 0.1 becomes 0.94. Full
+#: head's log-odds by this much: a probability of 0.9 becomes 0.02, one of 0.1 becomes 0.98. Full
 #: weight is for near-duplicates, so a verdict carries over to them almost as it is; the bundled
-#: heads accept at 0.10, so even a confident 0.93 falls below it.
-NEIGHBOUR_LOGIT = 5.0
+#: heads accept at 0.08, so even a confident 0.93 falls below it (to 0.03).
+NEIGHBOUR_LOGIT = 6.0
 VERDICTS = {"yes": 1, "no": -1, "clear": None}
 
 

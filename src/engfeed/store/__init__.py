@@ -674,7 +674,7 @@ class Store:
         found: dict[int, list[AngleMatch]] = {}
         sql = (
             "SELECT article_id, angle, terms, score FROM article_angles WHERE article_id IN ({ids})"
-            " ORDER BY score DESC"
+            " ORDER BY rowid"  # the labeller's order: save_angles inserts the first angle first
         )
         for aid, angle, terms, score in select_in(self.conn, sql, ids):
             found.setdefault(aid, []).append(AngleMatch(angle, tuple(json.loads(terms)), score))
