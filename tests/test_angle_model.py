@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -272,3 +273,25 @@ def test_the_store_keeps_the_labellers_order(tmp_path: Path) -> None:
         assert [m.name for m in store.article("u1").angles] == [NAMES[BENCH], NAMES[PERF]]  # not by score
     finally:
         store.close()
+
+
+def test_strength_puts_both_rules_on_one_scale_for_the_digest(learned: AngleLabeler) -> None:
+    from engfeed.digest import select
+    from engfeed.models import AngleMatch, Article
+
+    cal = learned.calibration
+    perf = AngleMatch(NAMES[PERF], ("latency",), 0.62)  # a head at threshold 0.5: +0.49 log-odds
+    bench = AngleMatch(NAMES[BENCH], ("benchmark",), cal.threshold + 0.1)  # prototype: +1.2
+    assert learned.strength(perf) == pytest.approx(math.log(0.62 / 0.38), abs=1e-6)
+    assert learned.strength(bench) == pytest.approx(12 * 0.1, abs=1e-6)
+    assert learned.strength(AngleMatch("gone", (), 0.5)) == pytest.approx(0.5 - cal.threshold)
+    now = datetime.now(UTC)
+    a = Article(uid="a", url="https://x.example/a", title="A", published=now, angles=(perf,))
+    b = Article(uid="b", url="https://x.example/b", title="B", published=now, angles=(bench,))
+
+    def ranked(strength: Callable[[AngleMatch], float] | None = None) -> list[str]:
+        groups = select([a, b], angle_order=NAMES, limit=1, strength=strength)
+        return [e.article.uid for g in groups for e in g.entries]
+
+    assert ranked() == ["a"]  # raw scores: 0.62 > 0.53
+    assert ranked(strength=learned.strength) == ["b"]  # on one scale the prototype label is stronger

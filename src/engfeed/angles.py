@@ -518,6 +518,11 @@ class AngleExplanation:
         }
 
 
+def _log_odds(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
 def _passage(text: str, term: str, limit: int = 320) -> str:
     """The sentence of ``text`` that holds ``term`` first (case-insensitive), clipped."""
     at = text.lower().find(term.lower())
@@ -648,15 +653,26 @@ class AngleLabeler:
                 )
         return tuple(out), dropped
 
+    def strength(self, match: AngleMatch) -> float:
+        """How far a stored label cleared its angle's threshold, on the one scale labels are
+        ranked on (:meth:`_margin`): a head's probability and a prototype score are different
+        units, so articles are compared by this (the digest), never by ``match.score``."""
+        names = {a.name.casefold(): i for i, a in enumerate(self.angles)}
+        a = names.get(match.name.casefold())
+        if a is None:  # an angle no longer in the file
+            return match.score - self.calibration.threshold
+        head = self.heads[a]
+        if head is None:
+            return self._margin(a, match.score, None)
+        return _log_odds(match.score) - _log_odds(head.threshold)
+
     def _margin(self, a: int, score: float, learned: Sequence[Learned | None] | None) -> float:
         """How far ``score`` clears angle ``a``'s threshold, in log-odds for a trained head and
         ``PROTOTYPE_MARGIN_SCALE`` x the score difference for the prototype rule, so that the two
         rank on one scale."""
         view = learned[a] if learned is not None else None
         if view is not None:
-            p = min(max(score, 1e-6), 1 - 1e-6)
-            t = min(max(view.threshold, 1e-6), 1 - 1e-6)
-            return math.log(p / (1 - p)) - math.log(t / (1 - t))
+            return _log_odds(score) - _log_odds(view.threshold)
         return PROTOTYPE_MARGIN_SCALE * (score - self.calibration.threshold)
 
     @staticmethod

@@ -1,8 +1,9 @@
 """The digest: the best new articles of a period, grouped by angle, rendered and mailed.
 
 Choosing (:func:`select`): of the new articles of the period that no mute rule hides, at most
-``MAX_ENTRIES``: saved ones first, then those with a useful angle (best angle score first),
-then the rest, newest first within each. They are shown grouped by their first angle, in
+``MAX_ENTRIES``: saved ones first, then those with a useful angle (the first angle that
+cleared its threshold by most first: a trained head's probability and a prototype score are
+compared through ``AngleLabeler.strength``), then the rest, newest first within each. They are shown grouped by their first angle, in
 the order of the reader's angles, then "Also new" for the ones without; within a group by
 company, then newest first. Each entry carries two sentences: the overview of its stored
 summary when there is one (never computed here), else its excerpt.
@@ -24,7 +25,7 @@ import hmac
 import re
 import smtplib
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -160,12 +161,14 @@ def select(
     angle_order: Sequence[str],
     overviews: dict[str, str] | None = None,
     limit: int = MAX_ENTRIES,
+    strength: Callable[[AngleMatch], float] | None = None,
 ) -> tuple[DigestGroup, ...]:
-    """The digest's entries, grouped: see the module docstring for the rules."""
+    """The digest's entries, grouped: see the module docstring for the rules. ``strength``
+    compares angles of different rules (``AngleLabeler.strength``); without it, raw scores."""
     overviews = overviews or {}
 
     def priority(a: Article) -> tuple[bool, bool, float, float]:
-        best = a.angles[0].score if a.angles else 0.0
+        best = (strength(a.angles[0]) if strength else a.angles[0].score) if a.angles else 0.0
         return (not a.saved, not a.angles, -best, -a.published.timestamp())
 
     chosen = sorted(articles, key=priority)[: max(0, limit)]

@@ -1023,7 +1023,11 @@ class Feed:
             uid: str(data.get("overview") or "") for uid, data in self.stored_summaries(articles).items()
         }
         groups = select_digest(
-            articles, angle_order=[a.name for a in self.angles()], overviews=overviews, limit=limit
+            articles,
+            angle_order=[a.name for a in self.angles()],
+            overviews=overviews,
+            limit=limit,
+            strength=self.labeler.strength,
         )
         return Digest(start.astimezone(UTC), end.astimezone(UTC), groups, self.count(flt), base_url)
 
