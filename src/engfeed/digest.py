@@ -5,8 +5,9 @@ Choosing (:func:`select`): of the new articles of the period that no mute rule h
 cleared its threshold by most first: a trained head's probability and a prototype score are
 compared through ``AngleLabeler.strength``), then the rest, newest first within each. They
 are shown grouped by their first angle, in the order of the reader's angles, then "Also new"
-for the ones without; within a group by company, then newest first. Each entry carries two sentences: the overview of its stored
-summary when there is one (never computed here), else its excerpt.
+for the ones without; within a group by company, then newest first. Each entry carries two
+sentences: the overview of its stored summary when there is one (never computed here), else
+its excerpt.
 
 Rendering (:func:`render`): Markdown, HTML (inline CSS, for mail; under ``MAX_HTML_BYTES``,
 the size past which Gmail clips a message) and plain text, from one Jinja2 template set
