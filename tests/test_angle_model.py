@@ -295,3 +295,24 @@ def test_strength_puts_both_rules_on_one_scale_for_the_digest(learned: AngleLabe
 
     assert ranked() == ["a"]  # raw scores: 0.62 > 0.53
     assert ranked(strength=learned.strength) == ["b"]  # on one scale the prototype label is stronger
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.text(max_size=80), st.text(max_size=600)), min_size=1, max_size=4))
+def test_compiled_heads_score_as_the_reference_does(articles: list[tuple[str, str]]) -> None:
+    from engfeed.angle_model import CompiledHeads
+
+    bundled = AngleModel.bundled()
+    assert bundled is not None
+    heads = list(bundled.heads.values())
+    words = "latency p99 throughput outage postmortem architecture refactor the api memory we our"
+    toks = [tokens(t, f"{x} {words}" if i % 2 else x) for i, (t, x) in enumerate(articles)]
+    vecs = np.random.default_rng(len(articles)).normal(size=(len(toks), bundled.dim)).astype(np.float32)
+    cues = [[(float(i), bool(i % 2)) for _ in heads] for i in range(len(toks))]
+    compiled = CompiledHeads.of(heads)
+    got = compiled.logits(vecs, toks, cues)
+    evident = compiled.has_evidence(compiled.encode(toks))
+    for k, h in enumerate(heads):
+        want = h.logits(vecs, toks, [c[k] for c in cues])
+        assert got[:, k] == pytest.approx(want, abs=1e-6)
+        assert [bool(e) for e in evident[:, k]] == [bool(h.evidence_words(t)) for t in toks]

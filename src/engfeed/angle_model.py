@@ -46,7 +46,7 @@ from engfeed.query import STOPWORDS
 if TYPE_CHECKING:
     from engfeed.angles import Angle
 
-__all__ = ["AngleHead", "AngleModel", "Tokens", "definition_hash", "tokens"]
+__all__ = ["AngleHead", "AngleModel", "CompiledHeads", "Tokens", "definition_hash", "tokens"]
 
 Matrix = npt.NDArray[np.float32]
 
@@ -173,6 +173,111 @@ class AngleHead:
             if len(out) == limit:
                 break
         return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """Articles' vocabulary features as (row, word index) pairs, for :class:`CompiledHeads`."""
+
+    rows: int
+    title_rows: npt.NDArray[np.intp]
+    title_idx: npt.NDArray[np.intp]
+    text_rows: npt.NDArray[np.intp]
+    text_idx: npt.NDArray[np.intp]
+
+
+@dataclass(frozen=True)
+class CompiledHeads:
+    """Several heads' word weights as arrays over one shared vocabulary.
+
+    Scoring a batch is then a few numpy operations per head instead of a dictionary lookup per
+    word and head (five heads x ~600 words an article made labelling the corpus 1.5x slower).
+    The sums equal :meth:`AngleHead.logits`' up to float rounding; :meth:`AngleHead.logits`
+    and :meth:`AngleHead.evidence_words` stay the reference."""
+
+    heads: tuple[AngleHead, ...]
+    index: dict[str, int]
+    title: npt.NDArray[np.float64]  # (heads, vocabulary)
+    text: npt.NDArray[np.float64]
+    evident_title: npt.NDArray[np.float64]  # 1.0 where the word is evidence for the head
+    evident_text: npt.NDArray[np.float64]
+
+    @classmethod
+    def of(cls, heads: Sequence[AngleHead]) -> CompiledHeads:
+        words = sorted({w for h in heads for w in (*h.title_words, *h.text_words)})
+        index = {w: i for i, w in enumerate(words)}
+        shape = (len(heads), len(words))
+        title, text = np.zeros(shape), np.zeros(shape)
+        for k, h in enumerate(heads):
+            for w, v in h.title_words.items():
+                title[k, index[w]] = v
+            for w, v in h.text_words.items():
+                text[k, index[w]] = v
+        common = np.array([w in h.common for h in heads for w in words], dtype=bool).reshape(shape)
+        evident_title = ((title >= MIN_EVIDENCE) & ~common).astype(np.float64)
+        evident_text = ((text >= MIN_EVIDENCE) & ~common).astype(np.float64)
+        return cls(tuple(heads), index, title, text, evident_title, evident_text)
+
+    def encode(self, toks: Sequence[Tokens]) -> Encoded:
+        index = self.index
+        tr: list[int] = []
+        ti: list[int] = []
+        xr: list[int] = []
+        xi: list[int] = []
+        for r, tok in enumerate(toks):
+            for w in tok.title:
+                j = index.get(w)
+                if j is not None:
+                    tr.append(r)
+                    ti.append(j)
+            for w in tok.text:
+                j = index.get(w)
+                if j is not None:
+                    xr.append(r)
+                    xi.append(j)
+        arr = np.asarray
+        return Encoded(len(toks), arr(tr, np.intp), arr(ti, np.intp), arr(xr, np.intp), arr(xi, np.intp))
+
+    def _sum(self, enc: Encoded, title: npt.NDArray[np.float64], text: npt.NDArray[np.float64]) -> Any:
+        out = np.zeros((enc.rows, len(self.heads)))
+        for k in range(len(self.heads)):
+            out[:, k] = np.bincount(enc.title_rows, title[k, enc.title_idx], minlength=enc.rows)
+            out[:, k] += np.bincount(enc.text_rows, text[k, enc.text_idx], minlength=enc.rows)
+        return out
+
+    def word_sums(self, enc: Encoded) -> npt.NDArray[np.float64]:
+        """Per article and head: what its words add to the head's log-odds."""
+        out: npt.NDArray[np.float64] = self._sum(enc, self.title, self.text)
+        return out
+
+    def has_evidence(self, enc: Encoded) -> npt.NDArray[np.bool_]:
+        """Per article and head: whether some word of it is evidence for the head."""
+        out: npt.NDArray[np.bool_] = self._sum(enc, self.evident_title, self.evident_text) > 0
+        return out
+
+    def logits(
+        self,
+        vectors: Matrix,
+        toks: Sequence[Tokens],
+        evidence: Sequence[Sequence[tuple[float, bool]]],
+        enc: Encoded | None = None,
+    ) -> npt.NDArray[np.float64]:
+        """Log-odds per article (rows) and head (columns); ``evidence[i][k]``: head k's angle's
+        (cue strength, cue in title) on article i."""
+        enc = self.encode(toks) if enc is None else enc
+        sums = self.word_sums(enc)
+        words = np.log1p(np.array([t.words for t in toks], dtype=np.float64))
+        style = np.array([t.style for t in toks], dtype=np.float64).reshape(len(toks), len(STYLE))
+        cues = np.array(evidence, dtype=np.float64).reshape(len(toks), len(self.heads), 2)
+        vecs = np.asarray(vectors, dtype=np.float32)
+        out = np.zeros((len(toks), len(self.heads)))
+        for k, h in enumerate(self.heads):
+            out[:, k] = (vecs @ h.vector).astype(np.float64) + h.bias + sums[:, k]
+            out[:, k] += (
+                h.length * words + h.strength * np.log1p(cues[:, k, 0]) + h.cue_in_title * cues[:, k, 1]
+            )
+            out[:, k] += style @ np.asarray(h.style, dtype=np.float64)
+        return out
 
 
 def sigmoid(x: npt.NDArray[np.float64] | float) -> Any:

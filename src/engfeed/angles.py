@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from engfeed.angle_model import AngleHead, AngleModel, Tokens, sigmoid, tokens
+from engfeed.angle_model import AngleHead, AngleModel, CompiledHeads, Encoded, Tokens, sigmoid, tokens
 from engfeed.angles_feedback import NEIGHBOUR_LOGIT, NEIGHBOUR_WEIGHT, FeedbackModel
 from engfeed.errors import ConfigError
 from engfeed.models import AngleMatch
@@ -569,6 +569,9 @@ class AngleLabeler:
         self.signature = angles_signature(
             self.angles, self.model_name, [h.fingerprint for h in self.heads if h is not None]
         )
+        #: The angles that have a head, and their heads compiled for batches.
+        self._headed = [a for a, h in enumerate(self.heads) if h is not None]
+        self._compiled = CompiledHeads.of([h for h in self.heads if h is not None]) if self._headed else None
         self._matcher = _Matcher(self.angles)
         self._specificity = {t: _specificity(t) for a in self.angles for t in a.terms}
         self._prototypes: Prototypes | None = None
@@ -790,20 +793,32 @@ class AngleLabeler:
         return judged(True, f"probability {prob:.2f} at or above {view.threshold:.2f}")
 
     def learned_view(
-        self, vectors: Matrix, toks: Sequence[Tokens], evidence: Sequence[Sequence[Evidence]]
+        self,
+        vectors: Matrix,
+        toks: Sequence[Tokens],
+        evidence: Sequence[Sequence[Evidence]],
+        enc: Encoded | None = None,
     ) -> list[list[Learned | None]]:
         """Per article (rows of ``vectors``) and per angle, what the trained heads make of it."""
         out: list[list[Learned | None]] = [[None] * len(self.angles) for _ in toks]
-        for a, head in enumerate(self.heads):
-            if head is None:
-                continue
-            pairs = [
+        compiled = self._compiled
+        if compiled is None:
+            return out
+        enc = compiled.encode(toks) if enc is None else enc
+        cues = [
+            [
                 (ev[a].strength(self._specificity) if ev[a].counts else 0.0, bool(ev[a].in_title))
-                for ev in evidence
+                for a in self._headed
             ]
-            logits = head.logits(vectors, toks, pairs)
+            for ev in evidence
+        ]
+        logits = compiled.logits(vectors, toks, cues, enc)
+        evident = compiled.has_evidence(enc)
+        for k, a in enumerate(self._headed):
+            head = compiled.heads[k]
             for i, tok in enumerate(toks):
-                out[i][a] = Learned(float(logits[i]), head.threshold, head.evidence_words(tok))
+                words = head.evidence_words(tok) if evident[i, k] else ()
+                out[i][a] = Learned(float(logits[i, k]), head.threshold, words)
         return out
 
     # -- public API
@@ -842,15 +857,17 @@ class AngleLabeler:
         """
         texts = [article_text("", e, b).lstrip("\n") for _, e, b in items]
         evidence = [self.evidence(item[0], text) for item, text in zip(items, texts, strict=True)]
-        heads = [h for h in self.heads if h is not None]
-        toks = [tokens(item[0], text) for item, text in zip(items, texts, strict=True)] if heads else []
+        compiled = self._compiled
+        toks = [tokens(item[0], text) for item, text in zip(items, texts, strict=True)] if compiled else []
+        enc = compiled.encode(toks) if compiled else None
+        worded: npt.NDArray[np.bool_] = np.zeros(len(items), dtype=bool)
+        if compiled is not None and enc is not None:
+            worded = np.asarray(compiled.has_evidence(enc).any(axis=1), dtype=bool)
         feedback = self.feedback
         keys: Sequence[int | None] = ids if ids is not None else [None] * len(items)
         verdicts = [feedback.verdicts_of(i) if feedback else {} for i in keys]
         cued = [
-            any(x.counts for x in ev)
-            or 1 in verdicts[i].values()
-            or any(h.evidence_words(toks[i], limit=1) for h in heads)
+            any(x.counts for x in ev) or 1 in verdicts[i].values() or bool(worded[i])
             for i, ev in enumerate(evidence)
         ]
         semantic: Matrix | None = None
@@ -869,8 +886,8 @@ class AngleLabeler:
             semantic = self.semantic_scores(matrix)
             if feedback:
                 bias = feedback.bias(matrix)
-            if heads:
-                learned = self.learned_view(matrix, toks, evidence)
+            if compiled:
+                learned = self.learned_view(matrix, toks, evidence, enc)
         return [
             self.decide(
                 ev,
