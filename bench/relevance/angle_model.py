@@ -91,13 +91,16 @@ class Data:
         self.vectors = np.asarray(self.embedder.embed(texts), dtype=np.float32)
         self.evidence = evidence
         self.y = np.array([[float(n in labels[d["n"]]) for n in self.names] for d in chosen])
-        self.cued = np.array([[s > 0 for s, _ in row] for row in evidence])
 
-    def vocab(self, rows: list[int]) -> list[str]:
+    def document_frequency(self, rows: list[int]) -> Counter[str]:
+        """In how many of ``rows`` each word occurs (title or text)."""
         df: Counter[str] = Counter()
         for r in rows:
             df.update(self.tokens[r].title | self.tokens[r].text)
-        return sorted(w for w, k in df.items() if k >= MIN_DF)
+        return df
+
+    def vocab(self, rows: list[int]) -> list[str]:
+        return sorted(w for w, k in self.document_frequency(rows).items() if k >= MIN_DF)
 
     def matrix(self, rows: list[int], vocab: list[str], a: int) -> np.ndarray:
         """Scaled features of ``rows`` for angle ``a``: vector, title words, text words, length,
@@ -157,9 +160,7 @@ def fit(x: np.ndarray, y: np.ndarray, lam: float) -> tuple[np.ndarray, float]:
 
 def common_words(data: Data, rows: list[int]) -> frozenset[str]:
     """Words in more than COMMON_SHARE of ``rows`` (title or text): never evidence."""
-    df: Counter[str] = Counter()
-    for r in rows:
-        df.update(data.tokens[r].title | data.tokens[r].text)
+    df = data.document_frequency(rows)
     return frozenset(w for w, k in df.items() if k > COMMON_SHARE * len(rows))
 
 
@@ -187,22 +188,32 @@ def head(data: Data, rows: list[int], a: int, lam: float) -> am.AngleHead:
     )
 
 
-def scores(data: Data, heads: list[am.AngleHead], rows: list[int]) -> np.ndarray:
-    """Probabilities (rows x angles) as the product's labeller computes them, zero where the
-    article has no evidence for the angle ("no evidence, no angle")."""
+def probabilities(
+    data: Data,
+    heads: list[am.AngleHead],
+    vectors: np.ndarray,
+    toks: list[am.Tokens],
+    found: list[list[Evidence]],
+) -> np.ndarray:
+    """Per article and angle, the probability the product's labeller computes with ``heads``,
+    zero where the article has no evidence for the angle ("no evidence, no angle")."""
     model = am.AngleModel(
         data.embedder.name, data.vectors.shape[1], {h.definition: h for h in heads}, {}, heads[0].common
     )
-    labeler = AngleLabeler(data.angles, data.embedder, learned=model)
-    views = labeler.learned_view(
-        data.vectors[rows], [data.tokens[r] for r in rows], [data.found[r] for r in rows]
-    )
-    out = np.zeros((len(rows), len(data.names)))
-    for k, r in enumerate(rows):
-        for a, view in enumerate(views[k]):
-            if view is not None and (view.words or data.cued[r, a]):
+    views = AngleLabeler(data.angles, data.embedder, learned=model).learned_view(vectors, toks, found)
+    out = np.zeros((len(views), len(data.names)))
+    for k, row in enumerate(views):
+        for a, view in enumerate(row):
+            if view is not None and (view.words or found[k][a].counts):
                 out[k, a] = float(am.sigmoid(view.logit))
     return out
+
+
+def scores(data: Data, heads: list[am.AngleHead], rows: list[int]) -> np.ndarray:
+    """:func:`probabilities` of the training articles ``rows``."""
+    return probabilities(
+        data, heads, data.vectors[rows], [data.tokens[r] for r in rows], [data.found[r] for r in rows]
+    )
 
 
 def top_two(p: np.ndarray) -> np.ndarray:
@@ -255,17 +266,7 @@ class Corpus:
 
     def share(self, data: Data, heads: list[am.AngleHead], thresholds: list[float]) -> list[float]:
         """Share of corpus articles with at least one angle, at each threshold."""
-        model = am.AngleModel(
-            data.embedder.name, data.vectors.shape[1], {h.definition: h for h in heads}, {}, heads[0].common
-        )
-        views = AngleLabeler(data.angles, data.embedder, learned=model).learned_view(
-            self.vectors, self.tokens, self.found
-        )
-        p = np.zeros((len(views), len(heads)))
-        for k, row in enumerate(views):
-            for a, view in enumerate(row):
-                if view is not None and (view.words or self.found[k][a].counts):
-                    p[k, a] = float(am.sigmoid(view.logit))
+        p = probabilities(data, heads, self.vectors, self.tokens, self.found)
         best = p.max(axis=1)
         return [float((best >= t).mean()) for t in thresholds]
 

@@ -89,21 +89,10 @@ def corpus() -> dict[str, dict[str, Any]]:
 
 def draw() -> None:
     articles = corpus()
-    by_company: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for art in sorted(articles.values(), key=lambda a: a["uid"]):
-        by_company[art["company"]].append(art)
-    total = len(articles)
-    quota = {c: max(1, round(SIZE * len(v) / total)) for c, v in by_company.items()}
-    while sum(quota.values()) > SIZE:  # trim the largest quotas back to SIZE
-        biggest = max(quota, key=lambda c: (quota[c], c))
-        quota[biggest] -= 1
-    while sum(quota.values()) < SIZE:
-        biggest = max(quota, key=lambda c: (len(by_company[c]) - quota[c], c))
-        quota[biggest] += 1
     rnd = random.Random(SEED)
-    chosen: list[dict[str, Any]] = []
-    for company in sorted(by_company):
-        chosen += rnd.sample(by_company[company], min(quota[company], len(by_company[company])))
+    chosen = _stratified(list(articles.values()), SIZE, rnd)
+    total = len(articles)
+    companies = len({a["company"] for a in articles.values()})
     rnd.shuffle(chosen)
     out = []
     for number, art in enumerate(chosen, 1):
@@ -114,11 +103,11 @@ def draw() -> None:
             "split": "test" if digest % 3 == 0 else "train",
         })  # fmt: skip
     SET.mkdir(parents=True, exist_ok=True)
-    meta = {"size": len(out), "seed": SEED, "corpus_articles": total, "companies": len(by_company)}
+    meta = {"size": len(out), "seed": SEED, "corpus_articles": total, "companies": companies}
     (SET / "articles.json").write_text(
         json.dumps({"about": meta, "articles": out}, indent=1, ensure_ascii=False)
     )
-    print(f"drew {len(out)} of {total} articles from {len(by_company)} companies;",
+    print(f"drew {len(out)} of {total} articles from {companies} companies;",
           Counter(a["split"] for a in out))  # fmt: skip
 
 
@@ -180,14 +169,15 @@ def all_drawn() -> list[dict[str, Any]]:
 def merge_extra() -> None:
     """Merge the annotators' blocks (``bench/results/extra-labels-*.json``) into
     ``labels-extra.json``, checking names and that every drawn extra article has a label."""
-    names = {a.name for a in load_angles(None)}
+    order = [a.name for a in load_angles(None)]
+    names = set(order)
     merged: dict[str, list[str]] = {}
     for path in sorted((ROOT / "bench" / "results").glob("extra-labels-*.json")):
         for key, value in json.loads(path.read_text()).items():
             bad = set(value) - names
             if bad or len(value) > 2:
                 raise SystemExit(f"{path.name}: #{key}: {sorted(bad) or value}")
-            merged[str(int(key))] = sorted(value, key=[a.name for a in load_angles(None)].index)
+            merged[str(int(key))] = sorted(value, key=order.index)
     drawn = json.loads((SET / "extra-articles.json").read_text())["articles"]
     missing = [a["n"] for a in drawn if str(a["n"]) not in merged]
     out = {str(a["n"]): merged[str(a["n"])] for a in drawn if str(a["n"]) in merged}

@@ -569,6 +569,7 @@ class AngleLabeler:
         self.signature = angles_signature(
             self.angles, self.model_name, [h.fingerprint for h in self.heads if h is not None]
         )
+        self._index = {a.name.casefold(): i for i, a in enumerate(self.angles)}
         #: The angles that have a head, and their heads compiled for batches.
         self._headed = [a for a, h in enumerate(self.heads) if h is not None]
         self._compiled = CompiledHeads.of([h for h in self.heads if h is not None]) if self._headed else None
@@ -666,8 +667,7 @@ class AngleLabeler:
         """How far a stored label cleared its angle's threshold, on the one scale labels are
         ranked on (:meth:`_margin`): a head's probability and a prototype score are different
         units, so articles are compared by this (the digest), never by ``match.score``."""
-        names = {a.name.casefold(): i for i, a in enumerate(self.angles)}
-        a = names.get(match.name.casefold())
+        a = self._index.get(match.name.casefold())
         if a is None:  # an angle no longer in the file
             return match.score - self.calibration.threshold
         head = self.heads[a]
@@ -939,7 +939,9 @@ class AngleLabeler:
             reason = judged.reason
             if a in dropped:
                 reason = f"{reason}, but {dropped[a]}"
-            rule = "learned" if self._is_learned(a, learned) and semantic is not None else "prototype"
+            rule = (
+                "evidence" if semantic is None else "learned" if self._is_learned(a, learned) else "prototype"
+            )
             margins[angle.name] = (
                 -math.inf if judged.score is None else self._margin(a, judged.score, learned)
             )
@@ -951,7 +953,7 @@ class AngleLabeler:
                     threshold=self._threshold(a, learned),
                     terms=(terms := self._terms(a, ev, learned)),
                     passage=_passage(f"{title}\n{text}", terms[0]) if terms else "",
-                    rule=rule if semantic is not None else "evidence",
+                    rule=rule,
                 )
             )
         # the chosen angles in the labeller's order, then the rest by how near they came
