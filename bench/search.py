@@ -60,10 +60,10 @@ sys.path.insert(0, str(ROOT / "src"))
 import numpy as np  # noqa: E402
 
 from engfeed.embed import get_embedder  # noqa: E402
-from engfeed.models import Article  # noqa: E402
+from engfeed.models import Article, ArticleFilter  # noqa: E402
 from engfeed.query import fts_match  # noqa: E402
 from engfeed.search import SearchEngine, document_text  # noqa: E402
-from engfeed.store import ArticleFilter, Store  # noqa: E402
+from engfeed.store import Store  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 BENCH_VERSION = "2"  # bump when the synthetic data changes (forces a rebuild)

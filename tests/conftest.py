@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["httpserver", "browser_support"]
+pytest_plugins = ["httpserver", "browser_support", "pgserver"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ENGFEED_SHARED", ROOT.parent / "shared"))

@@ -37,7 +37,7 @@ from browser_support import (
     subprocess_env,
 )
 from engfeed.feed import Feed
-from engfeed.store import ArticleFilter
+from engfeed.models import ArticleFilter
 from test_web import NETFLIX_TEXT, SLACK_TEXT
 
 pytestmark = browser_marks()

@@ -52,6 +52,7 @@ from engfeed.models import AngleMatch, Article
 from engfeed.web.app import digest_mailer
 from engfeed.web.refresh import Refresher
 from feedgen import rss
+from pgserver import store_location
 
 ROOT = Path(__file__).resolve().parents[1]
 ANGLES = str(ROOT / "src" / "engfeed" / "data" / "angles.toml")  # the bundled angles, whatever is installed
@@ -151,9 +152,10 @@ def open_feed(db: Path | str) -> Feed:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> str:
-    """A store with NEW articles of the last days (two with an angle) and one older."""
-    path = tmp_path / "digest.db"
+def db(tmp_path: Path, request: pytest.FixtureRequest, backend: str) -> str:
+    """A store with NEW articles of the last days (two with an angle) and one older, on each
+    backend."""
+    path = store_location(request, backend, "digest")
     feed = open_feed(path)
     try:
         feed.import_paths(write_corpus(tmp_path, datetime.now(UTC)))

@@ -25,11 +25,14 @@ def test_the_web_layer_and_the_cli_do_not_import_the_store() -> None:
     assert offenders == set()
 
 
-def test_sqlite3_stays_in_the_store() -> None:
-    allowed = {"feed.py"}  # the conn=tx plumbing of mute matching, until Storage owns its transactions
+def test_each_database_driver_stays_in_its_backend() -> None:
+    # The shared SQL speaks to engfeed.store.sql.Connection; only a backend module names its driver.
+    homes = {"sqlite3": "store/sqlite.py", "psycopg": "store/postgres.py"}
     offenders = {
-        str(p.relative_to(SRC))
+        (driver, str(p.relative_to(SRC)))
         for p in SRC.rglob("*.py")
-        if "sqlite3" in imported_modules(p) and p.parent.name != "store" and p.name not in allowed
+        for driver, home in homes.items()
+        if any(m == driver or m.startswith(driver + ".") for m in imported_modules(p))
+        and str(p.relative_to(SRC)) != home
     }
     assert offenders == set()

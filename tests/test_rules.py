@@ -20,7 +20,7 @@ import engfeed.rules as rules_mod
 from conftest import run_cli
 from engfeed.errors import EngfeedError
 from engfeed.feed import Feed
-from engfeed.models import Article
+from engfeed.models import Article, ArticleFilter
 from engfeed.rules import (
     KINDS,
     MAX_PATTERN,
@@ -30,8 +30,9 @@ from engfeed.rules import (
     TextMatcher,
     check_rule,
 )
-from engfeed.store import ArticleFilter
+from engfeed.store.base import NO_FILTER
 from feedgen import rss
+from pgserver import store_location
 
 pytestmark = pytest.mark.usefixtures("cli_env")
 run = run_cli
@@ -67,14 +68,15 @@ def write(path: Path, data: bytes) -> Path:
 
 
 @pytest.fixture
-def feed(tmp_path: Path) -> Iterator[Feed]:
-    """A store with two generated sources, Acme (8 articles) and Globex (6), embeddings off."""
+def feed(tmp_path: Path, request: pytest.FixtureRequest, backend: str) -> Iterator[Feed]:
+    """A store with two generated sources, Acme (8 articles) and Globex (6), embeddings off,
+    on each backend."""
     acme = write(tmp_path / "acme.xml", rss(ACME_N))
     globex = write(
         tmp_path / "globex.xml",
         rss(GLOBEX_N, title="Globex Tech Blog", site="https://globex.example", prefix="g"),
     )
-    f = Feed.open(tmp_path / "rules.db", embed=False)
+    f = Feed.open(store_location(request, backend, "rules"), embed=False)
     report = f.import_paths([acme, globex])
     assert [(r.name, r.new) for r in report.items] == [("Acme", ACME_N), ("Globex", GLOBEX_N)]
     try:
@@ -649,7 +651,7 @@ def test_fts_fast_path_unchanged_without_rules(feed: Feed) -> None:
     def results() -> list[list[tuple[str, float]]]:
         return [[(h.article.uid, h.score) for h in feed.search(q, limit=50)] for q in queries]
 
-    assert feed.store.filter_sql(ArticleFilter()) == ("1", [])
+    assert feed.store.filter_sql(ArticleFilter()) == (NO_FILTER, [])
     assert not feed.store.restricts(ArticleFilter())
     before = results()
     assert all(before)
@@ -658,7 +660,7 @@ def test_fts_fast_path_unchanged_without_rules(feed: Feed) -> None:
     assert not feed.store.restricts(ALL)  # showing everything needs no mute condition
     assert rule.id is not None
     feed.remove_mute(rule.id)
-    assert feed.store.filter_sql(ArticleFilter()) == ("1", [])
+    assert feed.store.filter_sql(ArticleFilter()) == (NO_FILTER, [])
     after = results()
     assert [[uid for uid, _ in r] for r in after] == [[uid for uid, _ in r] for r in before]
     for b, a in zip(before, after, strict=True):

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engfeed.embed import get_embedder, to_blob
-from engfeed.models import AngleMatch, Article
+from engfeed.models import AngleMatch, Article, ArticleFilter
 from engfeed.search import (
     IndexTuning,
     SearchEngine,
@@ -25,7 +25,8 @@ from engfeed.search import (
     passages_of,
     usable_stems,
 )
-from engfeed.store import ArticleFilter, Store
+from engfeed.store import Store
+from pgserver import store_location
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -160,7 +161,7 @@ def _article(spec: dict[str, object]) -> Article:
     )
 
 
-def _build(path: Path) -> tuple[Store, dict[str, int]]:
+def _build(path: Path | str) -> tuple[Store, dict[str, int]]:
     store = Store(path)
     with store.transaction() as tx:
         result = store.upsert_articles([_article(a) for a in ARTICLES], source_id=None, conn=tx)
@@ -182,9 +183,10 @@ def embedder():  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def built(
-    tmp_path_factory: pytest.TempPathFactory, embedder
+    request: pytest.FixtureRequest, module_backend: str, embedder
 ) -> Iterator[tuple[SearchEngine, dict[str, int]]]:  # type: ignore[no-untyped-def]
-    store, ids = _build(tmp_path_factory.mktemp("search") / "feed.db")
+    """The judged corpus, indexed, on each backend: the tests that take it run on both."""
+    store, ids = _build(store_location(request, module_backend, "feed"))
     engine = SearchEngine(store, embedder)
     assert engine.index_pending() == len(ARTICLES)
     yield engine, ids

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from engfeed.errors import EngfeedError
-from engfeed.models import AngleMatch, Article
-from engfeed.store import ArticleFilter, Store
+from engfeed.models import AngleMatch, Article, ArticleFilter
+from engfeed.store import Store
+from pgserver import store_location
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -30,8 +32,11 @@ def art(uid: str, title: str, days: int = 0, source: str = "Acme", **kw: object)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "s.db")
+def store(request: pytest.FixtureRequest, backend: str) -> Iterator[Store]:
+    """A fresh store on each backend (the tests below run once per backend)."""
+    found = Store(store_location(request, backend))
+    yield found
+    found.close()
 
 
 def write(store: Store, articles: list[Article], source_id: int | None = None) -> None:

@@ -31,6 +31,7 @@ from engfeed.web.hints import HINT_403, HINT_404, HINT_429, HINT_CONNECT, HINT_N
 from engfeed.web.refresh import Refresher
 from engfeed.web.render import mark_html, safe_url
 from engfeed.web.security import CSP
+from pgserver import store_location
 
 BASE = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
 
@@ -130,7 +131,7 @@ ANGLES: dict[str, list[AngleMatch]] = {
 }
 
 
-def build_feed(path: Path, articles: list[Article] | None = None) -> Feed:
+def build_feed(path: Path | str, articles: list[Article] | None = None) -> Feed:
     """A Feed over a fresh store at ``path`` holding ``articles`` (default: ``ALL``), with angles."""
     store = Store(path)
     chosen = articles if articles is not None else ALL
@@ -151,8 +152,9 @@ def client_for(feed: Feed, **kwargs: object) -> TestClient:
 
 
 @pytest.fixture(scope="module")
-def feed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Feed]:
-    f = build_feed(tmp_path_factory.mktemp("web") / "web.db")
+def feed(request: pytest.FixtureRequest, module_backend: str) -> Iterator[Feed]:
+    """The page's articles on each backend: the tests that take it run on both."""
+    f = build_feed(store_location(request, module_backend, "web"))
     yield f
     f.close()
 

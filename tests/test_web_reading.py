@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
@@ -15,14 +14,15 @@ from starlette.testclient import TestClient
 from engfeed.feed import Feed
 from engfeed.readinglist import MAX_NOTE_BYTES
 from engfeed.web.app import CSRF_PLACEHOLDER, local_path
+from pgserver import store_location
 from test_web import CORE, build_feed, card_uids, client_for
 
 UID = CORE[0].uid
 
 
 @pytest.fixture
-def feed(tmp_path: Path) -> Iterator[Feed]:
-    f = build_feed(tmp_path / "reading.db")
+def feed(request: pytest.FixtureRequest, backend: str) -> Iterator[Feed]:
+    f = build_feed(store_location(request, backend, "reading"))
     yield f
     f.close()
 

@@ -24,7 +24,8 @@ from starlette.testclient import TestClient
 
 from browser_support import BUNDLED_ANGLES, rss_items
 from engfeed.feed import Feed
-from engfeed.store import ArticleFilter
+from engfeed.models import ArticleFilter
+from pgserver import store_location
 from test_web import NETFLIX_TEXT, SLACK_TEXT, card_uids, client_for
 from test_web_reading import token_of
 
@@ -60,10 +61,11 @@ WEBINARS = {"Webinar: cloud cost basics", "Join our webinar on Postgres"}
 
 
 @pytest.fixture
-def feed(tmp_path: Path) -> Iterator[Feed]:
+def feed(tmp_path: Path, request: pytest.FixtureRequest, backend: str) -> Iterator[Feed]:
+    """Two sources on each backend."""
     (tmp_path / "acme.xml").write_bytes(rss_items("Acme Engineering", "https://acme.example", ACME))
     (tmp_path / "vendor.xml").write_bytes(rss_items("Vendor News", "https://vendor.example", VENDOR))
-    f = Feed.open(tmp_path / "rules.db", angles_file=BUNDLED_ANGLES, embed=False)
+    f = Feed.open(store_location(request, backend, "rules"), angles_file=BUNDLED_ANGLES, embed=False)
     f.import_paths([tmp_path / "acme.xml", tmp_path / "vendor.xml"])
     yield f
     f.close()

@@ -19,7 +19,7 @@ from typing import TextIO
 from engfeed import __version__, config
 from engfeed.errors import ConfigError, EngfeedError
 from engfeed.feed import Feed, IngestReport, SourceReport, TextReport
-from engfeed.models import Article, ArticleFilter, SearchHit
+from engfeed.models import Article, ArticleFilter, SchemaStatus, SearchHit
 from engfeed.parse import EARLIEST_DATE
 from engfeed.text import clean_text, terminal_safe
 from engfeed.urls import redact_credentials
@@ -61,8 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="engfeed", description="Engineering Feed: company engineering blogs, searchable by concept."
     )
     p.add_argument("--version", action="version", version=f"engfeed {__version__}")
-    p.add_argument(
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
         "--db", metavar="PATH", help="SQLite store (default: $ENGFEED_DB or the platform data dir)"
+    )
+    where.add_argument(
+        "--database-url",
+        metavar="URL",
+        type=_database_url,
+        help="a PostgreSQL store, postgresql://user:pass@host/db (default: $ENGFEED_DATABASE_URL)",
     )
     p.add_argument("--angles", metavar="FILE", help="the reader's angles TOML (default: $ENGFEED_ANGLES)")
     sub = p.add_subparsers(title="commands", metavar="COMMAND")
@@ -253,6 +260,22 @@ def build_parser() -> argparse.ArgumentParser:
     ri = sub.add_parser("reindex", help="re-embed and re-label every article (after a model change)")
     ri.set_defaults(handler=cmd_reindex)
 
+    d = sub.add_parser("db", help="the store's schema, and moving a store (SQLite <-> PostgreSQL)")
+    dsub = d.add_subparsers(title="db commands", metavar="ACTION")
+    ds = dsub.add_parser("status", help="backend, schema version and pending migrations")
+    ds.add_argument("--json", action="store_true")
+    ds.set_defaults(handler=cmd_db_status)
+    du = dsub.add_parser("upgrade", help="apply pending migrations")
+    du.add_argument("--json", action="store_true")
+    du.set_defaults(handler=cmd_db_upgrade)
+    dc = dsub.add_parser("copy", help="copy the whole store into a new, empty one")
+    dc.add_argument(
+        "--to", required=True, metavar="URL_OR_PATH", help="a postgresql:// URL or a SQLite file path"
+    )
+    dc.add_argument("--json", action="store_true")
+    dc.set_defaults(handler=cmd_db_copy)
+    d.set_defaults(handler=cmd_db_status, json=False)
+
     sv = sub.add_parser("serve", help="serve the web page")
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
@@ -306,6 +329,17 @@ def _date(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _database_url(text: str) -> str:
+    if not config.is_database_url(text.strip()):
+        raise argparse.ArgumentTypeError("must be a postgresql:// URL (use --db for a SQLite file)")
+    return text.strip()
+
+
+def _store_arg(args: argparse.Namespace) -> str | None:
+    """``--database-url`` or ``--db``, whichever was given (argparse allows one)."""
+    return getattr(args, "database_url", None) or getattr(args, "db", None)
+
+
 def _filter(args: argparse.Namespace) -> ArticleFilter:
     return ArticleFilter(
         sources=tuple(args.source),
@@ -320,14 +354,14 @@ def _filter(args: argparse.Namespace) -> ArticleFilter:
 def _open(args: argparse.Namespace) -> Feed:
     """The store for commands that label or read angles: a broken angles file stops them
     here, before anything is written (exit 2)."""
-    feed = Feed.open(args.db, angles_file=args.angles)
+    feed = Feed.open(_store_arg(args), angles_file=args.angles)
     feed.check_angles()
     return feed
 
 
 def _open_light(args: argparse.Namespace) -> Feed:
     """For commands that never embed (source management): skips loading the model."""
-    return Feed.open(args.db, angles_file=args.angles, embed=False)
+    return Feed.open(_store_arg(args), angles_file=args.angles, embed=False)
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -396,6 +430,55 @@ def cmd_sources_defaults(args: argparse.Namespace) -> int:
         return 0
     added, skipped = feed.add_default_sources()
     print(f"added {len(added)} curated sources" + (f" ({len(skipped)} already present)" if skipped else ""))
+    return 0
+
+
+def _status_json(status: SchemaStatus) -> dict[str, object]:
+    return {
+        "backend": status.backend,
+        "location": status.location,
+        "version": status.version,
+        "latest": status.latest,
+        "pending": status.pending,
+    }
+
+
+def cmd_db_status(args: argparse.Namespace) -> int:
+    status = Feed.schema_status(_store_arg(args))
+    if args.json:
+        _print_json(_status_json(status))
+        return 0
+    print(f"{status.backend} store at {status.location}")
+    state = (
+        "up to date" if not status.pending else f"{status.pending} migration(s) pending: engfeed db upgrade"
+    )
+    print(f"schema {status.version} of {status.latest}: {state}")
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    before, after = Feed.upgrade(_store_arg(args))
+    if args.json:
+        _print_json({"before": _status_json(before), "after": _status_json(after)})
+    elif before.version == after.version:
+        print(f"schema {after.version} of {after.latest}: up to date")
+    else:
+        print(f"schema {before.version} -> {after.version} of {after.latest}")
+    return 0
+
+
+def cmd_db_copy(args: argparse.Namespace) -> int:
+    feed = _open_light(args)
+    bar = Progress(sys.stderr)
+    try:
+        report = feed.copy_to(args.to, progress=bar.update)
+    finally:
+        bar.done()
+        feed.close()
+    if args.json:
+        _print_json({"source": report.source, "destination": report.destination, "rows": report.rows})
+    else:
+        print(f"copied {report.total} rows from {report.source} to {report.destination}; counts match")
     return 0
 
 
@@ -856,7 +939,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from engfeed.web.server import serve
 
-    serve(args.db, host=args.host, port=args.port, angles_file=args.angles)
+    serve(_store_arg(args), host=args.host, port=args.port, angles_file=args.angles)
     return 0
 
 

@@ -5,6 +5,7 @@ the defaults and command-line flags override both.
 
 ==========================  ===========================================================
 ``ENGFEED_DB``              SQLite store path (default: platform data dir/engfeed.db)
+``ENGFEED_DATABASE_URL``    a ``postgresql://`` URL: the store is that database instead
 ``ENGFEED_ANGLES``          the reader's angles TOML (default: config dir/angles.toml,
                             else the bundled seven angles)
 ``ENGFEED_REFRESH_INTERVAL`` minutes between background refreshes in ``serve`` (0 = off)
@@ -59,6 +60,29 @@ def db_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return data_dir() / "engfeed.db"
+
+
+def is_database_url(location: str | os.PathLike[str]) -> bool:
+    """Whether ``location`` names a PostgreSQL database rather than a SQLite file."""
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
+def store_location(explicit: str | os.PathLike[str] | None = None) -> Path | str:
+    """The store to use: a PostgreSQL URL or a SQLite path. ``explicit`` (``--database-url``
+    or ``--db``; a URL or a path) beats ``ENGFEED_DATABASE_URL`` beats ``ENGFEED_DB`` beats
+    the platform data directory."""
+    if explicit:
+        return (
+            explicit
+            if isinstance(explicit, str) and is_database_url(explicit)
+            else Path(explicit).expanduser()
+        )
+    url = os.environ.get("ENGFEED_DATABASE_URL", "").strip()
+    if url:
+        if not is_database_url(url):
+            raise ConfigError(f"ENGFEED_DATABASE_URL must start with postgresql://, not {url[:30]!r}")
+        return url
+    return db_path()
 
 
 def angles_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:

@@ -11,7 +11,6 @@ import json
 import logging
 import queue
 import secrets
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -31,7 +30,7 @@ from engfeed.digest import send as send_mail
 from engfeed.digest import week_of as digest_week
 from engfeed.errors import ConfigError, EngfeedError
 from engfeed.fetch import FetchConfig, FetchResult, fetch_all, next_due
-from engfeed.models import Article, SearchHit, Source, iso
+from engfeed.models import Article, ArticleFilter, SchemaStatus, SearchHit, Source, iso
 from engfeed.naming import short_name
 from engfeed.opml import default_sources, parse_opml, to_opml
 from engfeed.parse import MAX_TITLE, ParseError, backfill_dates, parse_feed
@@ -42,9 +41,11 @@ from engfeed.readinglist import check_note
 from engfeed.readinglist import parse as parse_list
 from engfeed.readinglist import render as render_list
 from engfeed.rules import ARRIVAL_BUDGET, MAX_RULES, MutePreview, MuteRule, RuleError, TextMatcher, check_rule
-from engfeed.store import ArticleFilter, Store
+from engfeed.store import Store, open_store
+from engfeed.store.copy import CopyReport, copy_store
 from engfeed.store.digests import DigestSend
 from engfeed.store.pages import PageTarget
+from engfeed.store.sql import Connection
 from engfeed.text import clip, terminal_safe
 from engfeed.urls import article_uid, canonical_url, dedup_key, redact_credentials
 
@@ -198,8 +199,9 @@ class Feed:
         fetch_config: FetchConfig | None = None,
         lenient_angles: bool = False,
     ) -> Feed:
-        """Open (creating if needed) the store chosen by ``--db``/``ENGFEED_DB``/platform default."""
-        store = Store(config.db_path(db))
+        """Open (creating if needed) the store at ``db`` (a SQLite path or a PostgreSQL URL),
+        else the one ``ENGFEED_DATABASE_URL``, ``ENGFEED_DB`` or the platform default names."""
+        store = open_store(config.store_location(db))
         if fetch_config is None:
             fetch_config = FetchConfig(allow_private=config.fetch_private_allowed())
         use_embed = config.embeddings_enabled() if embed is None else embed
@@ -219,7 +221,37 @@ class Feed:
     def close(self) -> None:
         if self._search is not None:
             self._search.close()
-        self.store.close()
+        self.store.close_all()
+
+    # -- the database (engfeed db ...) ---------------------------------------------------
+    @staticmethod
+    def schema_status(db: str | Path | None = None) -> SchemaStatus:
+        """Where the schema of the store at ``db`` stands, without migrating it."""
+        store = open_store(config.store_location(db), migrate=False)
+        try:
+            return store.schema_status()
+        finally:
+            store.close_all()
+
+    @staticmethod
+    def upgrade(db: str | Path | None = None) -> tuple[SchemaStatus, SchemaStatus]:
+        """Apply the pending migrations of the store at ``db``: (before, after)."""
+        store = open_store(config.store_location(db), migrate=False)
+        try:
+            before = store.schema_status()
+            store.migrate()
+            return before, store.schema_status()
+        finally:
+            store.close_all()
+
+    def copy_to(self, destination: str | Path, *, progress: ProgressFn | None = None) -> CopyReport:
+        """Copy this whole store into the new, empty store at ``destination`` (a SQLite path
+        or a PostgreSQL URL; created and migrated as needed). See engfeed.store.copy."""
+        dest = open_store(config.store_location(destination))
+        try:
+            return copy_store(self.store, dest, progress=progress)
+        finally:
+            dest.close_all()
 
     # -- sources -----------------------------------------------------------------------
     def sources(self) -> list[Source]:
@@ -990,7 +1022,7 @@ class Feed:
             return 0
         return self.count(replace(flt, include_muted=True)) - self.count(flt)
 
-    def _match_mutes(self, conn: sqlite3.Connection | None = None) -> None:
+    def _match_mutes(self, conn: Connection | None = None) -> None:
         """Match the term and regex rules against the articles stored or changed since last time
         (at most ``ARRIVAL_BUDGET`` seconds of regex work per call; the rest waits for the next)."""
 

@@ -219,3 +219,17 @@ class SearchHit:
 def iso(value: datetime) -> str:
     """ISO 8601 in UTC with a ``Z`` suffix, the one date format of the public JSON."""
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaStatus:
+    """Where a store's schema stands (``engfeed db status``)."""
+
+    backend: str
+    location: str
+    version: int
+    latest: int
+
+    @property
+    def pending(self) -> int:
+        return max(0, self.latest - self.version)

@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from engfeed.embed import Embedder, stack_blobs, to_blob
 from engfeed.errors import QueryError
-from engfeed.models import ScoreBreakdown, SearchHit
+from engfeed.models import ArticleFilter, ScoreBreakdown, SearchHit
 from engfeed.query import fts_match, query_terms
 from engfeed.search.highlight import clip, last_possible_match, mark, overlap, usable_stems
 from engfeed.search.passages import (
@@ -32,7 +32,7 @@ from engfeed.search.passages import (
     passages_of,
 )
 from engfeed.search.vectors import IndexTuning, VectorIndex, VectorView, rows_of
-from engfeed.store import ArticleFilter, Store
+from engfeed.store import Store
 from engfeed.text import title_key
 
 __all__ = ["DEFAULT_FUSION", "DEFAULT_TUNING", "Fusion", "Mode", "SearchEngine", "SearchTuning"]

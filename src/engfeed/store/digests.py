@@ -54,8 +54,8 @@ class DigestsPart:
         is confirmed, so a failed resend never forgets the week's first send."""
         with self._db.transaction() as tx:
             cur = tx.execute(
-                "INSERT OR IGNORE INTO digest_sends(user_id, week, sent_at, recipient, articles)"
-                " VALUES (?, ?, ?, ?, -1)",
+                "INSERT INTO digest_sends(user_id, week, sent_at, recipient, articles)"
+                " VALUES (?, ?, ?, ?, -1) ON CONFLICT DO NOTHING",
                 (user, week, int(now.timestamp()), recipient),
             )
         return cur.rowcount > 0 or force
@@ -87,7 +87,7 @@ class DigestsPart:
                 tx.execute("DELETE FROM digest_unsubscribes WHERE address = ?", (address,))
             else:
                 tx.execute(
-                    "INSERT OR IGNORE INTO digest_unsubscribes(address, at) VALUES (?, ?)",
+                    "INSERT INTO digest_unsubscribes(address, at) VALUES (?, ?) ON CONFLICT DO NOTHING",
                     (address, int(now.timestamp())),
                 )
 

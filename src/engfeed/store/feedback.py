@@ -27,6 +27,15 @@ class FeedbackRow:
     title: str = ""
 
 
+#: One verdict, replacing the reader's earlier one on the same angle (names compared
+#: without case; the new spelling is kept).
+_SET_VERDICT = (
+    "INSERT INTO angle_feedback(user_id, article_id, angle, verdict, created) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT(user_id, article_id, angle) DO UPDATE SET angle = excluded.angle,"
+    " verdict = excluded.verdict, created = excluded.created"
+)
+
+
 class FeedbackPart:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -43,8 +52,7 @@ class FeedbackPart:
                 )
                 return
             tx.execute(
-                "INSERT OR REPLACE INTO angle_feedback(user_id, article_id, angle, verdict, created)"
-                " VALUES (?, ?, ?, ?, ?)",
+                _SET_VERDICT,
                 (user, article_id, angle, 1 if verdict > 0 else -1, int(now.timestamp())),
             )
 
@@ -52,8 +60,7 @@ class FeedbackPart:
         """Record many (article id, angle, verdict) at once, in one transaction."""
         with self._db.transaction() as tx:
             tx.executemany(
-                "INSERT OR REPLACE INTO angle_feedback(user_id, article_id, angle, verdict, created)"
-                " VALUES (?, ?, ?, ?, ?)",
+                _SET_VERDICT,
                 [(user, aid, angle, 1 if v > 0 else -1, int(now.timestamp())) for aid, angle, v in rows],
             )
 

@@ -15,24 +15,25 @@ Invariants:
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from engfeed.rules import MuteRule, RuleError
 from engfeed.store.pages import Database
-from engfeed.store.sql import in_chunks, select_in
+from engfeed.store.sql import Connection, in_chunks, select_in
 
 #: The reader whose rules apply (the store's one implicit local user).
 USER = 1
 
 
 def _rule_matches(a: str) -> str:
-    """True when rule ``m`` matches article ``a`` (saved or not)."""
+    """True when rule ``m`` matches article ``a`` (saved or not). Rule values are compared
+    with ``lower()`` on both sides: ``mute_rules.value`` is case-sensitive (regex rules may
+    differ by case alone), so a case-insensitive column on the other side is not enough."""
     return (
-        f"((m.kind = 'source' AND m.value = {a}.source_name COLLATE NOCASE)"
+        f"((m.kind = 'source' AND lower(m.value) = lower({a}.source_name))"
         f" OR (m.kind = 'angle' AND EXISTS (SELECT 1 FROM article_angles g"
-        f" WHERE g.article_id = {a}.id AND g.angle = m.value COLLATE NOCASE))"
+        f" WHERE g.article_id = {a}.id AND lower(g.angle) = lower(m.value)))"
         f" OR (m.kind IN ('term', 'regex') AND EXISTS (SELECT 1 FROM mute_matches x"
         f" WHERE x.article_id = {a}.id AND x.rule_id = m.id)))"
     )
@@ -59,6 +60,9 @@ _NOT_SAVED = _not_saved("a", "?")
 #: (title, excerpt) -> ids of the matching rules; None when the matcher could not finish (a
 #: slow regex past its time budget): the article is matched again later.
 Matcher = Callable[[str, str], list[int] | None]
+
+
+_ADD_MATCH = "INSERT INTO mute_matches(rule_id, article_id) VALUES (?, ?) ON CONFLICT DO NOTHING"
 
 
 class MutesPart:
@@ -92,7 +96,7 @@ class MutesPart:
     def find(self, kind: str, value: str, user: int = USER) -> MuteRule | None:
         """The rule of this kind and value (names and terms compared without case), if any."""
         # A regex may differ from another by case alone ((?-i) patterns); names and terms may not.
-        same = "value = ?" if kind == "regex" else "value = ? COLLATE NOCASE"
+        same = "value = ?" if kind == "regex" else "lower(value) = lower(?)"
         row = self._db.conn.execute(
             f"SELECT id, kind, value, created, 0 FROM mute_rules WHERE user_id = ? AND kind = ? AND {same}",
             (user, kind, value),
@@ -141,14 +145,13 @@ class MutesPart:
             if taken is not None:  # saved meanwhile (a form sent twice)
                 raise RuleError(f"that rule exists already (rule {taken.id}: {rule.describe()})")
             cur = tx.execute(
-                "INSERT INTO mute_rules(user_id, kind, value, created) VALUES (?, ?, ?, ?)",
+                "INSERT INTO mute_rules(user_id, kind, value, created) VALUES (?, ?, ?, ?) RETURNING id",
                 (user, rule.kind, rule.value, int(now.timestamp())),
             )
-            assert cur.lastrowid is not None
-            rule_id = int(cur.lastrowid)
+            rule_id = int(cur.fetchone()[0])
             if matcher is not None:
                 tx.executemany(
-                    "INSERT OR IGNORE INTO mute_matches(rule_id, article_id) VALUES (?, ?)",
+                    _ADD_MATCH,
                     [(rule_id, aid) for aid in self._text_matches(tx, matcher)],
                 )
         return rule_id
@@ -170,7 +173,7 @@ class MutesPart:
         return cur.rowcount > 0
 
     def match_pending(
-        self, make_matcher: Callable[[list[MuteRule]], Matcher], *, conn: sqlite3.Connection | None = None
+        self, make_matcher: Callable[[list[MuteRule]], Matcher], *, conn: Connection | None = None
     ) -> int:
         """Match the articles stored or changed since they were last matched; returns how many.
 
@@ -183,9 +186,7 @@ class MutesPart:
                 return self._match_pending(tx, make_matcher)
         return self._match_pending(conn, make_matcher)
 
-    def _match_pending(
-        self, conn: sqlite3.Connection, make_matcher: Callable[[list[MuteRule]], Matcher]
-    ) -> int:
+    def _match_pending(self, conn: Connection, make_matcher: Callable[[list[MuteRule]], Matcher]) -> int:
         rows = conn.execute("SELECT id, title, excerpt FROM articles WHERE mutes_checked = 0").fetchall()
         if not rows:
             return 0
@@ -209,7 +210,7 @@ class MutesPart:
         for chunk, marks in in_chunks(done):
             conn.execute(f"DELETE FROM mute_matches WHERE article_id IN ({marks})", chunk)
             conn.execute(f"UPDATE articles SET mutes_checked = 1 WHERE id IN ({marks})", chunk)
-        conn.executemany("INSERT OR IGNORE INTO mute_matches(rule_id, article_id) VALUES (?, ?)", found)
+        conn.executemany(_ADD_MATCH, found)
         return len(done)
 
     def muted_by(self, ids: Sequence[int], user: int = USER) -> dict[int, list[int]]:
@@ -224,13 +225,13 @@ class MutesPart:
         return out
 
     @staticmethod
-    def _text_matches(conn: sqlite3.Connection, matcher: Matcher) -> list[int]:
+    def _text_matches(conn: Connection, matcher: Matcher) -> list[int]:
         """Ids of every stored article ``matcher`` matches, newest first."""
         rows = conn.execute("SELECT id, title, excerpt FROM articles ORDER BY published DESC, id DESC")
         return [int(aid) for aid, title, excerpt in rows if matcher(str(title), str(excerpt))]
 
     @staticmethod
-    def _saved(conn: sqlite3.Connection, user: int) -> set[int]:
+    def _saved(conn: Connection, user: int) -> set[int]:
         rows = conn.execute("SELECT article_id FROM reading_state WHERE user_id = ? AND saved = 1", (user,))
         return {int(r[0]) for r in rows}
 

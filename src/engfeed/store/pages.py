@@ -14,7 +14,6 @@ when to try again. Invariants:
 
 from __future__ import annotations
 
-import sqlite3
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +21,7 @@ from typing import Protocol
 
 from engfeed.extract import TEASER_WORDS
 from engfeed.robots import RobotsRules
-from engfeed.store.sql import select_in
+from engfeed.store.sql import Connection, select_in
 from engfeed.text import html_to_text, make_excerpt
 
 
@@ -30,9 +29,9 @@ class Database(Protocol):
     """What a store part needs from the store: a connection and atomic writes."""
 
     @property
-    def conn(self) -> sqlite3.Connection: ...
+    def conn(self) -> Connection: ...
 
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...
+    def transaction(self) -> AbstractContextManager[Connection]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +189,7 @@ class PagesPart:
             next_try=None if row[6] is None else datetime.fromtimestamp(int(row[6]), UTC),
         )
 
-    def stored_text(self, article_id: int, *, conn: sqlite3.Connection | None = None) -> str | None:
+    def stored_text(self, article_id: int, *, conn: Connection | None = None) -> str | None:
         """The plain text of the article page kept for this article (a page that gave its
         article), or None."""
         row = (
@@ -221,13 +220,14 @@ class PagesPart:
     def save_robots(self, rules: RobotsRules) -> None:
         with self._db.transaction() as tx:
             tx.execute(
-                "INSERT OR REPLACE INTO robots(origin, fetched, body, allow_all, deny_all)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO robots(origin, fetched, body, allow_all, deny_all) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT(origin) DO UPDATE SET fetched = excluded.fetched, body = excluded.body,"
+                " allow_all = excluded.allow_all, deny_all = excluded.deny_all",
                 (rules.origin, _ts(rules.fetched), rules.body, int(rules.allow_all), int(rules.deny_all)),
             )
 
 
-def _target(row: sqlite3.Row | tuple[object, ...]) -> PageTarget:
+def _target(row: tuple[object, ...]) -> PageTarget:
     return PageTarget(
         article_id=int(str(row[0])),
         uid=str(row[1]),

@@ -54,7 +54,8 @@ class SummariesPart:
     def save(self, article_id: int, text_hash: str, method: str, data: str, *, now: datetime) -> None:
         with self._db.transaction() as tx:
             tx.execute(
-                "INSERT OR REPLACE INTO summaries(article_id, text_hash, method, data, created)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO summaries(article_id, text_hash, method, data, created) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT(article_id) DO UPDATE SET text_hash = excluded.text_hash,"
+                " method = excluded.method, data = excluded.data, created = excluded.created",
                 (article_id, text_hash, method, data, int(now.timestamp())),
             )

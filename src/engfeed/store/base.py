@@ -1,0 +1,936 @@
+"""The store: articles, sources, vectors, angles and reading state, in domain words.
+
+:class:`Store` is the one storage API that :class:`~engfeed.feed.Feed` and the search engine
+call. Its SQL is written once, in the dialect both backends accept (see
+:mod:`engfeed.store.sql`); a backend subclass supplies connections, transactions, migrations,
+full-text search and change detection: :class:`engfeed.store.sqlite.SQLiteStore` (one file,
+the default) and :class:`engfeed.store.postgres.PostgresStore` (a shared server).
+``Store(location)`` opens the backend that ``location`` names: a ``postgresql://`` URL or a
+file path.
+
+Newer domains are parts of their own, reached from the store: :attr:`Store.pages` (article
+pages and robots.txt), :attr:`Store.summaries`, :attr:`Store.mutes` (mute rules),
+:attr:`Store.digests` (digest sends) and :attr:`Store.feedback` (the reader's verdicts on
+angles). Invariants both backends keep: one writer at a time (``transaction()`` serialises
+writes, as SQLite's ``BEGIN IMMEDIATE`` does), so read-modify-write steps inside one
+transaction never race; writes for one source happen in one transaction, so a crash
+mid-refresh loses nothing committed and leaves no half source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from engfeed.config import is_database_url
+from engfeed.errors import EngfeedError
+from engfeed.extract import is_teaser
+from engfeed.models import AngleMatch, Article, ArticleFilter, SchemaStatus, Source
+from engfeed.store.digests import DigestsPart
+from engfeed.store.feedback import FeedbackPart
+from engfeed.store.mutes import MutesPart, muted_sql
+from engfeed.store.pages import PagesPart
+from engfeed.store.sql import Connection, Cursor, cursors_in, select_in
+from engfeed.store.summaries import SummariesPart
+from engfeed.text import title_key
+
+SCHEMA_VERSION_TABLE = "schema_migrations"
+__all__ = ["LOCAL_USER", "Store", "UpsertResult", "is_database_url", "open_store"]
+
+#: The one implicit reader until there are accounts (migration 0006 creates it).
+LOCAL_USER = 1
+
+
+@dataclass(slots=True)
+class UpsertResult:
+    """What one source's write did, for the refresh summary and post-processing."""
+
+    new: list[int] = field(default_factory=list)
+    updated: list[int] = field(default_factory=list)
+    unchanged: int = 0
+
+
+#: Seconds between the publish times of a post and its mirror (see ``upsert_articles``):
+#: a re-post under a fixed slug moves by minutes.
+MIRROR_WINDOW = 3600
+#: The meta key of the counter that numbers "passages pending" marks (see save_document_vectors).
+_PASSAGE_TOKEN = "passages.token"
+
+
+def _mirrored(conn: Connection, art: Article) -> int | None:
+    """The stored post of the same source that ``art`` (not stored under its uid) copies."""
+    if art.date_estimated or not art.source or not art.title.strip():
+        return None  # estimated dates are fetch times: unrelated posts can share them
+    when = to_ts(art.published)
+    rows = conn.execute(
+        "SELECT id, title FROM articles WHERE source_name = ? COLLATE NOCASE AND published BETWEEN ? AND ?"
+        " AND date_estimated = 0",
+        (art.source, when - MIRROR_WINDOW, when + MIRROR_WINDOW),
+    ).fetchall()
+    title = title_key(art.title)
+    return next((int(r[0]) for r in rows if title_key(str(r[1])) == title), None)
+
+
+def to_ts(value: datetime) -> int:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp())
+
+
+def from_ts(value: int | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _content_hash(a: Article) -> str:
+    h = hashlib.sha1(usedforsecurity=False)
+    for part in (a.url, a.title, a.author, "\x1f".join(a.tags), a.summary_html, a.content_html, a.excerpt):
+        h.update(part.encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    h.update(str(to_ts(a.updated) if a.updated else "").encode())
+    return h.hexdigest()
+
+
+ARTICLE_COLUMNS = (
+    "a.id, a.uid, a.source_name, a.url, a.guid, a.title, a.author, a.tags, a.published, a.updated,"
+    " a.date_estimated, a.first_seen, a.excerpt, a.text_source"
+)
+FULL_COLUMNS = (
+    ARTICLE_COLUMNS + ", a.summary_html, a.content_html, a.body,"
+    " (SELECT p.html FROM article_pages p WHERE p.article_id = a.id AND a.text_source = 'page') AS page_html"
+)
+
+
+#: The condition of a filter that leaves every article in (``WHERE 1`` is SQLite only).
+NO_FILTER = "TRUE"
+
+_SET_META = "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+
+#: Extra full-text matches ranked when mute rules may drop some (see ``Store.fts_search``).
+MUTED_SLACK = 20
+
+
+def open_store(location: Path | str, *, migrate: bool = True) -> Store:
+    """The store at ``location``: a PostgreSQL URL or a SQLite file path (same as
+    ``Store(location)``, typed for callers that only know the base class). ``migrate=False``
+    opens it without applying pending migrations (a newer schema is refused all the same)."""
+    backend = "postgresql" if is_database_url(location) else "sqlite"
+    return Store._backends[backend](location, migrate=migrate)
+
+
+class Store(ABC):
+    """A handle on one store. Cheap to create; connections open lazily per thread.
+
+    ``Store(location)`` returns the backend for ``location`` (a path, or a PostgreSQL URL);
+    a backend class may also be constructed directly. Opening migrates the schema; a store
+    written by a newer engfeed raises :class:`~engfeed.errors.StoreError` and is not touched.
+    """
+
+    #: The backend's name (``sqlite``, ``postgresql``): its migrations folder and URL scheme.
+    backend: ClassVar[str] = ""
+    _backends: ClassVar[dict[str, type[Store]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.backend:
+            Store._backends[cls.backend] = cls
+
+    def __new__(cls, location: Path | str, *args: Any, **kwargs: Any) -> Store:
+        if cls is Store:  # pick the backend; Python then runs that class's __init__
+            cls = Store._backends["postgresql" if is_database_url(location) else "sqlite"]
+        return super().__new__(cls)
+
+    def __init__(self, location: Path | str, *, migrate: bool = True) -> None:
+        self.location = str(location)
+        self.pages = PagesPart(self)
+        self.summaries = SummariesPart(self)
+        self.mutes = MutesPart(self)
+        self.digests = DigestsPart(self)
+        self.feedback = FeedbackPart(self)
+
+    @property
+    def location_shown(self) -> str:
+        """Where the store is, fit to print (a URL's password hidden)."""
+        return self.location
+
+    def after_bulk_load(self) -> None:
+        """Called after rows were inserted with their ids (a store copy): let the engine's
+        id counters and statistics catch up. Nothing to do by default."""
+        return None
+
+    # -- what each backend supplies ---------------------------------------------------------
+    @property
+    @abstractmethod
+    def conn(self) -> Connection:
+        """This thread's connection (opened on first use)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close this thread's connection (the store stays usable: the next use reopens)."""
+
+    def close_all(self) -> None:
+        """Close the connections this handle opened (at shutdown); by default this thread's."""
+        self.close()
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """One atomic write: commit on success, roll back on any exception. Writers are
+        serialised: while one is open, another waits."""
+
+    @abstractmethod
+    def migrate(self) -> int:
+        """Apply pending numbered migrations; returns the schema version reached."""
+
+    @abstractmethod
+    def schema_status(self) -> SchemaStatus:
+        """The schema version applied and the newest this engfeed knows."""
+
+    @abstractmethod
+    def change_marker(self) -> tuple[int, int]:
+        """A cheap "did anything change?" token: equal markers mean nothing was committed
+        in between (by this process or another)."""
+
+    @abstractmethod
+    def _fts_ranked_sql(
+        self, match: str, flt: ArticleFilter, *, limit: int, window: int | None
+    ) -> list[tuple[int, float]]:
+        """Full-text ranking (best first, positive scores); raises
+        :class:`~engfeed.errors.QueryError` for an expression the engine cannot run."""
+
+    @abstractmethod
+    def fts_search_bounded(
+        self, match: str, flt: ArticleFilter, *, limit: int, max_steps: int, window: int | None = None
+    ) -> list[tuple[int, float]] | None:
+        """:meth:`fts_search`, abandoned (None) past a work budget of about ``max_steps``
+        SQLite VM steps (about 0.1 ms per 1000 here)."""
+
+    # -- sources -----------------------------------------------------------------------
+    def sources(self) -> list[Source]:
+        rows = self.conn.execute(
+            "SELECT s.*, (SELECT count(*) FROM articles a WHERE a.source_id = s.id) AS n"
+            " FROM sources s ORDER BY s.name COLLATE NOCASE"
+        )
+        return [_source(row) for row in _dicts(rows)]
+
+    def source(self, name_or_url: str) -> Source | None:
+        row = self.conn.execute(
+            "SELECT s.*, (SELECT count(*) FROM articles a WHERE a.source_id = s.id) AS n FROM sources s"
+            " WHERE s.name = ? COLLATE NOCASE OR s.url = ?",
+            (name_or_url, name_or_url),
+        )
+        found = _dicts(row)
+        return _source(found[0]) if found else None
+
+    def add_source(self, name: str, url: str, site_url: str = "") -> Source:
+        with self.transaction() as tx:
+            clash = tx.execute(
+                "SELECT name, url FROM sources WHERE name = ? COLLATE NOCASE OR url = ?", (name, url)
+            ).fetchone()
+            if clash:
+                what = "name" if clash[0].lower() == name.lower() else "feed URL"
+                raise EngfeedError(f"a source with this {what} already exists: {clash[0]} ({clash[1]})")
+            tx.execute(
+                "INSERT INTO sources(name, url, site_url, added) VALUES (?, ?, ?, ?)",
+                (name, url, site_url, to_ts(datetime.now(UTC))),
+            )
+        found = self.source(url)
+        assert found is not None
+        return found
+
+    def remove_source(self, name_or_url: str) -> Source:
+        """Forget a source; its articles stay (the store is the history)."""
+        found = self.source(name_or_url)
+        if found is None:
+            raise EngfeedError(f"no such source: {name_or_url}")
+        with self.transaction() as tx:
+            tx.execute("DELETE FROM sources WHERE id = ?", (found.id,))
+        return found
+
+    def record_fetch(
+        self,
+        source_id: int,
+        *,
+        attempt: datetime,
+        ok: bool,
+        http_status: int | None,
+        error: str | None,
+        next_due: datetime,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        new_url: str | None = None,
+        conn: Connection | None = None,
+    ) -> None:
+        """Update one source's health after a fetch (inside the caller's transaction if given)."""
+        sql = (
+            "UPDATE sources SET last_attempt = ?, http_status = ?, error = ?, next_due = ?,"
+            " failures = CASE WHEN ? THEN 0 ELSE failures + 1 END,"
+            " last_success = CASE WHEN ? THEN ? ELSE last_success END,"
+            " etag = CASE WHEN ? THEN ? ELSE etag END,"
+            " last_modified = CASE WHEN ? THEN ? ELSE last_modified END"
+            " WHERE id = ?"
+        )
+        ts = to_ts(attempt)
+        params = (ts, http_status, error, to_ts(next_due), ok, ok, ts, ok, etag, ok, last_modified, source_id)
+
+        def run(c: Connection) -> None:
+            c.execute(sql, params)
+            if new_url:
+                taken = c.execute("SELECT 1 FROM sources WHERE url = ? AND id != ?", (new_url, source_id))
+                if taken.fetchone() is None:
+                    c.execute("UPDATE sources SET url = ? WHERE id = ?", (new_url, source_id))
+
+        if conn is not None:
+            run(conn)
+        else:
+            with self.transaction() as tx:
+                run(tx)
+
+    # -- articles: writes ----------------------------------------------------------------
+    def upsert_articles(
+        self, articles: Sequence[Article], *, source_id: int | None, conn: Connection
+    ) -> UpsertResult:
+        """Insert new articles, update changed ones in place; call inside ``transaction()``.
+
+        The same article reached through another feed or URL variant shares its ``uid`` and is
+        stored once, under the source that saw it first. So is a *mirror*: the same post from
+        the same source under another host (Cloudflare's feeds also carry each post from a
+        staging host, 100 posts in the shared corpus; re-slugged re-posts), recognised by the
+        same title and real publish times at most ``MIRROR_WINDOW`` apart. Mirrors count as
+        unchanged.
+        """
+        result = UpsertResult()
+        for art in articles:
+            digest = _content_hash(art)
+            row = conn.execute(
+                "SELECT id, content_hash, published, date_estimated, text_source FROM articles WHERE uid = ?",
+                (art.uid,),
+            ).fetchone()
+            kept = _mirrored(conn, art) if row is None else None
+            if kept is not None:
+                conn.execute(
+                    "INSERT INTO article_aliases(uid, article_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    (art.uid, kept),
+                )
+                result.unchanged += 1
+            elif row is None:
+                cur = conn.execute(
+                    "INSERT INTO articles(uid, source_id, source_name, url, guid, title, author, tags,"
+                    " published, updated, date_estimated, first_seen, summary_html, content_html, excerpt,"
+                    " body, content_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
+                    (
+                        art.uid, source_id, art.source, art.url, art.guid, art.title, art.author,
+                        json.dumps(list(art.tags)), to_ts(art.published),
+                        to_ts(art.updated) if art.updated else None, int(art.date_estimated),
+                        to_ts(art.first_seen or datetime.now(UTC)), art.summary_html, art.content_html,
+                        art.excerpt, art.text, digest,
+                    ),
+                )  # fmt: skip
+                result.new.append(int(cur.fetchone()[0]))
+            elif row[1] == digest:
+                result.unchanged += 1
+            else:
+                # Keep the first known real date: a feed re-dating an old post must not bump it.
+                published, estimated = row[2], bool(row[3])
+                if estimated and not art.date_estimated:
+                    published, estimated = to_ts(art.published), False
+                # Text from the article page stays while the feed still carries only a teaser
+                # (and comes back when a feed that had turned to full text turns to teasers again).
+                keep_page = row[4] == "page" and is_teaser(art.text)
+                body, source = art.text, "feed"
+                if not keep_page and is_teaser(art.text):
+                    stored = self.pages.stored_text(row[0], conn=conn)
+                    if stored and len(stored.split()) > len(art.text.split()):
+                        body, source = stored, "page"
+                conn.execute(
+                    "UPDATE articles SET url=?, guid=?, title=?, author=?, tags=?, published=?, updated=?,"
+                    " date_estimated=?, summary_html=?, content_html=?, excerpt=?,"
+                    " body=CASE WHEN ? THEN body ELSE ? END,"
+                    " text_source=CASE WHEN ? THEN 'page' ELSE ? END,"
+                    " content_hash=?, angles_sig=NULL WHERE id=?",
+                    (
+                        art.url, art.guid, art.title, art.author, json.dumps(list(art.tags)), published,
+                        to_ts(art.updated) if art.updated else None, int(estimated), art.summary_html,
+                        art.content_html, art.excerpt, keep_page, body, keep_page, source, digest, row[0],
+                    ),
+                )  # fmt: skip
+                conn.execute("DELETE FROM summaries WHERE article_id = ?", (row[0],))  # made from old text
+                result.updated.append(row[0])
+        return result
+
+    # -- articles: reads -----------------------------------------------------------------
+    def filter_sql(
+        self, flt: ArticleFilter, alias: str = "a", *, mutes: bool = True
+    ) -> tuple[str, list[object]]:
+        """``flt`` as a SQL condition on the articles alias ``alias``, with its parameters
+        (:data:`NO_FILTER` when it filters nothing). Muted articles are left out unless
+        ``flt.include_muted``; the condition is skipped when the reader has no rules."""
+        clauses: list[str] = []
+        params: list[object] = []
+        if flt.state == "saved":
+            clauses.append(
+                f"EXISTS (SELECT 1 FROM reading_state r WHERE r.article_id = {alias}.id"
+                f" AND r.user_id = {LOCAL_USER} AND r.saved = 1)"
+            )
+        elif flt.state == "unread":
+            clauses.append(
+                f"NOT EXISTS (SELECT 1 FROM reading_state r WHERE r.article_id = {alias}.id"
+                f" AND r.user_id = {LOCAL_USER} AND r.read = 1)"
+            )
+        if flt.sources:
+            marks = ",".join("?" * len(flt.sources))
+            clauses.append(f"{alias}.source_name COLLATE NOCASE IN ({marks})")
+            params.extend(flt.sources)
+        if flt.angle:
+            clauses.append(
+                f"EXISTS (SELECT 1 FROM article_angles g WHERE g.article_id = {alias}.id"
+                " AND g.angle = ? COLLATE NOCASE)"
+            )
+            params.append(flt.angle)
+        if flt.since:
+            clauses.append(f"{alias}.published >= ?")
+            params.append(to_ts(flt.since))
+        if flt.until:
+            clauses.append(f"{alias}.published < ?")
+            params.append(to_ts(flt.until))
+        if mutes and not flt.include_muted and self.mutes.active():
+            clauses.append(f"NOT {muted_sql(alias)}")
+        return (" AND ".join(clauses) or NO_FILTER), params
+
+    def restricts(self, flt: ArticleFilter) -> bool:
+        """Whether ``flt`` leaves out any article (search skips filtering when it does not)."""
+        return self.filter_sql(flt)[0] != NO_FILTER
+
+    def list_articles(
+        self, flt: ArticleFilter = ArticleFilter(), *, limit: int = 50, before: tuple[int, int] | None = None
+    ) -> list[Article]:
+        """Newest first by publish date, keyset-paginated on (published, id)."""
+        where, params = self.filter_sql(flt)
+        if before is not None:
+            where += " AND (a.published, a.id) < (?, ?)"
+            params += [before[0], before[1]]
+        rows = self.conn.execute(
+            f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE {where}"
+            " ORDER BY a.published DESC, a.id DESC LIMIT ?",
+            [*params, max(0, limit)],
+        )
+        return self._with_angles([_article(r) for r in _dicts(rows)])
+
+    def count_articles(self, flt: ArticleFilter = ArticleFilter()) -> int:
+        where, params = self.filter_sql(flt)
+        return int(self.conn.execute(f"SELECT count(*) FROM articles a WHERE {where}", params).fetchone()[0])
+
+    def article(self, uid: str) -> Article | None:
+        """The article with this id, or the one kept in place of the mirror with this id."""
+        rows = _dicts(self.conn.execute(f"SELECT {FULL_COLUMNS} FROM articles a WHERE a.uid = ?", (uid,)))
+        if not rows:
+            rows = _dicts(
+                self.conn.execute(
+                    f"SELECT {FULL_COLUMNS} FROM article_aliases m JOIN articles a ON a.id = m.article_id"
+                    " WHERE m.uid = ?",
+                    (uid,),
+                )
+            )
+        return self._with_angles([_article(rows[0])])[0] if rows else None
+
+    def articles_by_ids(self, ids: Sequence[int], *, full: bool = False) -> dict[int, Article]:
+        """Fetch articles by rowid (order not kept: callers rank)."""
+        out: dict[int, Article] = {}
+        cols = FULL_COLUMNS if full else ARTICLE_COLUMNS
+        for rows in cursors_in(self.conn, f"SELECT {cols} FROM articles a WHERE a.id IN ({{ids}})", ids):
+            for art in self._with_angles([_article(r) for r in _dicts(rows)]):
+                assert art.id is not None
+                out[art.id] = art
+        return out
+
+    def bodies(self, ids: Sequence[int]) -> dict[int, tuple[str, str, str]]:
+        """(title, excerpt, body) per rowid, for embedding, labelling and context passages."""
+        out: dict[int, tuple[str, str, str]] = {}
+        for row in select_in(
+            self.conn, "SELECT id, title, excerpt, body FROM articles WHERE id IN ({ids})", ids
+        ):
+            out[row[0]] = (row[1], row[2], row[3])
+        return out
+
+    def all_ids(self) -> list[int]:
+        return [r[0] for r in self.conn.execute("SELECT id FROM articles ORDER BY id")]
+
+    def source_counts(self) -> list[tuple[str, int]]:
+        rows = self.conn.execute(
+            "SELECT min(source_name), count(*) FROM articles GROUP BY source_name COLLATE NOCASE"
+            " ORDER BY count(*) DESC, min(source_name)"
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def fts_search(
+        self, match: str, flt: ArticleFilter, *, limit: int, window: int | None = None
+    ) -> list[tuple[int, float]]:
+        """BM25 over title (weight 5), excerpt (2) and body (1), best first, as positive scores.
+
+        FTS5 computes BM25 for every match before ``ORDER BY score LIMIT`` applies, so a
+        common term costs in proportion to its matches (~2 us each here: 22 ms for 16k of
+        100k articles). With ``window`` (and no filter) only the newest ``window`` matches
+        by rowid, i.e. the most recently stored, are scored: FTS5 walks its doclists in
+        rowid order and stops there, so the cost is bounded and the answer exact whenever
+        there are fewer matches than that. With a filter the answer is always exact.
+
+        The reader's mute rules are not part of the SQL (they would turn off the window and
+        make every match pay the rule check): muted matches are dropped afterwards, from a
+        ranking over-fetched by ``MUTED_SLACK`` and then by the number dropped.
+        """
+        if flt.include_muted or not self.mutes.active():
+            return self._fts_ranked(match, flt, limit=limit, window=window)
+        fetch = limit + MUTED_SLACK
+        while True:
+            hits = self._fts_ranked(match, flt, limit=fetch, window=window)
+            muted = self.mutes.muted_by([aid for aid, _ in hits])
+            kept = [(aid, score) for aid, score in hits if aid not in muted]
+            if len(kept) >= limit or len(hits) < fetch:
+                return kept[:limit]
+            fetch = limit + 2 * len(muted) + MUTED_SLACK
+
+    def _fts_ranked(
+        self, match: str, flt: ArticleFilter, *, limit: int, window: int | None
+    ) -> list[tuple[int, float]]:
+        return self._fts_ranked_sql(match, flt, limit=limit, window=window)
+
+    def filtered_ids(self, flt: ArticleFilter) -> list[int]:
+        where, params = self.filter_sql(flt)
+        return [r[0] for r in self.conn.execute(f"SELECT a.id FROM articles a WHERE {where}", params)]
+
+    def published_map(self, ids: Iterable[int]) -> dict[int, int]:
+        out: dict[int, int] = {}
+        for row in select_in(self.conn, "SELECT id, published FROM articles WHERE id IN ({ids})", list(ids)):
+            out[row[0]] = row[1]
+        return out
+
+    # -- embeddings ----------------------------------------------------------------------
+    def ids_missing_vectors(self, model: str) -> list[int]:
+        rows = self.conn.execute(
+            "SELECT a.id FROM articles a LEFT JOIN embeddings e ON e.article_id = a.id"
+            " WHERE e.article_id IS NULL OR e.model != ? ORDER BY a.id",
+            (model,),
+        )
+        return [r[0] for r in rows]
+
+    def save_vectors(self, model: str, items: Iterable[tuple[int, bytes]]) -> None:
+        """Store document vectors whose passages are already stored (or that have none)."""
+        with self.transaction() as tx:
+            tx.executemany(
+                "INSERT INTO embeddings(article_id, model, vec) VALUES (?, ?, ?) ON CONFLICT(article_id)"
+                " DO UPDATE SET model = excluded.model, vec = excluded.vec, passages_pending = 0",
+                ((aid, model, blob) for aid, blob in items),
+            )
+
+    def save_document_vectors(self, model: str, items: Iterable[tuple[int, bytes, bool]]) -> None:
+        """Store ``(article id, vector, passages to come)``: the first of the two embedding
+        passes. Every article loses its old passages here (they belong to its old text or
+        model); one whose passages are to come is listed by :meth:`pending_passages`, with a
+        fresh token, until :meth:`save_passages` stores the new ones."""
+        items = list(items)
+        with self.transaction() as tx:
+            # Tokens from a counter in meta, taken under the store's write lock: never reused,
+            # so a second pass that read an older text never clears a newer mark (save_passages).
+            row = tx.execute("SELECT value FROM meta WHERE key = ?", (_PASSAGE_TOKEN,)).fetchone()
+            token = int(row[0]) if row is not None else 0
+            rows = []
+            for aid, blob, pending in items:
+                token += 1 if pending else 0
+                rows.append((aid, model, blob, token if pending else 0))
+            tx.execute(_SET_META, (_PASSAGE_TOKEN, str(token)))
+            tx.executemany(
+                "INSERT INTO embeddings(article_id, model, vec, passages_pending) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(article_id) DO UPDATE SET model = excluded.model, vec = excluded.vec,"
+                " passages_pending = excluded.passages_pending",
+                rows,
+            )
+            tx.executemany("DELETE FROM passages WHERE article_id = ?", [(r[0],) for r in rows])
+
+    def pending_passages(self, model: str) -> dict[int, int]:
+        """{article id: token} of the articles with a document vector of ``model`` whose
+        passages are still to be embedded (read the token before the text)."""
+        rows = self.conn.execute(
+            "SELECT article_id, passages_pending FROM embeddings"
+            " WHERE model = ? AND passages_pending != 0 ORDER BY article_id",
+            (model,),
+        )
+        return {int(r[0]): int(r[1]) for r in rows}
+
+    def ids_pending_passages(self, model: str) -> list[int]:
+        """The article ids of :meth:`pending_passages`, in id order."""
+        return list(self.pending_passages(model))
+
+    def load_vectors(self, model: str) -> tuple[list[int], list[bytes]]:
+        ids: list[int] = []
+        blobs: list[bytes] = []
+        for aid, blob in self.conn.execute(
+            "SELECT article_id, vec FROM embeddings WHERE model = ? ORDER BY article_id", (model,)
+        ):
+            ids.append(aid)
+            blobs.append(blob)
+        return ids, blobs
+
+    def vectors_of(self, model: str, ids: Sequence[int]) -> dict[int, bytes]:
+        """The stored vectors of ``model`` for these articles (those that have one)."""
+        out: dict[int, bytes] = {}
+        sql = "SELECT article_id, vec FROM embeddings WHERE model = ? AND article_id IN ({ids})"
+        out.update((int(aid), bytes(blob)) for aid, blob in select_in(self.conn, sql, ids, before=[model]))
+        return out
+
+    def vector_count(self, model: str) -> int:
+        return int(
+            self.conn.execute("SELECT count(*) FROM embeddings WHERE model = ?", (model,)).fetchone()[0]
+        )
+
+    # -- angles --------------------------------------------------------------------------
+    def save_angles(self, labels: Iterable[tuple[int, Sequence[AngleMatch]]], signature: str) -> None:
+        """Replace the angles of the given articles and mark them labelled by ``signature``."""
+        with self.transaction() as tx:
+            for aid, matches in labels:
+                tx.execute("UPDATE articles SET angles_sig = ? WHERE id = ?", (signature, aid))
+                tx.execute("DELETE FROM article_angles WHERE article_id = ?", (aid,))
+                tx.executemany(
+                    "INSERT INTO article_angles(article_id, angle, terms, score) VALUES (?, ?, ?, ?)",
+                    [(aid, m.name, json.dumps(list(m.terms)), m.score) for m in matches],
+                )
+
+    def ids_needing_angles(self, signature: str) -> list[int]:
+        rows = self.conn.execute(
+            "SELECT id FROM articles WHERE angles_sig IS NULL OR angles_sig != ? ORDER BY id", (signature,)
+        )
+        return [r[0] for r in rows]
+
+    def angle_counts(self) -> list[tuple[str, int]]:
+        rows = self.conn.execute("SELECT angle, count(*) FROM article_angles GROUP BY angle ORDER BY 2 DESC")
+        return [(r[0], r[1]) for r in rows]
+
+    def angle_coverage(self) -> tuple[int, int]:
+        """(articles with at least one angle, all articles)."""
+        row = self.conn.execute(
+            "SELECT (SELECT count(DISTINCT article_id) FROM article_angles), (SELECT count(*) FROM articles)"
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def _with_angles(self, articles: list[Article]) -> list[Article]:
+        ids = [a.id for a in articles if a.id is not None]
+        if not ids:
+            return articles
+        found: dict[int, list[AngleMatch]] = {}
+        sql = (
+            "SELECT article_id, angle, terms, score FROM article_angles WHERE article_id IN ({ids})"
+            " ORDER BY rowid"  # the labeller's order: save_angles inserts the first angle first
+        )
+        for aid, angle, terms, score in select_in(self.conn, sql, ids):
+            found.setdefault(aid, []).append(AngleMatch(angle, tuple(json.loads(terms)), score))
+        states = self._reading_states(ids)
+        out = [_decorate(a, tuple(found.get(a.id or -1, ())), states.get(a.id or -1)) for a in articles]
+        if self.mutes.active():
+            hidden = self.mutes.muted_by(ids)
+            if hidden:
+                names = {r.id: r.describe() for r in self.mutes.rules(counted=False)}
+                out = [
+                    replace(a, muted=True, muted_by=tuple(names[r] for r in hidden[a.id] if r in names))
+                    if a.id in hidden
+                    else a
+                    for a in out
+                ]
+        return out
+
+    # -- reading state (per user; LOCAL_USER until there are accounts) --------------------
+    def _reading_states(self, ids: Sequence[int], user: int = LOCAL_USER) -> dict[int, tuple[object, ...]]:
+        out: dict[int, tuple[object, ...]] = {}
+        sql = (
+            "SELECT article_id, saved, read, note, saved_at, read_at FROM reading_state"
+            " WHERE user_id = ? AND article_id IN ({ids})"
+        )
+        for row in select_in(self.conn, sql, ids, before=[user]):
+            out[int(row[0])] = tuple(row[1:])
+        return out
+
+    def set_saved(self, ids: Sequence[int], saved: bool, *, when: datetime, user: int = LOCAL_USER) -> None:
+        """Put articles on the reading list (``saved_at`` = ``when``) or take them off.
+        Saving an article already saved keeps its first ``saved_at``."""
+        ts = to_ts(when)
+        with self.transaction() as tx:
+            for aid in ids:
+                tx.execute(
+                    "INSERT INTO reading_state(user_id, article_id, saved, saved_at) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT(user_id, article_id) DO UPDATE SET saved = excluded.saved,"
+                    " saved_at = CASE WHEN excluded.saved != 0"
+                    " THEN coalesce(reading_state.saved_at, excluded.saved_at) ELSE NULL END",
+                    (user, aid, int(saved), ts if saved else None),
+                )
+
+    def set_read(self, ids: Sequence[int], read: bool, *, when: datetime, user: int = LOCAL_USER) -> None:
+        ts = to_ts(when)
+        with self.transaction() as tx:
+            for aid in ids:
+                tx.execute(
+                    "INSERT INTO reading_state(user_id, article_id, read, read_at) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT(user_id, article_id) DO UPDATE SET read = excluded.read,"
+                    " read_at = excluded.read_at",
+                    (user, aid, int(read), ts if read else None),
+                )
+
+    def mark_read_through(
+        self, flt: ArticleFilter, through: tuple[int, int], *, when: datetime, user: int = LOCAL_USER
+    ) -> int:
+        """Mark read every article of a listing from its top down to ``through`` (a keyset
+        position: published, id), inclusive ("mark all above as read"). Returns how many."""
+        where, params = self.filter_sql(flt)
+        ts = to_ts(when)
+        with self.transaction() as tx:
+            cur = tx.execute(
+                "INSERT INTO reading_state(user_id, article_id, read, read_at)"
+                f" SELECT ?, a.id, 1, ? FROM articles a WHERE {where} AND (a.published, a.id) >= (?, ?)"
+                " ON CONFLICT(user_id, article_id) DO UPDATE SET read = 1,"
+                " read_at = coalesce(reading_state.read_at, excluded.read_at)",
+                [user, ts, *params, through[0], through[1]],
+            )
+            return max(0, cur.rowcount)
+
+    def set_note(self, article_id: int, note: str | None, *, when: datetime, user: int = LOCAL_USER) -> None:
+        """Replace the reader's note on an article (``None`` clears it)."""
+        with self.transaction() as tx:
+            tx.execute(
+                "INSERT INTO reading_state(user_id, article_id, note, noted_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(user_id, article_id) DO UPDATE SET note = excluded.note,"
+                " noted_at = excluded.noted_at",
+                (user, article_id, note, to_ts(when)),
+            )
+
+    def reading_list(self, *, since: datetime | None = None, user: int = LOCAL_USER) -> list[Article]:
+        """Saved articles, newest saved first (``since``: saved on or after)."""
+        sql = (
+            f"SELECT {ARTICLE_COLUMNS} FROM reading_state r JOIN articles a ON a.id = r.article_id"
+            " WHERE r.user_id = ? AND r.saved = 1"
+        )
+        params: list[object] = [user]
+        if since is not None:
+            sql += " AND r.saved_at >= ?"
+            params.append(to_ts(since))
+        sql += " ORDER BY r.saved_at DESC, a.id DESC"
+        return self._with_angles([_article(r) for r in _dicts(self.conn.execute(sql, params))])
+
+    def find_article_by_url(self, url: str) -> int | None:
+        """The id of the stored article at exactly this (canonical) URL, if any."""
+        row = self.conn.execute(
+            "SELECT id FROM articles WHERE url = ? ORDER BY id LIMIT 1", (url,)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def import_reading_list(
+        self,
+        entries: Sequence[tuple[Article, str | None]],
+        *,
+        when: datetime,
+        user: int = LOCAL_USER,
+    ) -> tuple[int, int]:
+        """Save every entry (an article to match by ``uid``/URL, stored as a link-only article
+        when there is none) with its note, in one transaction: a crash leaves the old state or
+        the new one. Saving order follows ``entries`` (the first is the newest saved, as in an
+        exported list). Returns (matched, created)."""
+        matched = created = 0
+        base = to_ts(when)
+        with self.transaction() as tx:
+            for position, (art, note) in enumerate(entries):
+                aid = self._existing_id(tx, art)
+                if aid is None:
+                    written = self.upsert_articles([art], source_id=None, conn=tx)
+                    aid = written.new[0] if written.new else self._existing_id(tx, art)
+                    created += 1
+                else:
+                    matched += 1
+                if aid is None:
+                    continue
+                ts = base - position  # keeps the list's order: newest saved first
+                tx.execute(
+                    "INSERT INTO reading_state(user_id, article_id, saved, saved_at, note, noted_at)"
+                    " VALUES (?, ?, 1, ?, ?, ?) ON CONFLICT(user_id, article_id) DO UPDATE SET saved = 1,"
+                    " saved_at = coalesce(reading_state.saved_at, excluded.saved_at),"
+                    " note = coalesce(excluded.note, reading_state.note),"
+                    " noted_at = CASE WHEN excluded.note IS NULL THEN reading_state.noted_at"
+                    " ELSE excluded.noted_at END",
+                    (user, aid, ts, note, base if note is not None else None),
+                )
+        return matched, created
+
+    @staticmethod
+    def _existing_id(conn: Connection, art: Article) -> int | None:
+        row = conn.execute("SELECT id FROM articles WHERE uid = ?", (art.uid,)).fetchone()
+        if row is None:
+            row = conn.execute("SELECT article_id FROM article_aliases WHERE uid = ?", (art.uid,)).fetchone()
+        if row is None and art.url:
+            row = conn.execute(
+                "SELECT id FROM articles WHERE url = ? ORDER BY id LIMIT 1", (art.url,)
+            ).fetchone()
+        return None if row is None else int(row[0])
+
+    # -- search index support (used by search.py) ----------------------------------------
+    def vector_stats(self, model: str) -> tuple[int, int]:
+        """(count, max article id) of the vectors stored for ``model``."""
+        row = self.conn.execute(
+            "SELECT count(*), coalesce(max(article_id), 0) FROM embeddings WHERE model = ?", (model,)
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def load_vectors_after(
+        self, model: str, after_id: int, *, limit: int
+    ) -> tuple[list[int], list[bytes], list[int]]:
+        """(ids, vectors, published) of ``model`` with article id > ``after_id``, in id order."""
+        rows = self.conn.execute(
+            "SELECT e.article_id, e.vec, a.published FROM embeddings e JOIN articles a ON a.id = e.article_id"
+            " WHERE e.article_id > ? AND e.model = ? ORDER BY e.article_id LIMIT ?",
+            (after_id, model, limit),
+        ).fetchall()
+        return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+
+    def titles(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+        """(title, source name) per article id."""
+        out: dict[int, tuple[str, str]] = {}
+        for row in select_in(
+            self.conn, "SELECT id, title, source_name FROM articles WHERE id IN ({ids})", list(ids)
+        ):
+            out[row[0]] = (row[1], row[2])
+        return out
+
+    def save_passages(
+        self,
+        model: str,
+        items: Iterable[tuple[int, Sequence[tuple[str, bytes]]]],
+        *,
+        pending: Mapping[int, int] | None = None,
+    ) -> None:
+        """Replace the (text, vector) passages of the given articles; they are no longer
+        pending (see :meth:`save_document_vectors`). With ``pending`` (the tokens read
+        before the texts), an article marked again since, because another process stored a
+        newer text, is left alone: its newer mark stays for the next second pass."""
+        with self.transaction() as tx:
+            for aid, passages in items:
+                if pending is not None:
+                    still = tx.execute(
+                        "UPDATE embeddings SET passages_pending = 0"
+                        " WHERE article_id = ? AND model = ? AND passages_pending = ?",
+                        (aid, model, pending[aid]),
+                    )
+                    if still.rowcount == 0:
+                        continue
+                tx.execute("DELETE FROM passages WHERE article_id = ?", (aid,))
+                tx.executemany(
+                    "INSERT INTO passages(article_id, seq, model, text, vec) VALUES (?, ?, ?, ?, ?)",
+                    [(aid, seq, model, text, blob) for seq, (text, blob) in enumerate(passages)],
+                )
+                tx.execute(
+                    "UPDATE embeddings SET passages_pending = 0 WHERE article_id = ? AND model = ?",
+                    (aid, model),
+                )
+
+    def load_passages(self, model: str, ids: Sequence[int]) -> dict[int, list[tuple[str, bytes]]]:
+        """The stored (text, vector) passages of ``model`` per article id, in article order."""
+        out: dict[int, list[tuple[str, bytes]]] = {}
+        sql = (
+            "SELECT article_id, text, vec FROM passages WHERE article_id IN ({ids}) AND model = ?"
+            " ORDER BY article_id, seq"
+        )
+        for aid, text, vec in select_in(self.conn, sql, ids, after=[model]):
+            out.setdefault(aid, []).append((text, vec))
+        return out
+
+    # -- meta ----------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as tx:
+            tx.execute(_SET_META, (key, value))
+
+
+# -- helpers -----------------------------------------------------------------------------
+def migrations(backend: str) -> list[tuple[int, str]]:
+    """The numbered migrations of a backend: ``migrations/NNNN_*.sql`` for SQLite (where the
+    store began), ``migrations/<backend>/NNNN_*.sql`` for the others."""
+    folder: Traversable = resources.files("engfeed") / "migrations"
+    if backend != "sqlite":
+        folder = folder / backend
+    found: list[tuple[int, str]] = []
+    for entry in folder.iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            found.append((int(name[:4]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def _dicts(cursor: Cursor) -> list[dict[str, object]]:
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _opt_int(value: object) -> int | None:
+    return None if value is None else int(str(value))
+
+
+def _source(row: dict[str, object]) -> Source:
+    return Source(
+        id=_opt_int(row["id"]),
+        name=str(row["name"]),
+        url=str(row["url"]),
+        site_url=str(row["site_url"] or ""),
+        etag=None if row["etag"] is None else str(row["etag"]),
+        last_modified=None if row["last_modified"] is None else str(row["last_modified"]),
+        last_attempt=from_ts(_opt_int(row["last_attempt"])),
+        last_success=from_ts(_opt_int(row["last_success"])),
+        http_status=_opt_int(row["http_status"]),
+        error=None if row["error"] is None else str(row["error"]),
+        failures=int(str(row["failures"])),
+        next_due=from_ts(_opt_int(row["next_due"])),
+        article_count=int(str(row.get("n") or 0)),
+    )
+
+
+def _article(row: dict[str, object]) -> Article:
+    published = from_ts(_opt_int(row["published"]))
+    assert published is not None
+    return Article(
+        id=_opt_int(row["id"]),
+        uid=str(row["uid"]),
+        source=str(row["source_name"]),
+        url=str(row["url"]),
+        guid=str(row["guid"]),
+        title=str(row["title"]),
+        author=str(row["author"]),
+        tags=tuple(json.loads(str(row["tags"]))),
+        published=published,
+        updated=from_ts(_opt_int(row["updated"])),
+        date_estimated=bool(row["date_estimated"]),
+        first_seen=from_ts(_opt_int(row["first_seen"])),
+        excerpt=str(row["excerpt"]),
+        summary_html=str(row.get("summary_html") or ""),
+        content_html=str(row.get("content_html") or ""),
+        text=str(row.get("body") or ""),
+        text_source="page" if row.get("text_source") == "page" else "feed",
+        page_html=str(row.get("page_html") or ""),
+    )
+
+
+def _decorate(article: Article, angles: tuple[AngleMatch, ...], state: tuple[object, ...] | None) -> Article:
+    """The article with its angles and the reader's state attached."""
+    if state is None:
+        return replace(article, angles=angles)
+    saved, read, note, saved_at, read_at = state
+    return replace(
+        article,
+        angles=angles,
+        saved=bool(saved),
+        read=bool(read),
+        note=None if note is None else str(note),
+        saved_at=from_ts(_opt_int(saved_at)) if saved else None,
+        read_at=from_ts(_opt_int(read_at)) if read else None,
+    )

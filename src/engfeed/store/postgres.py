@@ -1,0 +1,321 @@
+"""The PostgreSQL backend: one shared database for a team, several processes and machines.
+
+Selected by a ``postgresql://`` URL (``ENGFEED_DATABASE_URL`` or ``--database-url``). Needs
+the optional ``psycopg`` package (``pip install 'engfeed[postgres]'``); without it, opening
+such a store raises :class:`StoreError` saying so. The store's shared SQL (``?`` parameters)
+runs through :class:`PgConnection`, which turns it into psycopg's ``%s`` form once per
+statement text.
+
+How it keeps the store's invariants on a server:
+
+* **One writer at a time.** ``transaction()`` takes a transaction-scoped advisory lock
+  (``pg_advisory_xact_lock``) after ``BEGIN``: every writer, in any process on any machine,
+  waits for the one before it, as SQLite's ``BEGIN IMMEDIATE`` makes them. The store's
+  read-modify-write steps (passage tokens, digest claims, rule matching) rely on it. Writes
+  are short (one source, one batch), so the lock costs little; readers never take it.
+* **Migrations** are numbered on their own (``migrations/postgresql/``) and applied under
+  the same lock, so two processes starting at once migrate once. A schema newer than this
+  engfeed knows is refused before anything is written.
+* **Full text** is a weighted ``tsvector`` column (title A, excerpt B, body D) with a GIN
+  index, queried with ``websearch_to_tsquery`` from the same quoted terms
+  :func:`engfeed.query.fts_match` builds, and ranked by ``ts_rank`` with weights 1 : 0.4 :
+  0.2 (the 5 : 2 : 1 of SQLite's BM25). The ranking differs from BM25 in detail; the
+  search engine normalises lexical scores by the query's best, so only the order counts.
+* **Change detection** reads the WAL position (``pg_current_wal_lsn()``): it moves on every
+  commit anywhere in the cluster, so an unrelated write costs one needless index refresh,
+  never a missed one.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from engfeed.errors import QueryError, StoreError
+from engfeed.models import ArticleFilter, SchemaStatus
+from engfeed.store.base import NO_FILTER, Store, migrations
+from engfeed.store.sql import Connection, Cursor
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["PgConnection", "PostgresStore", "redact_url"]
+
+SCHEMA_VERSION_TABLE = "schema_migrations"
+#: The advisory lock key every writer takes (any constant; "engfeed" in ASCII).
+WRITE_LOCK = 0x656E6766656564
+#: Seconds a connection attempt may take before the store reports the server unreachable.
+CONNECT_TIMEOUT = 10
+#: ts_rank weights for {D, C, B, A}: body 0.2, (unused) 0, excerpt 0.4, title 1.
+_RANK_WEIGHTS = "{0.2,0,0.4,1}"
+#: FTS5 expression of engfeed.query.fts_match: quoted terms joined by AND or OR.
+_TERM = re.compile(r'"((?:[^"]|"")*)"')
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password, for messages and ``db status``."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+@lru_cache(maxsize=1024)
+def _to_psycopg(sql: str) -> str:
+    """``?`` parameters to ``%s`` and literal ``%`` to ``%%``, outside quoted strings."""
+    out: list[str] = []
+    quote = ""
+    for ch in sql:
+        if quote:
+            out.append("%%" if ch == "%" else ch)
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+            out.append(ch)
+        elif ch == "?":
+            out.append("%s")
+        elif ch == "%":
+            out.append("%%")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def websearch_text(match: str) -> tuple[str, bool]:
+    """The quoted terms of an FTS5 expression from :func:`engfeed.query.fts_match` as
+    ``websearch_to_tsquery`` text (a quoted phrase per term, ``or`` between them when the
+    expression used OR), and whether it was an OR expression. Anything else in ``match``
+    is dropped: user text reaches the server only inside quotes."""
+    terms = [t.replace('""', '"').replace('"', " ") for t in _TERM.findall(match)]
+    either = " OR " in _TERM.sub("", match)
+    joiner = " or " if either else " "
+    return joiner.join(f'"{t}"' for t in terms if t.strip()), either
+
+
+class PgConnection:
+    """A psycopg connection that runs the store's ``?``-parameter SQL (see module doc)."""
+
+    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
+        if not parameters:
+            return self.raw.execute(sql)  # as written: no parameters to convert, "%" stays "%"
+        return self.raw.execute(_to_psycopg(sql), list(parameters))
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor:
+        cur = self.raw.cursor()
+        cur.executemany(_to_psycopg(sql), [list(p) for p in parameters])
+        return cur
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+class PostgresStore(Store):
+    """A store in a PostgreSQL database (the URL names server, database and credentials)."""
+
+    backend = "postgresql"
+
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        """Connect, check the schema and migrate (``migrate=False``: leave it as it is).
+
+        Raises :class:`StoreError` (with the URL, password hidden) when psycopg is missing,
+        the server cannot be reached, or a newer engfeed wrote the schema; in the last case
+        nothing is written."""
+        super().__init__(url)
+        self.url = str(url)
+        self._local = threading.local()
+        self._write_lock = threading.RLock()
+        self._connections: list[PgConnection] = []
+        self._guard = threading.Lock()
+        try:
+            self._check_schema_version()
+            if migrate:
+                self.migrate()
+        except StoreError:
+            self.close_all()
+            raise
+        except Exception as exc:
+            self.close_all()
+            raise StoreError(f"cannot open store {redact_url(self.url)}: {_first_line(exc)}") from exc
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({redact_url(self.url)!r})"
+
+    @property
+    def location_shown(self) -> str:
+        return redact_url(self.url)
+
+    def after_bulk_load(self) -> None:
+        """Move each identity counter past the largest id copied in, and refresh statistics."""
+        with self.transaction() as tx:
+            for table in ("users", "sources", "articles", "mute_rules"):
+                tx.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+                    f" coalesce((SELECT max(id) FROM {table}), 0) + 1, false)"
+                )
+        self.conn.execute("ANALYZE")
+
+    # -- connections -------------------------------------------------------------------
+    @property
+    def conn(self) -> PgConnection:
+        conn: PgConnection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.raw.closed:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    def _connect(self) -> PgConnection:
+        try:
+            import psycopg
+        except ImportError as exc:
+            raise StoreError(
+                "PostgreSQL stores need the psycopg package: pip install 'engfeed[postgres]'"
+            ) from exc
+        try:
+            raw = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot open store {redact_url(self.url)}: {_first_line(exc)}") from exc
+        conn = PgConnection(raw)
+        with self._guard:
+            self._connections.append(conn)
+        return conn
+
+    def close(self) -> None:
+        conn: PgConnection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+            with self._guard:
+                self._connections = [c for c in self._connections if c is not conn]
+
+    def close_all(self) -> None:
+        """Close every thread's connection (at shutdown; the store stays usable)."""
+        with self._guard:
+            conns, self._connections = self._connections, []
+        for conn in conns:
+            conn.close()
+        self._local.conn = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self._write_lock:
+            conn = self.conn
+            conn.execute("BEGIN")
+            try:
+                conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    # -- migrations --------------------------------------------------------------------
+    def _applied_version(self, conn: Connection) -> int:
+        has_table = conn.execute("SELECT to_regclass(?)", (SCHEMA_VERSION_TABLE,)).fetchone()[0]
+        if has_table is None:
+            return 0
+        found = conn.execute(f"SELECT max(version) FROM {SCHEMA_VERSION_TABLE}").fetchone()
+        return int(found[0]) if found and found[0] is not None else 0
+
+    def _check_schema_version(self) -> None:
+        found, known = self._applied_version(self.conn), _latest()
+        if found > known:
+            raise StoreError(
+                f"this store was written by a newer engfeed (schema {found} > {known}); upgrade engfeed"
+                f" to open {redact_url(self.url)}"
+            )
+
+    def migrate(self) -> int:
+        with self.transaction() as tx:  # under the write lock: one process migrates
+            tx.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA_VERSION_TABLE} (version INTEGER PRIMARY KEY)")
+            done = {int(row[0]) for row in tx.execute(f"SELECT version FROM {SCHEMA_VERSION_TABLE}")}
+            version = max(done, default=0)
+            for number, sql in migrations(self.backend):
+                if number in done:
+                    continue
+                tx.execute(sql)
+                tx.execute(f"INSERT INTO {SCHEMA_VERSION_TABLE}(version) VALUES (?)", (number,))
+                version = number
+        return version
+
+    def schema_status(self) -> SchemaStatus:
+        return SchemaStatus(self.backend, redact_url(self.url), self._applied_version(self.conn), _latest())
+
+    def change_marker(self) -> tuple[int, int]:
+        row = self.conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()
+        return int(row[0]), 0
+
+    # -- full text (tsvector) ------------------------------------------------------------
+    def _fts_ranked_sql(
+        self, match: str, flt: ArticleFilter, *, limit: int, window: int | None
+    ) -> list[tuple[int, float]]:
+        """``ts_rank`` over the weighted tsvector (see module doc). With ``window`` and no
+        filter only the newest ``window`` matches by id are ranked, as on SQLite."""
+        text, _ = websearch_text(match)
+        if not text:
+            return []
+        where, params = self.filter_sql(flt, mutes=False)
+        rank = f"ts_rank('{_RANK_WEIGHTS}', a.fts, q, 1)"
+        query = "websearch_to_tsquery('english', ?) AS q"
+        if window is not None and where == NO_FILTER:
+            sql = (
+                f"SELECT id, {rank} AS score FROM (SELECT a.id, a.fts FROM articles a, {query}"
+                " WHERE a.fts @@ q ORDER BY a.id DESC LIMIT ?) a, "
+                f"{query} ORDER BY score DESC, id DESC LIMIT ?"
+            )
+            args: list[object] = [text, max(window, limit), text, limit]
+        else:
+            sql = (
+                f"SELECT a.id, {rank} AS score FROM articles a, {query}"
+                f" WHERE a.fts @@ q AND {where} ORDER BY score DESC, a.id DESC LIMIT ?"
+            )
+            args = [text, *params, limit]
+        try:
+            rows = self.conn.execute(sql, args).fetchall()
+        except Exception as exc:
+            if _is_cancel(exc):
+                raise
+            raise QueryError(f"full-text query failed: {_first_line(exc)}") from exc
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def fts_search_bounded(
+        self, match: str, flt: ArticleFilter, *, limit: int, max_steps: int, window: int | None = None
+    ) -> list[tuple[int, float]] | None:
+        """Bounded by time on the server (``statement_timeout``): ``max_steps`` SQLite steps
+        cost about 0.1 ms per 1000 there, so the same budget is given in milliseconds, at
+        least 50. Unlike SQLite's step count, a time budget may answer a borderline query
+        on one run and not the next."""
+        budget_ms = max(50, max_steps // 10_000)
+        conn = self.conn
+        conn.execute(f"SET statement_timeout = {int(budget_ms)}")
+        try:
+            return self.fts_search(match, flt, limit=limit, window=window)
+        except Exception as exc:
+            if _is_cancel(exc):
+                return None
+            raise
+        finally:
+            conn.execute("SET statement_timeout = 0")
+
+
+def _is_cancel(exc: BaseException) -> bool:
+    return type(exc).__name__ == "QueryCanceled"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _latest() -> int:
+    return max((number for number, _ in migrations(PostgresStore.backend)), default=0)

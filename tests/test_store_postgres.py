@@ -1,0 +1,123 @@
+"""The PostgreSQL backend's own parts: SQL conversion, full-text safety, schema checks,
+one writer at a time, change detection. (The shared store tests run on it too.)"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engfeed.errors import StoreError
+from engfeed.models import Article, ArticleFilter
+from engfeed.query import fts_match
+from engfeed.store import PostgresStore, Store
+from engfeed.store.postgres import _to_psycopg, redact_url, websearch_text
+from pgserver import PgServer
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def pg(pg_server: PgServer) -> PostgresStore:
+    store = Store(pg_server.fresh_database())
+    assert isinstance(store, PostgresStore)
+    return store
+
+
+def test_parameters_become_psycopg_ones_outside_quotes_only() -> None:
+    assert _to_psycopg("SELECT ? WHERE a LIKE 'x%?' AND b = ?") == "SELECT %s WHERE a LIKE 'x%%?' AND b = %s"
+    assert _to_psycopg('SELECT "q?" FROM t WHERE c % 2 = ?') == 'SELECT "q?" FROM t WHERE c %% 2 = %s'
+
+
+def test_urls_are_shown_without_their_password() -> None:
+    assert redact_url("postgresql://ann:s3cret@db.example/feed") == "postgresql://ann:***@db.example/feed"
+    assert redact_url("postgresql://ann@db.example/feed") == "postgresql://ann@db.example/feed"
+
+
+def test_full_text_expressions_become_quoted_websearch_text() -> None:
+    assert websearch_text('"kafka" AND "consumer"') == ('"kafka" "consumer"', False)
+    assert websearch_text('"ml-kem" OR "node.js"') == ('"ml-kem" or "node.js"', True)
+    assert websearch_text('"a""b" OR x') == ('"a b"', True)  # only quoted terms reach the server
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=80))
+def test_no_user_text_breaks_a_full_text_search(pg: PostgresStore, text: str) -> None:
+    for mode in ("and", "or"):
+        match = fts_match(text, mode=mode)  # type: ignore[arg-type]
+        if match is not None:
+            assert pg.fts_search(match, ArticleFilter(), limit=5) == []
+
+
+def test_a_newer_schema_is_refused_and_left_alone(pg_server: PgServer) -> None:
+    url = pg_server.fresh_database()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO schema_migrations(version) VALUES (99)")
+    with pytest.raises(StoreError, match="newer engfeed"):
+        Store(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone() == (99,)
+
+
+def test_status_without_migrating_then_upgrade(pg_server: PgServer) -> None:
+    pg_server.admin("CREATE DATABASE bare_status")
+    url = pg_server.url_of("bare_status")
+    bare = PostgresStore(url, migrate=False)
+    status = bare.schema_status()
+    assert (status.backend, status.version, status.pending) == ("postgresql", 0, status.latest)
+    assert bare.migrate() == status.latest
+    assert bare.schema_status().pending == 0
+    bare.close_all()
+
+
+def test_an_unreachable_server_is_a_clear_error(tmp_path: object) -> None:
+    with pytest.raises(StoreError, match=r"cannot open store postgresql://ann:\*\*\*@"):
+        Store("postgresql://ann:pw@/nowhere?host=/nonexistent-socket-dir&connect_timeout=2")
+
+
+def test_writers_wait_for_each_other_across_handles(pg: PostgresStore) -> None:
+    other = PostgresStore(pg.url)  # another process, as far as the server knows
+    order: list[str] = []
+    holding = threading.Event()
+
+    def first() -> None:
+        with pg.transaction() as tx:
+            holding.set()
+            time.sleep(0.3)
+            tx.execute("INSERT INTO meta(key, value) VALUES ('w', 'first')")
+            order.append("first")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    holding.wait(5)
+    with other.transaction() as tx:
+        order.append("second")
+        assert tx.execute("SELECT value FROM meta WHERE key = 'w'").fetchone() == ("first",)
+    thread.join()
+    assert order == ["first", "second"]
+    other.close_all()
+
+
+def test_the_change_marker_sees_another_handles_commit(pg: PostgresStore) -> None:
+    other = PostgresStore(pg.url)
+    before = pg.change_marker()
+    assert pg.change_marker() == before  # nothing written: no needless index reloads
+    other.set_meta("k", "v")
+    assert pg.change_marker() != before
+    other.close_all()
+
+
+def test_bounded_search_gives_up_rather_than_waiting(pg: PostgresStore) -> None:
+    arts = [
+        Article(uid=f"u{i}", url=f"https://x.example/{i}", title=f"cache {i}", published=T0, source="X")
+        for i in range(50)
+    ]
+    with pg.transaction() as tx:
+        pg.upsert_articles(arts, source_id=None, conn=tx)
+    found = pg.fts_search_bounded('"cache"', ArticleFilter(), limit=5, max_steps=10**9)
+    assert found is not None and len(found) == 5
