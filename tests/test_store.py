@@ -12,7 +12,7 @@ import pytest
 
 from engfeed.errors import EngfeedError
 from engfeed.models import AngleMatch, Article, ArticleFilter
-from engfeed.store import Store
+from engfeed.store import FetchOutcome, Store
 from pgserver import store_location
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -191,15 +191,18 @@ def test_record_fetch_tracks_health_and_permanent_redirects(store: Store) -> Non
     src = store.add_source("Acme", "https://acme.example/feed")
     assert src.id is not None
     now = datetime.now(UTC).replace(microsecond=0)
-    store.record_fetch(src.id, attempt=now, ok=False, http_status=503, error="HTTP 503", next_due=now)
-    store.record_fetch(src.id, attempt=now, ok=False, http_status=None, error="timed out", next_due=now)
+    store.record_fetch(
+        src.id, FetchOutcome(attempt=now, ok=False, http_status=503, error="HTTP 503", next_due=now)
+    )
+    store.record_fetch(
+        src.id, FetchOutcome(attempt=now, ok=False, http_status=None, error="timed out", next_due=now)
+    )
     failing = store.source("Acme")
     assert failing is not None and failing.failures == 2 and failing.error == "timed out"
     assert failing.last_success is None
     store.record_fetch(
-        src.id, attempt=now, ok=True, http_status=200, error=None, next_due=now, etag='"v1"',
-        new_url="https://acme.example/new-feed",
-    )  # fmt: skip
+        src.id, FetchOutcome(attempt=now, ok=True, http_status=200, error=None, next_due=now, etag='"v1"',
+        new_url="https://acme.example/new-feed"))  # fmt: skip
     healed = store.source("Acme")
     assert healed is not None and healed.failures == 0 and healed.error is None
     assert healed.etag == '"v1"' and healed.last_success == now

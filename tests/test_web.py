@@ -25,7 +25,7 @@ from starlette.testclient import TestClient
 
 from engfeed.feed import Feed
 from engfeed.models import AngleMatch, Article
-from engfeed.store import Store
+from engfeed.store import FetchOutcome, Store
 from engfeed.web.app import create_app
 from engfeed.web.hints import HINT_403, HINT_404, HINT_429, HINT_CONNECT, HINT_NOT_FEED, HINT_TIMEOUT
 from engfeed.web.refresh import Refresher
@@ -577,12 +577,16 @@ def failing_sources(feed: Feed) -> None:
         src = feed.store.add_source(name, f"https://{name.lower()}.example/feed.xml")
         assert src.id is not None
         feed.store.record_fetch(
-            src.id, attempt=now, ok=False, http_status=status, error=error, next_due=now + timedelta(hours=1)
+            src.id,
+            FetchOutcome(
+                attempt=now, ok=False, http_status=status, error=error, next_due=now + timedelta(hours=1)
+            ),
         )
     ok = feed.store.add_source("Healthy", "https://healthy.example/feed.xml")
     assert ok.id is not None
     feed.store.record_fetch(
-        ok.id, attempt=now, ok=True, http_status=200, error=None, next_due=now + timedelta(minutes=30)
+        ok.id,
+        FetchOutcome(attempt=now, ok=True, http_status=200, error=None, next_due=now + timedelta(minutes=30)),
     )
     feed.store.add_source("Fresh", "https://fresh.example/feed.xml")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -276,6 +277,16 @@ def build_parser() -> argparse.ArgumentParser:
     dc.set_defaults(handler=cmd_db_copy)
     d.set_defaults(handler=cmd_db_status, json=False)
 
+    w = sub.add_parser(
+        "worker", help="run background jobs from the PostgreSQL queue (fetch, text, index, digest)"
+    )
+    w.add_argument("--concurrency", type=_positive, default=4, help="jobs at once (default 4)")
+    w.add_argument("--name", help="this worker's name in the logs (default: worker)")
+    w.add_argument("--plan-every", type=_positive, default=15, metavar="S", help=argparse.SUPPRESS)
+    w.add_argument("--stalled-after", type=float, default=30.0, metavar="S", help=argparse.SUPPRESS)
+    w.add_argument("--heartbeat", type=float, default=5.0, metavar="S", help=argparse.SUPPRESS)
+    w.set_defaults(handler=cmd_worker)
+
     sv = sub.add_parser("serve", help="serve the web page")
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
@@ -479,6 +490,25 @@ def cmd_db_copy(args: argparse.Namespace) -> int:
         _print_json({"source": report.source, "destination": report.destination, "rows": report.rows})
     else:
         print(f"copied {report.total} rows from {report.source} to {report.destination}; counts match")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    location = config.store_location(_store_arg(args))
+    if not isinstance(location, str):
+        raise ConfigError("engfeed worker needs a PostgreSQL store: --database-url or ENGFEED_DATABASE_URL")
+    try:
+        from engfeed import jobs
+    except ImportError:
+        raise ConfigError("engfeed worker needs the job queue: pip install 'engfeed[postgres]'") from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = jobs.WorkerSettings(
+        concurrency=args.concurrency,
+        plan_every_s=args.plan_every,
+        stalled_after_s=args.stalled_after,
+        heartbeat_s=args.heartbeat,
+    )
+    jobs.run_worker(location, settings, name=args.name)
     return 0
 
 

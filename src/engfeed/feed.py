@@ -41,11 +41,10 @@ from engfeed.readinglist import check_note
 from engfeed.readinglist import parse as parse_list
 from engfeed.readinglist import render as render_list
 from engfeed.rules import ARRIVAL_BUDGET, MAX_RULES, MutePreview, MuteRule, RuleError, TextMatcher, check_rule
-from engfeed.store import Store, open_store
+from engfeed.store import FetchOutcome, Store, open_store
 from engfeed.store.copy import CopyReport, copy_store
 from engfeed.store.digests import DigestSend
 from engfeed.store.pages import PageTarget
-from engfeed.store.sql import Connection
 from engfeed.text import clip, terminal_safe
 from engfeed.urls import article_uid, canonical_url, dedup_key, redact_credentials
 
@@ -362,7 +361,24 @@ class Feed:
         self.index_pending(progress)
         return report
 
-    def _select_sources(self, names: Sequence[str], *, only_due: bool) -> list[Source]:
+    def due_sources(self, now: datetime | None = None) -> list[Source]:
+        """The sources whose next fetch is due (for a job queue's planner)."""
+        return self._select_sources((), only_due=True, now=now)
+
+    def refresh_source(self, source_id: int, *, only_due: bool = True) -> SourceReport | None:
+        """Fetch and store one source, and nothing else (no full text, no indexing: a job
+        queue runs those as jobs of their own). With ``only_due`` (the default) a source
+        that is not due, because another worker fetched it since it was planned, is left
+        alone: None. None too when the source is gone."""
+        found = next((s for s in self.store.sources() if s.id == source_id), None)
+        if found is None or (only_due and found.next_due is not None and found.next_due > datetime.now(UTC)):
+            return None
+        result = asyncio.run(fetch_all([found], self.fetch_config))[0]
+        return self._apply_fetch(result)
+
+    def _select_sources(
+        self, names: Sequence[str], *, only_due: bool, now: datetime | None = None
+    ) -> list[Source]:
         if names:
             chosen = []
             for name in names:
@@ -371,7 +387,7 @@ class Feed:
                     raise EngfeedError(f"no such source: {name}")
                 chosen.append(found)
             return chosen
-        now = datetime.now(UTC)
+        now = now or datetime.now(UTC)
         everything = self.store.sources()
         if only_due:
             return [s for s in everything if s.next_due is None or s.next_due <= now]
@@ -398,29 +414,25 @@ class Feed:
         due = next_due(
             now=now, failures=failures, interval=self.refresh_interval, retry_after=result.retry_after
         )
-        with self.store.transaction() as tx:
-            if parsed is not None:
-                articles = [replace(a, source=src.name) for a in parsed.articles]
-                written = self.store.upsert_articles(articles, source_id=src.id, conn=tx)
-                entry.new, entry.updated, entry.unchanged = (
-                    len(written.new),
-                    len(written.updated),
-                    written.unchanged,
-                )
-                self._stale.update(written.updated)
-                self._match_mutes(tx)
-            self.store.record_fetch(
-                src.id,
-                attempt=now,
-                ok=ok,
-                http_status=result.status,
-                error=error,
-                next_due=due,
-                etag=result.etag,
-                last_modified=result.last_modified,
-                new_url=result.permanent_url,
-                conn=tx,
+        outcome = FetchOutcome(
+            attempt=now,
+            ok=ok,
+            next_due=due,
+            http_status=result.status,
+            error=error,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            new_url=result.permanent_url,
+        )
+        articles = None if parsed is None else [replace(a, source=src.name) for a in parsed.articles]
+        written = self.store.apply_fetch(src.id, articles, outcome, make_matcher=self._mute_matcher)
+        if articles is not None:
+            entry.new, entry.updated, entry.unchanged = (
+                len(written.new),
+                len(written.updated),
+                written.unchanged,
             )
+            self._stale.update(written.updated)
         if not ok:
             entry.status, entry.error = "failed", error
         elif result.not_modified:
@@ -466,9 +478,9 @@ class Feed:
         name = source or short_name(parsed.title, parsed.link, fallback=path.stem)
         articles = [replace(a, source=name) for a in backfill_dates(parsed.articles)]
         known = self.store.source(name)
-        with self.store.transaction() as tx:
-            written = self.store.upsert_articles(articles, source_id=known.id if known else None, conn=tx)
-            self._match_mutes(tx)
+        written = self.store.write_articles(
+            articles, source_id=known.id if known else None, make_matcher=self._mute_matcher
+        )
         self._stale.update(written.updated)
         return SourceReport(
             name, "ok", new=len(written.new), updated=len(written.updated), unchanged=written.unchanged
@@ -1022,20 +1034,20 @@ class Feed:
             return 0
         return self.count(replace(flt, include_muted=True)) - self.count(flt)
 
-    def _match_mutes(self, conn: Connection | None = None) -> None:
+    def _match_mutes(self) -> None:
         """Match the term and regex rules against the articles stored or changed since last time
         (at most ``ARRIVAL_BUDGET`` seconds of regex work per call; the rest waits for the next)."""
+        self.store.mutes.match_pending(self._mute_matcher)
 
-        def make(rules: list[MuteRule]) -> Callable[[str, str], list[int] | None]:
-            key = tuple((r.id, r.kind, r.value) for r in rules)
-            cached = self._matcher
-            if cached is None or cached[0] != key:
-                cached = self._matcher = (key, TextMatcher(rules, budget_s=ARRIVAL_BUDGET))
-            matcher = cached[1]
-            matcher.restart()
-            return matcher.match
-
-        self.store.mutes.match_pending(make, conn=conn)
+    def _mute_matcher(self, rules: list[MuteRule]) -> Callable[[str, str], list[int] | None]:
+        """The compiled matcher of these term and regex rules (kept while the rules stay)."""
+        key = tuple((r.id, r.kind, r.value) for r in rules)
+        cached = self._matcher
+        if cached is None or cached[0] != key:
+            cached = self._matcher = (key, TextMatcher(rules, budget_s=ARRIVAL_BUDGET))
+        matcher = cached[1]
+        matcher.restart()
+        return matcher.match
 
     # -- digest (engfeed.digest) -----------------------------------------------------------
     def digest(

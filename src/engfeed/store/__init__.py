@@ -10,12 +10,13 @@ change detection). The domain parts (``pages``, ``summaries``, ``mutes``, ``dige
 from __future__ import annotations
 
 from engfeed.models import SchemaStatus
-from engfeed.store.base import LOCAL_USER, Store, UpsertResult, is_database_url, open_store
+from engfeed.store.base import LOCAL_USER, FetchOutcome, Store, UpsertResult, is_database_url, open_store
 from engfeed.store.postgres import PostgresStore
 from engfeed.store.sqlite import SQLiteStore
 
 __all__ = [
     "LOCAL_USER",
+    "FetchOutcome",
     "PostgresStore",
     "SQLiteStore",
     "SchemaStatus",

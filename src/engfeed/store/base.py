@@ -37,14 +37,14 @@ from engfeed.extract import is_teaser
 from engfeed.models import AngleMatch, Article, ArticleFilter, SchemaStatus, Source
 from engfeed.store.digests import DigestsPart
 from engfeed.store.feedback import FeedbackPart
-from engfeed.store.mutes import MutesPart, muted_sql
+from engfeed.store.mutes import MatcherFactory, MutesPart, muted_sql
 from engfeed.store.pages import PagesPart
 from engfeed.store.sql import Connection, Cursor, cursors_in, select_in
 from engfeed.store.summaries import SummariesPart
 from engfeed.text import title_key
 
 SCHEMA_VERSION_TABLE = "schema_migrations"
-__all__ = ["LOCAL_USER", "Store", "UpsertResult", "is_database_url", "open_store"]
+__all__ = ["LOCAL_USER", "FetchOutcome", "Store", "UpsertResult", "is_database_url", "open_store"]
 
 #: The one implicit reader until there are accounts (migration 0006 creates it).
 LOCAL_USER = 1
@@ -57,6 +57,20 @@ class UpsertResult:
     new: list[int] = field(default_factory=list)
     updated: list[int] = field(default_factory=list)
     unchanged: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FetchOutcome:
+    """What one fetch of a source said about its health (see :meth:`Store.apply_fetch`)."""
+
+    attempt: datetime
+    ok: bool
+    next_due: datetime
+    http_status: int | None = None
+    error: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    new_url: str | None = None
 
 
 #: Seconds between the publish times of a post and its mirror (see ``upsert_articles``):
@@ -254,44 +268,67 @@ class Store(ABC):
             tx.execute("DELETE FROM sources WHERE id = ?", (found.id,))
         return found
 
-    def record_fetch(
-        self,
-        source_id: int,
-        *,
-        attempt: datetime,
-        ok: bool,
-        http_status: int | None,
-        error: str | None,
-        next_due: datetime,
-        etag: str | None = None,
-        last_modified: str | None = None,
-        new_url: str | None = None,
-        conn: Connection | None = None,
-    ) -> None:
-        """Update one source's health after a fetch (inside the caller's transaction if given)."""
-        sql = (
+    def record_fetch(self, source_id: int, outcome: FetchOutcome) -> None:
+        """Update one source's health after a fetch that stored nothing."""
+        with self.transaction() as tx:
+            self._record_fetch(tx, source_id, outcome)
+
+    def _record_fetch(self, conn: Connection, source_id: int, outcome: FetchOutcome) -> None:
+        ok, ts = outcome.ok, to_ts(outcome.attempt)
+        conn.execute(
             "UPDATE sources SET last_attempt = ?, http_status = ?, error = ?, next_due = ?,"
             " failures = CASE WHEN ? THEN 0 ELSE failures + 1 END,"
             " last_success = CASE WHEN ? THEN ? ELSE last_success END,"
             " etag = CASE WHEN ? THEN ? ELSE etag END,"
             " last_modified = CASE WHEN ? THEN ? ELSE last_modified END"
-            " WHERE id = ?"
-        )
-        ts = to_ts(attempt)
-        params = (ts, http_status, error, to_ts(next_due), ok, ok, ts, ok, etag, ok, last_modified, source_id)
+            " WHERE id = ?",
+            (
+                ts, outcome.http_status, outcome.error, to_ts(outcome.next_due), ok, ok, ts, ok, outcome.etag,
+                ok, outcome.last_modified, source_id,
+            ),
+        )  # fmt: skip
+        if outcome.new_url:
+            taken = conn.execute(
+                "SELECT 1 FROM sources WHERE url = ? AND id != ?", (outcome.new_url, source_id)
+            )
+            if taken.fetchone() is None:
+                conn.execute("UPDATE sources SET url = ? WHERE id = ?", (outcome.new_url, source_id))
 
-        def run(c: Connection) -> None:
-            c.execute(sql, params)
-            if new_url:
-                taken = c.execute("SELECT 1 FROM sources WHERE url = ? AND id != ?", (new_url, source_id))
-                if taken.fetchone() is None:
-                    c.execute("UPDATE sources SET url = ? WHERE id = ?", (new_url, source_id))
+    def apply_fetch(
+        self,
+        source_id: int,
+        articles: Sequence[Article] | None,
+        outcome: FetchOutcome,
+        *,
+        make_matcher: MatcherFactory | None = None,
+    ) -> UpsertResult:
+        """Store what one fetch of a source gave, in one transaction: its articles (None when
+        it gave none: not modified, or failed), their mute-rule matches (``make_matcher``,
+        so a muted article is never visible, even for a moment) and the source's health. A
+        crash leaves the source as it was before the fetch."""
+        with self.transaction() as tx:
+            written = UpsertResult()
+            if articles is not None:
+                written = self.upsert_articles(articles, source_id=source_id, conn=tx)
+                if make_matcher is not None:
+                    self.mutes.match_pending(make_matcher, conn=tx)
+            self._record_fetch(tx, source_id, outcome)
+        return written
 
-        if conn is not None:
-            run(conn)
-        else:
-            with self.transaction() as tx:
-                run(tx)
+    def write_articles(
+        self,
+        articles: Sequence[Article],
+        *,
+        source_id: int | None,
+        make_matcher: MatcherFactory | None = None,
+    ) -> UpsertResult:
+        """Store articles read from a file (no fetch to record), with their rule matches, in
+        one transaction."""
+        with self.transaction() as tx:
+            written = self.upsert_articles(articles, source_id=source_id, conn=tx)
+            if make_matcher is not None:
+                self.mutes.match_pending(make_matcher, conn=tx)
+        return written
 
     # -- articles: writes ----------------------------------------------------------------
     def upsert_articles(

@@ -60,6 +60,8 @@ _NOT_SAVED = _not_saved("a", "?")
 #: (title, excerpt) -> ids of the matching rules; None when the matcher could not finish (a
 #: slow regex past its time budget): the article is matched again later.
 Matcher = Callable[[str, str], list[int] | None]
+#: The term and regex rules (as they are inside the writing transaction) -> their matcher.
+MatcherFactory = Callable[[list[MuteRule]], Matcher]
 
 
 _ADD_MATCH = "INSERT INTO mute_matches(rule_id, article_id) VALUES (?, ?) ON CONFLICT DO NOTHING"
@@ -172,9 +174,7 @@ class MutesPart:
             cur = tx.execute("DELETE FROM mute_rules WHERE id = ? AND user_id = ?", (rule_id, user))
         return cur.rowcount > 0
 
-    def match_pending(
-        self, make_matcher: Callable[[list[MuteRule]], Matcher], *, conn: Connection | None = None
-    ) -> int:
+    def match_pending(self, make_matcher: MatcherFactory, *, conn: Connection | None = None) -> int:
         """Match the articles stored or changed since they were last matched; returns how many.
 
         ``make_matcher`` gets the term and regex rules as they are inside the transaction (so a
@@ -186,7 +186,7 @@ class MutesPart:
                 return self._match_pending(tx, make_matcher)
         return self._match_pending(conn, make_matcher)
 
-    def _match_pending(self, conn: Connection, make_matcher: Callable[[list[MuteRule]], Matcher]) -> int:
+    def _match_pending(self, conn: Connection, make_matcher: MatcherFactory) -> int:
         rows = conn.execute("SELECT id, title, excerpt FROM articles WHERE mutes_checked = 0").fetchall()
         if not rows:
             return 0

@@ -248,6 +248,18 @@ class PostgresStore(Store):
                 version = number
         return version
 
+    def apply_addon_schema(self, table: str, sql: str) -> bool:
+        """Run an add-on's schema script (the job queue's) unless ``table`` exists, under the
+        write lock, so processes starting together apply it once. True when it ran."""
+        with self.transaction() as tx:
+            if tx.execute("SELECT to_regclass(?)", (table,)).fetchone()[0] is not None:
+                return False
+            tx.execute(sql)
+        return True
+
+    def has_table(self, table: str) -> bool:
+        return self.conn.execute("SELECT to_regclass(?)", (table,)).fetchone()[0] is not None
+
     def schema_status(self) -> SchemaStatus:
         return SchemaStatus(self.backend, redact_url(self.url), self._applied_version(self.conn), _latest())
 

@@ -1,0 +1,114 @@
+"""engfeed.jobs: ``engfeed worker`` processes on the PostgreSQL queue.
+
+Workers run as real subprocesses against the suite's PostgreSQL server, fetching generated
+feeds from a loopback HTTP server. Every wait is bounded."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from browser_support import subprocess_env
+from engfeed.store import PostgresStore, Store
+from feedgen import rss
+from httpserver import LocalHTTPServer, Response
+from pgserver import PgServer
+
+pytestmark = pytest.mark.xdist_group("workers")
+
+#: Short intervals so a test sees planning, heartbeats and stalled-job recovery in seconds.
+FAST = ["--plan-every", "1", "--heartbeat", "0.5", "--stalled-after", "3", "--concurrency", "4"]
+
+
+def until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.2)
+
+
+class Workers:
+    """Worker subprocesses, all stopped at the end of the test."""
+
+    def __init__(self, url: str, home: Path) -> None:
+        self.url, self.home, self.procs = url, home, []  # type: ignore[var-annotated]
+
+    def start(self, name: str) -> subprocess.Popen[bytes]:
+        env = subprocess_env(self.home, ENGFEED_EMBED="0", ENGFEED_FULLTEXT="0", ENGFEED_FETCH_PRIVATE="1")
+        log = (self.home / f"{name}.log").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "engfeed", "--database-url", self.url, "worker", "--name", name, *FAST],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def log(self, name: str) -> str:
+        return (self.home / f"{name}.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+
+
+@pytest.fixture
+def workers(pg_server: PgServer, tmp_path: Path) -> Iterator[Workers]:
+    w = Workers(pg_server.fresh_database(), tmp_path)
+    yield w
+    w.stop()
+
+
+def store_of(workers: Workers) -> PostgresStore:
+    store = Store(workers.url)
+    assert isinstance(store, PostgresStore)
+    return store
+
+
+def fetched(store: Store) -> int:
+    return sum(1 for s in store.sources() if s.last_success is not None)
+
+
+def test_two_workers_fetch_every_feed_once(workers: Workers, http_server: LocalHTTPServer) -> None:
+    store = store_of(workers)
+    for i in range(12):
+        feed = rss(3, title=f"Blog {i}", site=f"https://blog{i}.example", prefix=f"b{i}")
+        store.add_source(f"Blog {i}", http_server.route(f"/f{i}.xml", Response(body=feed)))
+    workers.start("w1")
+    workers.start("w2")
+    until(lambda: fetched(store) == 12, 60, "every source fetched")
+    until(lambda: store.count_articles() == 36, 30, "every article stored")
+    time.sleep(2)  # a few more plans: nothing is due, so nothing is fetched again
+    assert [len(http_server.requests_for(f"/f{i}.xml")) for i in range(12)] == [1] * 12
+    assert "Traceback" not in workers.log("w1") + workers.log("w2")
+
+
+def test_a_worker_killed_mid_job_loses_nothing(workers: Workers, http_server: LocalHTTPServer) -> None:
+    store = store_of(workers)
+    slow = rss(4, title="Slow Blog", site="https://slow.example", prefix="s")
+    store.add_source("Slow", http_server.route("/slow.xml", Response(body=slow, delay=4.0)))
+    first = workers.start("first")
+    until(lambda: len(http_server.requests_for("/slow.xml")) == 1, 60, "the slow fetch to start")
+    os.kill(first.pid, signal.SIGKILL)  # mid-job: the fetch is waiting on the server
+    first.wait(timeout=10)
+    assert store.count_articles() == 0
+    workers.start("second")
+    until(lambda: store.count_articles() == 4, 90, "the stalled job retried by another worker")
+    assert fetched(store) == 1
+    assert "stalled" in workers.log("second")
