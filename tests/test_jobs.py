@@ -14,9 +14,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from starlette.testclient import TestClient
 
 from browser_support import subprocess_env
+from engfeed.feed import Feed
 from engfeed.store import PostgresStore, Store
+from engfeed.web.app import create_app
 from feedgen import rss
 from httpserver import LocalHTTPServer, Response
 from pgserver import PgServer
@@ -97,6 +100,15 @@ def test_two_workers_fetch_every_feed_once(workers: Workers, http_server: LocalH
     time.sleep(2)  # a few more plans: nothing is due, so nothing is fetched again
     assert [len(http_server.requests_for(f"/f{i}.xml")) for i in range(12)] == [1] * 12
     assert "Traceback" not in workers.log("w1") + workers.log("w2")
+    # A web server on this store leaves the schedule to the workers, and reports the queue.
+    feed = Feed(store, embedder=None)
+    app = create_app(feed, refresh_interval_min=30, allowed_hosts=["testserver"])
+    assert not app.state.refresher.enabled
+    with TestClient(app, base_url="http://testserver") as client:
+        body = client.get("/healthz").json()
+    assert body["status"] == "ok" and body["database"]["backend"] == "postgresql"
+    assert body["background"]["kind"] == "queue" and body["background"]["workers"] == 2
+    assert body["background"]["failed"] == 0
 
 
 def test_a_worker_killed_mid_job_loses_nothing(workers: Workers, http_server: LocalHTTPServer) -> None:

@@ -254,8 +254,30 @@ def test_unknown_api_path_and_method_are_json(client: TestClient) -> None:
     assert error_of(client.post("/api/articles"), 405)
 
 
-def test_healthz(client: TestClient) -> None:
-    assert client.get("/healthz").json() == {"status": "ok"}
+def test_healthz(client: TestClient, feed: Feed) -> None:
+    body = client.get("/healthz").json()
+    assert body["status"] == "ok"
+    database = body["database"]
+    assert database["ok"] and database["backend"] == feed.store.backend
+    assert database["schema"] == database["latest"] > 0
+    assert body["background"]["kind"] == "in-process" and body["background"]["enabled"] is False
+
+
+def test_healthz_is_503_when_the_database_does_not_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    feed = build_feed(tmp_path / "down.db", CORE[:1])
+
+    def down() -> None:
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(feed.store, "ping", down)
+    with client_for(feed) as c:
+        r = c.get("/healthz")
+    assert r.status_code == 503
+    assert r.json()["status"] == "error" and r.json()["database"]["ok"] is False
+    assert "refused" not in r.text  # details go to the log, not to whoever asks
+    feed.close()
 
 
 def test_counts_cache_follows_store_changes(tmp_path: Path) -> None:

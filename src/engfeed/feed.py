@@ -30,7 +30,7 @@ from engfeed.digest import send as send_mail
 from engfeed.digest import week_of as digest_week
 from engfeed.errors import ConfigError, EngfeedError
 from engfeed.fetch import FetchConfig, FetchResult, fetch_all, next_due
-from engfeed.models import Article, ArticleFilter, SchemaStatus, SearchHit, Source, iso
+from engfeed.models import Article, ArticleFilter, DatabaseHealth, SchemaStatus, SearchHit, Source, iso
 from engfeed.naming import short_name
 from engfeed.opml import default_sources, parse_opml, to_opml
 from engfeed.parse import MAX_TITLE, ParseError, backfill_dates, parse_feed
@@ -222,7 +222,28 @@ class Feed:
             self._search.close()
         self.store.close_all()
 
-    # -- the database (engfeed db ...) ---------------------------------------------------
+    # -- the database (engfeed db ..., /healthz) -------------------------------------------
+    def health(self) -> DatabaseHealth:
+        """The database's state for ``/healthz``. Never raises: a database that does not
+        answer is what it reports (the reason goes to the log)."""
+        try:
+            self.store.ping()
+            status = self.store.schema_status()
+            queue = self.store.queue_state()
+        except Exception as exc:
+            log.warning("health check: the database did not answer: %s", exc)
+            return DatabaseHealth(False, self.store.backend, error="the database did not answer")
+        return DatabaseHealth(True, status.backend, status.version, status.latest, queue)
+
+    @property
+    def has_job_queue(self) -> bool:
+        """Whether ``engfeed worker`` processes run the background work (a PostgreSQL store
+        whose queue was set up): ``serve`` then leaves refreshing to them."""
+        try:
+            return self.store.queue_state() is not None
+        except Exception:
+            return False
+
     @staticmethod
     def schema_status(db: str | Path | None = None) -> SchemaStatus:
         """Where the schema of the store at ``db`` stands, without migrating it."""

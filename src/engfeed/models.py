@@ -233,3 +233,21 @@ class SchemaStatus:
     @property
     def pending(self) -> int:
         return max(0, self.latest - self.version)
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseHealth:
+    """What ``/healthz`` says of the database: whether it answered, its schema, and the
+    shared job queue (jobs per status and live workers; None without a queue)."""
+
+    ok: bool
+    backend: str
+    schema: int = 0
+    latest: int = 0
+    queue: dict[str, int] | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        if not self.ok:
+            return {"ok": False, "backend": self.backend, "error": self.error}
+        return {"ok": True, "backend": self.backend, "schema": self.schema, "latest": self.latest}

@@ -175,6 +175,15 @@ class Store(ABC):
         """Where the store is, fit to print (a URL's password hidden)."""
         return self.location
 
+    def ping(self) -> None:
+        """A round trip to the database (raises when it cannot answer)."""
+        self.conn.execute("SELECT 1").fetchone()
+
+    def queue_state(self) -> dict[str, int] | None:
+        """The shared job queue's state (jobs per status, live workers), or None when this
+        store has no queue (SQLite; PostgreSQL before any ``engfeed worker`` ran)."""
+        return None
+
     def after_bulk_load(self) -> None:
         """Called after rows were inserted with their ids (a store copy): let the engine's
         id counters and statistics catch up. Nothing to do by default."""

@@ -260,6 +260,25 @@ class PostgresStore(Store):
     def has_table(self, table: str) -> bool:
         return self.conn.execute("SELECT to_regclass(?)", (table,)).fetchone()[0] is not None
 
+    def queue_state(self, live_s: float = 60.0) -> dict[str, int] | None:
+        """Jobs per status on procrastinate's queue, and the workers that beat in the last
+        ``live_s`` seconds; None when no worker ever set the queue up."""
+        if not self.has_table("procrastinate_jobs"):
+            return None
+        state = {"todo": 0, "doing": 0, "failed": 0}
+        for status, count in self.conn.execute(
+            "SELECT status::text, count(*) FROM procrastinate_jobs"
+            " WHERE status IN ('todo', 'doing', 'failed') GROUP BY status"
+        ):
+            state[str(status)] = int(count)
+        row = self.conn.execute(
+            "SELECT count(*) FROM procrastinate_workers"
+            " WHERE last_heartbeat > now() - make_interval(secs => ?)",
+            (live_s,),
+        ).fetchone()
+        state["workers"] = int(row[0])
+        return state
+
     def schema_status(self) -> SchemaStatus:
         return SchemaStatus(self.backend, redact_url(self.url), self._applied_version(self.conn), _latest())
 

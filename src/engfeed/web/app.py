@@ -15,7 +15,7 @@ Routes::
     GET  /feed.atom, /feed.json  any view (q, source, angle, since, until) as a feed
     GET  /rules, /digest, ...    mute rules and the digest (engfeed.web.mutes, engfeed.web.digest)
     GET  /api/...                JSON API, described by /openapi.json and /docs
-    GET  /healthz                liveness (and the benchmark's baseline route)
+    GET  /healthz                health for load balancers: the database and the background work
 """
 
 from __future__ import annotations
@@ -876,7 +876,26 @@ class Site:
         return JSONResponse(openapi_document())
 
     async def healthz(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        """For load balancers: 200 with ``status: ok`` while the database answers, else 503
+        with ``status: error``; the database's state and the background work's."""
+        health = await self.in_thread(self.feed.health)
+        if health.queue is not None:
+            background: dict[str, object] = {"kind": "queue", **health.queue}
+        else:
+            last = self.refresher.last
+            background = {
+                "kind": "in-process",
+                "enabled": self.refresher.enabled,
+                "running": self.refresher.running,
+                "last_run": last.finished.isoformat() if last else None,
+                "last_ok": last.ok if last else None,
+            }
+        body = {
+            "status": "ok" if health.ok else "error",
+            "database": health.to_json(),
+            "background": background,
+        }
+        return JSONResponse(body, status_code=200 if health.ok else 503)
 
     async def favicon(self, request: Request) -> Response:
         return RedirectResponse("/static/favicon.svg", status_code=301)
@@ -1004,6 +1023,10 @@ def create_app(
     point at ``ENGFEED_BASE_URL``, else ``base_url`` (serve's own address).
     """
     minutes = config.refresh_interval_minutes() if refresh_interval_min is None else refresh_interval_min
+    queued = feed.has_job_queue
+    if queued:
+        log.info("background work runs on engfeed worker processes: this server does not refresh on its own")
+        minutes = 0
 
     def job(only_due: bool) -> str:
         line = refresh_summary(feed.refresh(only_due=only_due))
@@ -1017,7 +1040,7 @@ def create_app(
         initial_delay_s=refresh_initial_delay_s,
     )
     site = Site(feed, refresher=refresher, csrf=Csrf(csrf_secret))
-    mailer = digest_mailer(feed, base_url=base_url, interval_s=digest_check_s)
+    mailer = None if queued else digest_mailer(feed, base_url=base_url, interval_s=digest_check_s)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -384,18 +384,53 @@ def openapi_document() -> JSON:
             "/healthz": {
                 "get": {
                     "operationId": "health",
-                    "summary": "Liveness check",
+                    "summary": "Health for load balancers: the database and the background work",
                     "responses": {
-                        "200": _json(
-                            {"type": "object", "properties": {"status": {"const": "ok"}}},
-                            "The server is up.",
-                        )
+                        "200": _json({"$ref": "#/components/schemas/Health"}, "The database answers."),
+                        "503": _json(
+                            {"$ref": "#/components/schemas/Health"}, "The database does not answer."
+                        ),
                     },
                 }
             },
         },
         "components": {
             "schemas": {
+                "Health": {
+                    "type": "object",
+                    "required": ["status"],
+                    "properties": {
+                        "status": {"enum": ["ok", "error"]},
+                        "database": {
+                            "type": "object",
+                            "properties": {
+                                "ok": {"type": "boolean"},
+                                "backend": {"enum": ["sqlite", "postgresql"]},
+                                "schema": {"type": "integer", "description": "migrations applied"},
+                                "latest": {"type": "integer", "description": "migrations this engfeed knows"},
+                                "error": {"type": "string"},
+                            },
+                        },
+                        "background": {
+                            "type": "object",
+                            "description": (
+                                "kind 'queue': jobs per status (todo, doing, failed) and live workers;"
+                                " kind 'in-process': serve's own refresh schedule"
+                            ),
+                            "properties": {
+                                "kind": {"enum": ["queue", "in-process"]},
+                                "todo": {"type": "integer"},
+                                "doing": {"type": "integer"},
+                                "failed": {"type": "integer"},
+                                "workers": {"type": "integer"},
+                                "enabled": {"type": "boolean"},
+                                "running": {"type": "boolean"},
+                                "last_run": {"type": ["string", "null"], "format": "date-time"},
+                                "last_ok": {"type": ["boolean", "null"]},
+                            },
+                        },
+                    },
+                },
                 "AngleMatch": {
                     "type": "object",
                     "required": ["name", "terms"],
