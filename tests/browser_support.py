@@ -141,13 +141,17 @@ class Served:
 
 
 @contextlib.contextmanager
-def serving(db: Path, env: dict[str, str], log: Path, *, timeout: float = 60) -> Iterator[Served]:
-    """``engfeed --db DB serve`` on a free loopback port, up and answering; stopped on exit."""
+def serving(
+    db: Path | str, env: dict[str, str], log: Path, *, timeout: float = 60, args: Sequence[str] = ()
+) -> Iterator[Served]:
+    """``engfeed --db DB serve ARGS`` (``--database-url`` for a URL) on a free loopback port,
+    up and answering; stopped on exit."""
     last_error = ""
     for _attempt in range(3):  # a free port can be taken between the probe and the bind
         port = free_port()
         with log.open("ab") as out:
-            command = [sys.executable, "-m", "engfeed", "--db", str(db), "serve"]
+            where = "--database-url" if str(db).startswith("postgresql://") else "--db"
+            command = [sys.executable, "-m", "engfeed", where, str(db), "serve", *args]
             proc = subprocess.Popen(
                 [*command, "--host", "127.0.0.1", "--port", str(port)],
                 env=env,

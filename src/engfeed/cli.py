@@ -290,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     sv = sub.add_parser("serve", help="serve the web page")
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument(
+        "--workers", type=_positive, default=1, metavar="N", help="web processes sharing the port (default 1)"
+    )
     sv.set_defaults(handler=cmd_serve)
     return p
 
@@ -969,7 +972,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from engfeed.web.server import serve
 
-    serve(_store_arg(args), host=args.host, port=args.port, angles_file=args.angles)
+    serve(_store_arg(args), host=args.host, port=args.port, angles_file=args.angles, workers=args.workers)
     return 0
 
 

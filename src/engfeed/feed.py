@@ -235,6 +235,11 @@ class Feed:
             return DatabaseHealth(False, self.store.backend, error="the database did not answer")
         return DatabaseHealth(True, status.backend, status.version, status.latest, queue)
 
+    def claim_schedule(self) -> bool:
+        """Whether this process runs the background schedule on this store: the first of
+        several ``serve`` processes does, the others serve pages only."""
+        return self.store.claim_schedule()
+
     @property
     def has_job_queue(self) -> bool:
         """Whether ``engfeed worker`` processes run the background work (a PostgreSQL store
@@ -1186,11 +1191,17 @@ class Feed:
         return True
 
     def _digest_secret(self) -> str:
-        secret = self.store.get_meta(_DIGEST_SECRET)
-        if secret is None:
-            secret = secrets.token_hex(32)
-            self.store.set_meta(_DIGEST_SECRET, secret)
-        return secret
+        return self.store.get_meta(_DIGEST_SECRET) or self.store.meta_default(
+            _DIGEST_SECRET, secrets.token_hex(32)
+        )
+
+    def web_secret(self) -> bytes:
+        """The key that signs the web forms' CSRF tokens: one per store, so every web
+        process on it (``serve --workers``, several machines) accepts the others' forms."""
+        stored = self.store.get_meta(_WEB_SECRET) or self.store.meta_default(
+            _WEB_SECRET, secrets.token_hex(32)
+        )
+        return bytes.fromhex(stored)
 
     # -- web layer support (engfeed.web) -------------------------------------------------
     def change_token(self) -> tuple[int, int]:
@@ -1214,6 +1225,7 @@ class Feed:
 
 #: The most new articles a digest chooses from (a week of the bundled sources is ~100).
 DIGEST_CANDIDATES = 2000
+_WEB_SECRET = "web.csrf_secret"
 _DIGEST_SECRET = "digest.secret"  # meta key: signs unsubscribe links
 
 

@@ -209,6 +209,12 @@ class Store(ABC):
         serialised: while one is open, another waits."""
 
     @abstractmethod
+    def claim_schedule(self) -> bool:
+        """Try to become the one process that runs the background schedule on this store
+        (``serve``'s refresh and digest), for as long as this handle lives. True when this
+        handle holds the claim (again, if it already did); False when another holds it."""
+
+    @abstractmethod
     def migrate(self) -> int:
         """Apply pending numbered migrations; returns the schema version reached."""
 
@@ -893,6 +899,15 @@ class Store(ABC):
     def get_meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
+
+    def meta_default(self, key: str, value: str) -> str:
+        """The value stored under ``key``, storing ``value`` first when there is none: the
+        first writer wins, so processes that race for a shared secret all get the same."""
+        with self.transaction() as tx:
+            tx.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT DO NOTHING", (key, value))
+        found = self.get_meta(key)
+        assert found is not None
+        return found
 
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction() as tx:

@@ -49,6 +49,8 @@ __all__ = ["PgConnection", "PostgresStore", "redact_url"]
 SCHEMA_VERSION_TABLE = "schema_migrations"
 #: The advisory lock key every writer takes (any constant; "engfeed" in ASCII).
 WRITE_LOCK = 0x656E6766656564
+#: The advisory lock key of the background schedule ("engsched").
+SCHEDULE_LOCK = 0x656E6773636865
 #: Seconds a connection attempt may take before the store reports the server unreachable.
 CONNECT_TIMEOUT = 10
 #: ts_rank weights for {D, C, B, A}: body 0.2, (unused) 0, excerpt 0.4, title 1.
@@ -137,6 +139,7 @@ class PostgresStore(Store):
         self._write_lock = threading.RLock()
         self._connections: list[PgConnection] = []
         self._guard = threading.Lock()
+        self._schedule: PgConnection | None = None
         try:
             self._check_schema_version()
             if migrate:
@@ -198,8 +201,23 @@ class PostgresStore(Store):
             with self._guard:
                 self._connections = [c for c in self._connections if c is not conn]
 
+    def claim_schedule(self) -> bool:
+        """A session advisory lock on a connection of its own, held while this handle lives;
+        the server drops it when the connection does (a killed process, a lost machine)."""
+        if self._schedule is not None:
+            return True
+        conn = self._connect()
+        if conn.execute("SELECT pg_try_advisory_lock(?)", (SCHEDULE_LOCK,)).fetchone()[0]:
+            self._schedule = conn
+            return True
+        conn.close()
+        with self._guard:
+            self._connections = [c for c in self._connections if c is not conn]
+        return False
+
     def close_all(self) -> None:
-        """Close every thread's connection (at shutdown; the store stays usable)."""
+        """Close every connection this handle opened (at shutdown; the store stays usable)."""
+        self._schedule = None
         with self._guard:
             conns, self._connections = self._connections, []
         for conn in conns:

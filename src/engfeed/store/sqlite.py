@@ -8,6 +8,9 @@ so one writes at a time and readers never wait.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -41,6 +44,7 @@ class SQLiteStore(Store):
         self.path = Path(path)
         self._local = threading.local()
         self._write_lock = threading.RLock()
+        self._schedule_fd: int | None = None
         if str(self.path) != ":memory:":
             self._check_path()
             self._check_schema_version()
@@ -121,6 +125,27 @@ class SQLiteStore(Store):
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+    def claim_schedule(self) -> bool:
+        """An exclusive ``flock`` on ``<store>-schedule.lock``, held while this handle lives
+        (the system drops it when the process ends, however it ends)."""
+        if self._schedule_fd is not None or str(self.path) == ":memory:":
+            return True
+        fd = os.open(self.path.with_name(self.path.name + "-schedule.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._schedule_fd = fd
+        return True
+
+    def close_all(self) -> None:
+        self.close()
+        if self._schedule_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._schedule_fd)
+            self._schedule_fd = None
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:

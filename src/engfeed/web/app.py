@@ -1039,16 +1039,20 @@ def create_app(
         jitter_s=refresh_jitter_s,
         initial_delay_s=refresh_initial_delay_s,
     )
-    site = Site(feed, refresher=refresher, csrf=Csrf(csrf_secret))
+    site = Site(feed, refresher=refresher, csrf=Csrf(csrf_secret or feed.web_secret()))
     mailer = None if queued else digest_mailer(feed, base_url=base_url, interval_s=digest_check_s)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if warm_search:
             _warm(feed)
-        refresher.start()
-        if mailer is not None:
-            mailer.start()
+        scheduled = refresher.enabled or mailer is not None
+        if scheduled and not await anyio.to_thread.run_sync(feed.claim_schedule):
+            log.info("another engfeed serve process on this store runs the refresh schedule")
+        else:
+            refresher.start()
+            if mailer is not None:
+                mailer.start()
         try:
             yield
         finally:
