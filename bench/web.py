@@ -4,6 +4,9 @@
     .venv/bin/python bench/web.py --vectors            # + random vectors: hybrid search with the
                                                        #   real query model (realistic cost, not ranking)
     .venv/bin/python bench/web.py --duration 3 --concurrency 1,8 --json bench/results/web.json
+    .venv/bin/python bench/web.py --database-url postgresql://... --workers 1,4
+                                                       # + the same store on PostgreSQL, and
+                                                       #   1 and 4 web processes, in one run
 
 What it does:
 
@@ -18,7 +21,11 @@ What it does:
    seconds, ``--concurrency`` keep-alive connections) from a minimal asyncio HTTP/1.1 client
    (cheaper than httpx, so the 2-core box spends its time in the server, not the client).
 4. Reports requests/s and p50/p95/p99 latency per endpoint, and ratios against ``/healthz``
-   (the bare baseline route) measured in the same run.
+   (the bare baseline route: now one database round trip) measured in the same run.
+5. With ``--database-url``, copies the store into that (empty, or earlier copied) PostgreSQL
+   database (``engfeed db copy``) and runs every scenario there too, in the same run. With
+   ``--workers 1,4``, runs ``serve --workers N`` for each N; runs with more than one process
+   measure the throughput scenarios only, at the highest ``--concurrency``.
 
 Latency is measured at the client, so at concurrency > 1 it includes queueing; the
 concurrency-1 rows are the per-request service time the page targets refer to
@@ -219,21 +226,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(db: Path, port: int, *, embed: bool) -> Iterator[subprocess.Popen[bytes]]:
+def server(db: Path | str, port: int, *, embed: bool, workers: int = 1) -> Iterator[subprocess.Popen[bytes]]:
     env = dict(os.environ, ENGFEED_REFRESH_INTERVAL="0", ENGFEED_EMBED="1" if embed else "0")
     env.pop("ENGFEED_DB", None)
-    cmd = [
-        sys.executable,
-        "-m",
-        "engfeed",
-        "--db",
-        str(db),
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
+    env.pop("ENGFEED_DATABASE_URL", None)
+    where = "--database-url" if str(db).startswith("postgresql://") else "--db"
+    cmd = [sys.executable, "-m", "engfeed", where, str(db), "serve", "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--workers", str(workers)]
     log = open(RESULTS / "web-server.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -310,6 +309,8 @@ class Result:
     mean_bytes: int
     rps_vs_baseline: float = 0.0
     p50_vs_baseline: float = 0.0
+    backend: str = "sqlite"
+    processes: int = 1
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -392,6 +393,31 @@ def scenarios(db_sources: Sequence[str], cursors: Sequence[str]) -> list[tuple[s
     ]
 
 
+#: The scenarios measured with more than one web process (throughput, not the page targets).
+MULTI_PROCESS = ("baseline", "(home)", "/?q=... (uncached)", "/api/articles?cursor=")
+
+
+def to_postgres(db: Path, url: str) -> None:
+    """The bench store copied into the PostgreSQL database at ``url`` (once: a database that
+    already holds the same number of articles is reused)."""
+    from engfeed.store import Store
+    from engfeed.store.copy import copy_store
+
+    src, dest = Store(db), Store(url)
+    if dest.count_articles() == src.count_articles():
+        print(f"reusing {dest.location_shown} ({dest.count_articles():,} articles)")
+    else:
+        t0 = time.perf_counter()
+        copy_store(
+            src,
+            dest,
+            progress=lambda t, done, total: print(f"\r  copying {t}: {done:,}/{total:,}   ", end=""),
+        )
+        print(f"\r  copied to PostgreSQL in {time.perf_counter() - t0:.0f}s" + " " * 30)
+    src.close_all()
+    dest.close_all()
+
+
 def page_cursors(db: Path, n: int) -> list[str]:
     """The cursors of the first ``n`` pages of the home listing (30 per page)."""
     from engfeed.feed import Feed
@@ -419,6 +445,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--concurrency", default="1,8", help="comma-separated connection counts (each <= 64)")
     p.add_argument("--only", default="", help="run only scenarios whose name contains this")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    p.add_argument("--database-url", default="", help="also run on this PostgreSQL database (copied in)")
+    p.add_argument("--workers", default="1", help="comma-separated web process counts (serve --workers)")
     args = p.parse_args(argv)
     duration = min(max(args.duration, 0.5), 60.0)
     warmup = min(max(args.warmup, 0.0), 30.0)
@@ -436,26 +464,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     store.close()
 
     cursors = page_cursors(db, UNCACHED_VIEWS)
-    port = free_port()
+    targets: list[tuple[str, Path | str]] = [("sqlite", db)]
+    if args.database_url:
+        to_postgres(db, args.database_url)
+        targets.append(("postgresql", args.database_url))
+    process_counts = [max(1, int(w)) for w in args.workers.split(",") if w.strip()]
     results: list[Result] = []
-    with server(db, port, embed=args.vectors):
-        # one slow-path request first (loads the search index) outside any measurement
-        asyncio.run(load(port, [f"/?q={quote(QUERIES[0])}"], concurrency=1, duration=0.5, warmup=0.0))
-        for name, paths in scenarios(top_sources, cursors):
-            if args.only and args.only not in name and "baseline" not in name:
-                continue
-            for level in levels:
-                res = asyncio.run(load(port, paths, concurrency=level, duration=duration, warmup=warmup))
-                res.name = name
-                results.append(res)
-                print(
-                    f"  {name:<24} c={level:<3} {res.rps:8.0f} req/s  p50 {res.p50_ms:6.2f}  "
-                    f"p95 {res.p95_ms:6.2f}  p99 {res.p99_ms:6.2f} ms  ({res.errors} errors)",
-                    flush=True,
-                )
-    baseline = {r.concurrency: r for r in results if "baseline" in r.name}
+    for backend, location in targets:
+        for procs in process_counts:
+            port = free_port()
+            with server(location, port, embed=args.vectors, workers=procs):
+                # one slow-path request first (loads the search index) outside any measurement
+                warm = [f"/?q={quote(q)}" for q in QUERIES[: 4 * procs]]
+                asyncio.run(load(port, warm, concurrency=procs, duration=0.5 * procs, warmup=0.0))
+                for name, paths in scenarios(top_sources, cursors):
+                    if args.only and args.only not in name and "baseline" not in name:
+                        continue
+                    if procs > 1 and not any(key in name for key in MULTI_PROCESS):
+                        continue
+                    for level in levels if procs == 1 else [max(levels)]:
+                        res = asyncio.run(
+                            load(port, paths, concurrency=level, duration=duration, warmup=warmup)
+                        )
+                        res.name, res.backend, res.processes = name, backend, procs
+                        results.append(res)
+                        print(
+                            f"  {backend:<10} x{procs} {name:<24} c={level:<3} {res.rps:8.0f} req/s  "
+                            f"p50 {res.p50_ms:6.2f}  p95 {res.p95_ms:6.2f}  p99 {res.p99_ms:6.2f} ms"
+                            f"  ({res.errors} errors)",
+                            flush=True,
+                        )
+    baseline = {(r.backend, r.processes, r.concurrency): r for r in results if "baseline" in r.name}
     for r in results:
-        b = baseline.get(r.concurrency)
+        b = baseline.get((r.backend, r.processes, r.concurrency))
         if b and b.rps and b.p50_ms:
             r.rps_vs_baseline = r.rps / b.rps
             r.p50_vs_baseline = r.p50_ms / b.p50_ms
@@ -463,13 +504,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     embed = "on" if args.vectors else "off"
     print(f"Engineering Feed web bench: {total:,} articles, embeddings {embed}, {duration:g}s runs")
-    print(f"after {warmup:g}s warm-up, {os.cpu_count()} CPUs, loopback, 1 uvicorn worker")
+    print(f"after {warmup:g}s warm-up, {os.cpu_count()} CPUs, loopback")
     print()
-    print("| endpoint | conns | req/s | p50 ms | p95 ms | p99 ms | req/s vs base | p50 vs base | errors |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| backend | procs | endpoint | conns | req/s | p50 ms | p95 ms | p99 ms | req/s vs base"
+        " | p50 vs base | errors |"
+    )
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(
-            f"| `{r.name}` | {r.concurrency} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p95_ms:.2f} "
+            f"| {r.backend} | {r.processes} | `{r.name}` | {r.concurrency} | {r.rps:,.0f} | {r.p50_ms:.2f}"
+            f" | {r.p95_ms:.2f}"
             f"| {r.p99_ms:.2f} | {r.rps_vs_baseline:.2f}x | {r.p50_vs_baseline:.1f}x | {r.errors} |"
         )
     if args.json:
