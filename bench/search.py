@@ -170,9 +170,9 @@ class VectorModel:
 def build_store(path: Path, n: int, *, model: str, seed: int = 1) -> Store:
     """Create (or reuse) a synthetic store of ``n`` articles with synthetic vectors."""
     store = Store(path)
-    if store.get_meta("bench.size") == f"{n}/{BENCH_VERSION}" and store.vector_count(model) == n:
+    if store.get_meta("bench.size") == f"{n}/{BENCH_VERSION}" and store.vectors.count(model) == n:
         return store
-    if store.count_articles() or store.vector_count(model):
+    if store.count_articles() or store.vectors.count(model):
         store.close()
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -206,7 +206,7 @@ def build_store(path: Path, n: int, *, model: str, seed: int = 1) -> Store:
         with store.transaction() as tx:
             new_ids = store.upsert_articles(arts, source_id=None, conn=tx).new
         half = vectors.draw(hi - lo).astype("<f2")
-        store.save_vectors(model, ((aid, half[j].tobytes()) for j, aid in enumerate(new_ids)))
+        store.vectors.save(model, ((aid, half[j].tobytes()) for j, aid in enumerate(new_ids)))
         if (hi // batch) % 50 == 0 or hi == n:
             print(f"  built {hi}/{n} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     with store.transaction() as tx:

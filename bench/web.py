@@ -167,7 +167,7 @@ def synthetic_angles(store: Store) -> None:
                     ],
                 )
             )
-        store.save_angles(labels, signature)
+        store.angles.save(labels, signature)
 
 
 def build_store(path: Path, n: int, *, vectors: bool) -> None:
@@ -205,7 +205,7 @@ def build_store(path: Path, n: int, *, vectors: bool) -> None:
         from engfeed.embed import MINILM_DIM, MiniLMEmbedder, to_blob
 
         model = MiniLMEmbedder().name
-        if store.vector_count(model) < n:
+        if store.vectors.count(model) < n:
             t0 = time.perf_counter()
             rng = np.random.default_rng(3)
             ids = store.all_ids()
@@ -213,7 +213,7 @@ def build_store(path: Path, n: int, *, vectors: bool) -> None:
                 chunk = ids[start : start + 10000]
                 mat = rng.standard_normal((len(chunk), MINILM_DIM)).astype(np.float32)
                 mat /= np.linalg.norm(mat, axis=1, keepdims=True)
-                store.save_vectors(model, ((aid, to_blob(vec)) for aid, vec in zip(chunk, mat, strict=True)))
+                store.vectors.save(model, ((aid, to_blob(vec)) for aid, vec in zip(chunk, mat, strict=True)))
             print(f"  stored {len(ids):,} random vectors in {time.perf_counter() - t0:.0f}s")
     store.close()
 

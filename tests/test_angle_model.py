@@ -267,9 +267,9 @@ def test_the_store_keeps_the_labellers_order(tmp_path: Path) -> None:
         art = Article(uid="u1", url="https://a.example/1", title="One", published=datetime.now(UTC))
         with store.transaction() as tx:
             store.upsert_articles([art], source_id=None, conn=tx)
-        (aid,) = store.ids_needing_angles("sig")
+        (aid,) = store.angles.needing("sig")
         first, second = AngleMatch(NAMES[BENCH], ("benchmark",), 0.5), AngleMatch(NAMES[PERF], (), 0.9)
-        store.save_angles([(aid, (first, second))], "sig")
+        store.angles.save([(aid, (first, second))], "sig")
         assert [m.name for m in store.article("u1").angles] == [NAMES[BENCH], NAMES[PERF]]  # not by score
     finally:
         store.close()

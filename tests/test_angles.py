@@ -377,27 +377,27 @@ def test_without_embedder_only_strong_title_evidence_counts() -> None:
 def test_label_ids_persists_labels_in_the_store(tmp_path: Path, minilm: Embedder) -> None:
     store, ids = make_store(tmp_path, [P99, HIRING, POSTMORTEM])
     labeler = AngleLabeler(load_angles(), minilm)
-    assert sorted(store.ids_needing_angles(labeler.signature)) == sorted(ids)
+    assert sorted(store.angles.needing(labeler.signature)) == sorted(ids)
     assert labeler.label_ids(store, ids, None) == 3
-    assert store.ids_needing_angles(labeler.signature) == []
+    assert store.angles.needing(labeler.signature) == []
     stored = store.articles_by_ids(ids)
     p99, hiring, postmortem = (stored[i] for i in ids)
     assert p99.angles and p99.angles[0].name == "systems performance"
     assert "latency" in p99.angles[0].terms
     assert hiring.angles == ()
     assert postmortem.angles and postmortem.angles[0].name == "real-time and reliable systems"
-    counts = dict(store.angle_counts())
+    counts = dict(store.angles.counts())
     assert counts["systems performance"] >= 1 and counts["real-time and reliable systems"] >= 1
     # A changed angle file means a new signature: everything is pending again.
     edited = AngleLabeler([*load_angles()[:6]], minilm)
-    assert sorted(store.ids_needing_angles(edited.signature)) == sorted(ids)
+    assert sorted(store.angles.needing(edited.signature)) == sorted(ids)
 
 
 def test_label_pending_uses_stored_vectors_and_is_idempotent(tmp_path: Path) -> None:
     store, ids = make_store(tmp_path, ARTICLES)
     fake = FakeEmbedder()
     vectors = fake.embed([f"stored {i}" for i in ids])
-    store.save_vectors(fake.name, [(i, to_blob(v)) for i, v in zip(ids, vectors, strict=True)])
+    store.vectors.save(fake.name, [(i, to_blob(v)) for i, v in zip(ids, vectors, strict=True)])
     labeler = AngleLabeler(load_angles(), fake)
     fake.embedded.clear()
     progress: list[tuple[int, int]] = []

@@ -170,7 +170,7 @@ def _build(path: Path | str) -> tuple[Store, dict[str, int]]:
         (ids[str(a["uid"])], [AngleMatch(str(a["angle"]), ("x",), 1.0)] if a["angle"] else [])
         for a in ARTICLES
     ]
-    store.save_angles(labels, "test")
+    store.angles.save(labels, "test")
     return store, ids
 
 
@@ -492,24 +492,24 @@ def test_documents_first_then_passages(tmp_path: Path, embedder) -> None:  # typ
     long_ones = {aid for aid, t in store.bodies(list(ids.values())).items() if passages_of(*t)}
     assert ids["observability"] in long_ones
     assert engine.embed_missing() == len(ARTICLES)
-    assert set(store.ids_pending_passages(model)) == long_ones
-    assert store.load_passages(model, list(ids.values())) == {}
+    assert set(store.vectors.pending_ids(model)) == long_ones
+    assert store.vectors.passages(model, list(ids.values())) == {}
     assert uids(engine.search("keeping services up when a region fails"))[0] == "failover"
     # A process that stops here loses nothing: a new engine finds the pending passages.
     again = SearchEngine(store, embedder)
     assert again.index_pending() == 0
-    assert store.ids_pending_passages(model) == []
-    stored = store.load_passages(model, list(ids.values()))
+    assert store.vectors.pending_ids(model) == []
+    stored = store.vectors.passages(model, list(ids.values()))
     assert set(stored) == long_ones
     aid = ids["observability"]
     assert [t for t, _ in stored[aid]] == passages_of(*store.bodies([aid])[aid])
     # Re-embedding an article drops its old passages at once and stores new ones after.
-    store.save_document_vectors(model, [(aid, to_blob(np.ones(384, dtype=np.float32) / 384**0.5), True)])
-    assert store.ids_pending_passages(model) == [aid]
-    assert aid not in store.load_passages(model, [aid])
+    store.vectors.save_documents(model, [(aid, to_blob(np.ones(384, dtype=np.float32) / 384**0.5), True)])
+    assert store.vectors.pending_ids(model) == [aid]
+    assert aid not in store.vectors.passages(model, [aid])
     assert engine.reembed([aid]) == 1
-    assert store.ids_pending_passages(model) == []
-    assert len(store.load_passages(model, [aid])[aid]) == len(stored[aid])
+    assert store.vectors.pending_ids(model) == []
+    assert len(store.vectors.passages(model, [aid])[aid]) == len(stored[aid])
     store.close()
 
 
@@ -518,12 +518,12 @@ def test_an_article_that_shrinks_to_one_passage_loses_its_old_passages(tmp_path:
     engine = SearchEngine(store, embedder)
     engine.index_pending()
     aid = ids["observability"]
-    assert store.load_passages(embedder.name, [aid])
+    assert store.vectors.passages(embedder.name, [aid])
     art = store.articles_by_ids([aid], full=True)[aid]
     with store.transaction() as tx:
         store.upsert_articles([replace(art, excerpt="Now a short note.", text="")], source_id=None, conn=tx)
     assert engine.reembed([aid]) == 1
-    assert store.load_passages(embedder.name, [aid]) == {}  # nothing of the old text is left
+    assert store.vectors.passages(embedder.name, [aid]) == {}  # nothing of the old text is left
     hit = next(h for h in engine.search("flame graphs CPU", limit=20) if h.article.uid == "observability")
     assert "flame" not in hit.context
     store.close()
@@ -537,18 +537,18 @@ def test_a_second_pass_that_read_an_older_text_keeps_the_newer_mark(tmp_path: Pa
     engine.embed_missing()
     aid = ids["observability"]
     model = embedder.name
-    tokens = store.pending_passages(model)
+    tokens = store.vectors.pending(model)
     old = store.bodies([aid])[aid]
     engine.embed_documents([aid])  # "the other process": a new first pass, a new token
-    assert store.pending_passages(model)[aid] != tokens[aid]
+    assert store.vectors.pending(model)[aid] != tokens[aid]
     stale = [(aid, [(p, to_blob(np.ones(384, dtype=np.float32) / 384**0.5)) for p in passages_of(*old)])]
-    store.save_passages(model, stale, pending=tokens)
-    assert store.ids_pending_passages(model) == sorted(store.pending_passages(model))
-    assert aid in store.pending_passages(model)  # still pending ...
-    assert aid not in store.load_passages(model, [aid])  # ... and the stale passages were not stored
+    store.vectors.save_passages(model, stale, pending=tokens)
+    assert store.vectors.pending_ids(model) == sorted(store.vectors.pending(model))
+    assert aid in store.vectors.pending(model)  # still pending ...
+    assert aid not in store.vectors.passages(model, [aid])  # ... and the stale passages were not stored
     engine.embed_pending_passages()
-    assert store.pending_passages(model) == {}
-    assert store.load_passages(model, [aid])[aid]
+    assert store.vectors.pending(model) == {}
+    assert store.vectors.passages(model, [aid])[aid]
     store.close()
 
 
@@ -579,7 +579,7 @@ def test_feed_labels_angles_between_the_two_passes(tmp_path: Path) -> None:
 
     feed.index_pending(progress)
     assert stages == ["embed", "angles", "passages"]
-    assert feed.store.ids_pending_passages(feed.embedder.name) == []  # type: ignore[union-attr]
+    assert feed.store.vectors.pending_ids(feed.embedder.name) == []  # type: ignore[union-attr]
     assert feed.search_coverage().embedded == 2
     feed.close()
 
@@ -638,11 +638,11 @@ def test_two_stage_dense_search_matches_exact(tmp_path: Path) -> None:
         index=IndexTuning(approx_min_rows=1000, head_dims=8, approx_candidates=200, load_page=700)
     )
     pairs = [(aid, to_blob(v)) for aid, v in zip(ids, vecs, strict=True)]
-    store.save_vectors(embedder.name, pairs[:900])
+    store.vectors.save(embedder.name, pairs[:900])
     engine = SearchEngine(store, embedder, tuning=small)  # type: ignore[arg-type]
     assert len(engine.rank("3", limit=5, mode="dense")) == 5
     assert engine._index is not None and engine._index.snapshot().rotation is None  # exact while small
-    store.save_vectors(embedder.name, pairs[900:])  # grows past the threshold: rotated once
+    store.vectors.save(embedder.name, pairs[900:])  # grows past the threshold: rotated once
     hits_checked = 0
     for qi in (0, 17, 256, 1999, 2999):
         got = engine.rank(str(qi), limit=10, mode="dense")
@@ -672,7 +672,7 @@ def test_two_stage_dense_search_matches_exact(tmp_path: Path) -> None:
     extra = Article(uid="late", url="https://x.test/late", title="Late", published=NOW)
     with store.transaction() as tx:
         late = store.upsert_articles([extra], source_id=None, conn=tx).new[0]
-    store.save_vectors(embedder.name, [(late, to_blob(vecs[42]))])
+    store.vectors.save(embedder.name, [(late, to_blob(vecs[42]))])
     got = [aid for aid, _, _ in engine.rank("42", limit=2, mode="dense")]
     assert set(got) == {late, ids[42]}
     assert hits_checked == 50

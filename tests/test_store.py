@@ -213,12 +213,12 @@ def test_angles_roundtrip_and_filter(store: Store) -> None:
     write(store, [art("a", "A"), art("b", "B")])
     a = store.article("a")
     assert a is not None and a.id is not None
-    store.save_angles([(a.id, [AngleMatch("systems performance", ("latency",), 0.8)])], "sig1")
-    assert store.ids_needing_angles("sig1") == [i for i in store.all_ids() if i != a.id]
+    store.angles.save([(a.id, [AngleMatch("systems performance", ("latency",), 0.8)])], "sig1")
+    assert store.angles.needing("sig1") == [i for i in store.all_ids() if i != a.id]
     listed = store.list_articles(ArticleFilter(angle="systems performance"))
     assert [x.uid for x in listed] == ["a"]
     assert listed[0].angles[0].terms == ("latency",)
-    assert store.angle_counts() == [("systems performance", 1)]
+    assert store.angles.counts() == [("systems performance", 1)]
 
 
 def test_corrupt_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -232,10 +232,10 @@ def test_updated_article_is_relabelled(store: Store) -> None:
     write(store, [art("a", "A")])
     a = store.article("a")
     assert a is not None and a.id is not None
-    store.save_angles([(a.id, [])], "sig1")
-    assert store.ids_needing_angles("sig1") == []
+    store.angles.save([(a.id, [])], "sig1")
+    assert store.angles.needing("sig1") == []
     write(store, [art("a", "A, edited")])
-    assert store.ids_needing_angles("sig1") == [a.id]
+    assert store.angles.needing("sig1") == [a.id]
 
 
 def test_a_malformed_full_text_expression_is_a_query_error(tmp_path: Path) -> None:
@@ -275,7 +275,7 @@ def test_migration_0011_turns_pending_marks_into_tokens(tmp_path: Path) -> None:
     store = Store(tmp_path / "old.db")
     with store.transaction() as tx:
         ids = store.upsert_articles([art("a", "One"), art("b", "Two")], source_id=None, conn=tx).new
-    store.save_document_vectors("m", [(ids[0], b"\x00" * 8, True), (ids[1], b"\x00" * 8, False)])
+    store.vectors.save_documents("m", [(ids[0], b"\x00" * 8, True), (ids[1], b"\x00" * 8, False)])
     with store.transaction() as tx:
         tx.execute("UPDATE embeddings SET passages_pending = 1 WHERE passages_pending != 0")
         tx.execute("DELETE FROM meta WHERE key = 'passages.token'")
@@ -284,8 +284,8 @@ def test_migration_0011_turns_pending_marks_into_tokens(tmp_path: Path) -> None:
         tx.execute("DELETE FROM schema_migrations WHERE version >= 11")
     store.close()
     store = Store(tmp_path / "old.db")
-    assert store.pending_passages("m") == {ids[0]: ids[0]}
+    assert store.vectors.pending("m") == {ids[0]: ids[0]}
     assert int(store.get_meta("passages.token") or 0) >= max(ids)
-    store.save_document_vectors("m", [(ids[1], b"\x00" * 8, True)])  # a new mark: a new, larger token
-    assert store.pending_passages("m")[ids[1]] > max(ids)
+    store.vectors.save_documents("m", [(ids[1], b"\x00" * 8, True)])  # a new mark: a new, larger token
+    assert store.vectors.pending("m")[ids[1]] > max(ids)
     store.close()

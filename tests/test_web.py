@@ -140,7 +140,7 @@ def build_feed(path: Path | str, articles: list[Article] | None = None) -> Feed:
     feed = Feed(store, embedder=None)
     uids = {a.uid: rowid for a, rowid in zip(chosen, written.new, strict=True)}
     labels = [(rowid, ANGLES.get(uid, [])) for uid, rowid in uids.items()]
-    store.save_angles(labels, feed.labeler.signature)
+    store.angles.save(labels, feed.labeler.signature)
     return feed
 
 

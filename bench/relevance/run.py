@@ -301,7 +301,7 @@ def evaluate_angles(store: Store) -> dict[str, dict[str, float]]:
     out["(micro)"] = _pr(total)
     out["(micro)"]["articles"] = found
     out["(micro)"]["labelled"] = len(raw["articles"])
-    with_angle, articles = store.angle_coverage()
+    with_angle, articles = store.angles.coverage()
     out["(corpus)"] = {"articles": articles, "with_angle": round(with_angle / max(1, articles), 4)}
     return out
 

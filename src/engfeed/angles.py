@@ -969,12 +969,12 @@ class AngleLabeler:
         if self.embedder is None or model is None or model != self.embedder.name:
             vectors: dict[int, bytes] = {}
         else:  # only these articles' vectors (a verdict re-labels a handful)
-            vectors = store.vectors_of(model, ids)
+            vectors = store.vectors.of(model, ids)
         return self._label_chunk(store, list(ids), vectors)
 
     def label_pending(self, store: Store, progress: Progress | None = None) -> int:
         """Label every article not yet labelled by this angle set; returns the count."""
-        ids = store.ids_needing_angles(self.signature)
+        ids = store.angles.needing(self.signature)
         if not ids:
             return 0
         vectors = self._stored_vectors(store, self.model_name if self.embedder is not None else None)
@@ -990,7 +990,7 @@ class AngleLabeler:
     def _stored_vectors(self, store: Store, model: str | None) -> dict[int, bytes]:
         if self.embedder is None or model is None or model != self.embedder.name:
             return {}
-        ids, blobs = store.load_vectors(model)
+        ids, blobs = store.vectors.load(model)
         return dict(zip(ids, blobs, strict=True))
 
     def _label_chunk(self, store: Store, ids: list[int], stored: dict[int, bytes]) -> int:
@@ -1010,7 +1010,7 @@ class AngleLabeler:
             if rows:
                 vectors[rows] = stack_blobs([stored[present[r]] for r in rows], dim)
         labels = self.label_many(items, vectors, have=have, ids=present)
-        store.save_angles(zip(present, labels, strict=True), self.signature)
+        store.angles.save(zip(present, labels, strict=True), self.signature)
         return len(present)
 
 

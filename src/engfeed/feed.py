@@ -745,7 +745,7 @@ class Feed:
         total = self.store.count_articles(ArticleFilter(include_muted=True))
         if self.embedder is None:
             return SearchCoverage(0, total, enabled=False)
-        embedded = min(total, self.store.vector_stats(self.embedder.name)[0])
+        embedded = min(total, self.store.vectors.stats(self.embedder.name)[0])
         run = self._embedding
         eta = None
         if run is not None and run.done > 0 and run.total > run.done:
@@ -757,7 +757,7 @@ class Feed:
         return self.store.source_counts()
 
     def angle_counts(self) -> list[tuple[str, int]]:
-        return self.store.angle_counts()
+        return self.store.angles.counts()
 
     def count(self, flt: ArticleFilter = ArticleFilter()) -> int:
         return self.store.count_articles(flt)
@@ -781,15 +781,17 @@ class Feed:
         articles = self.resolve(uids)
         now = datetime.now(UTC)
         ids = [a.id for a in articles if a.id is not None]
-        self.store.set_saved(ids, True, when=now)
+        self.store.reading.set_saved(ids, True, when=now)
         if note is not None:
             for aid in ids:
-                self.store.set_note(aid, note or None, when=now)
+                self.store.reading.set_note(aid, note or None, when=now)
         return self.resolve(uids)
 
     def unsave(self, uids: Sequence[str]) -> list[Article]:
         articles = self.resolve(uids)
-        self.store.set_saved([a.id for a in articles if a.id is not None], False, when=datetime.now(UTC))
+        self.store.reading.set_saved(
+            [a.id for a in articles if a.id is not None], False, when=datetime.now(UTC)
+        )
         return self.resolve(uids)
 
     def set_note(self, uid: str, note: str | None) -> Article:
@@ -798,21 +800,23 @@ class Feed:
             check_note(note)
         [art] = self.resolve([uid])
         assert art.id is not None
-        self.store.set_note(art.id, note or None, when=datetime.now(UTC))
+        self.store.reading.set_note(art.id, note or None, when=datetime.now(UTC))
         return self.resolve([uid])[0]
 
     def mark_read(self, uids: Sequence[str], read: bool = True) -> list[Article]:
         articles = self.resolve(uids)
-        self.store.set_read([a.id for a in articles if a.id is not None], read, when=datetime.now(UTC))
+        self.store.reading.set_read(
+            [a.id for a in articles if a.id is not None], read, when=datetime.now(UTC)
+        )
         return self.resolve(uids)
 
     def mark_read_through(self, flt: ArticleFilter, through: tuple[int, int]) -> int:
         """Mark read every article of a listing down to the keyset position ``through``."""
-        return self.store.mark_read_through(flt, through, when=datetime.now(UTC))
+        return self.store.reading.mark_read_through(flt, through, when=datetime.now(UTC))
 
     def reading_list(self, *, since: datetime | None = None) -> list[Article]:
         """Saved articles, newest saved first."""
-        return self.store.reading_list(since=since)
+        return self.store.reading.saved_articles(since=since)
 
     def export_reading_list(
         self, *, title: str | None = None, since: datetime | None = None, fmt: str = "md"
@@ -861,7 +865,7 @@ class Feed:
                 text="",
             )
             pairs.append((art, entry.note))
-        matched, created = self.store.import_reading_list(pairs, when=now)
+        matched, created = self.store.reading.import_list(pairs, when=now)
         self.store.set_meta(_LIST_TITLE, parsed.title)
         if parsed.tags is not None:
             self.store.set_meta(_LIST_TAGS, json.dumps(list(parsed.tags)))
@@ -961,7 +965,7 @@ class Feed:
         from engfeed.embed import stack_blobs
 
         dim = self.labeler.prototypes.dim
-        blobs = self.store.vectors_of(self.embedder.name, ids)
+        blobs = self.store.vectors.of(self.embedder.name, ids)
         return {aid: stack_blobs([b], dim)[0] for aid, b in blobs.items() if len(b) == 2 * dim}
 
     def _relabel_after_feedback(self, article_ids: Sequence[int], uid: str | None) -> AngleFeedbackResult:
@@ -978,7 +982,7 @@ class Feed:
             from engfeed.embed import stack_blobs
 
             dim = labeler.prototypes.dim
-            ids, blobs = self.store.load_vectors(model)
+            ids, blobs = self.store.vectors.load(model)
             keep = [i for i, b in enumerate(blobs) if len(b) == 2 * dim]
             ids = [ids[i] for i in keep]
             matrix = stack_blobs([blobs[i] for i in keep], dim)

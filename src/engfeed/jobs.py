@@ -29,6 +29,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import procrastinate
 from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
@@ -128,14 +129,19 @@ async def recover_stalled(app: procrastinate.App, after_s: float) -> None:
 
 def run_worker(url: str, settings: WorkerSettings = WorkerSettings(), *, name: str | None = None) -> None:
     """Run one worker until SIGINT/SIGTERM (finishing its jobs first). Applies the queue's
-    schema on first use."""
+    schema on first use. Each source is due ``ENGFEED_REFRESH_INTERVAL`` minutes after its
+    last fetch (30 by default, as in ``serve``)."""
     lock = threading.Lock()
     opened: list[Feed] = []
+
+    minutes = config.refresh_interval_minutes() or config.DEFAULT_REFRESH_MINUTES
 
     def feed() -> Feed:
         with lock:
             if not opened:
-                opened.append(Feed.open(url, lenient_angles=True))
+                f = Feed.open(url, lenient_angles=True)
+                f.refresh_interval = timedelta(minutes=minutes)  # how often each source is due
+                opened.append(f)
             return opened[0]
 
     ensure_queue_schema(feed().store)  # a bad URL or a SQLite store fails here, before any job

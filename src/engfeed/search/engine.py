@@ -189,13 +189,13 @@ class SearchEngine:
         """The first pass for every article without a vector of the current model."""
         if self.embedder is None:
             return 0
-        return self.embed_documents(self.store.ids_missing_vectors(self.embedder.name), progress)
+        return self.embed_documents(self.store.vectors.missing(self.embedder.name), progress)
 
     def embed_documents(
         self, ids: Sequence[int], progress: Progress | None = None, *, patch: bool = False
     ) -> int:
         """The first pass: document vectors of ``ids``; those with passages are marked
-        pending (their old passages go, see ``Store.save_document_vectors``).
+        pending (their old passages go, see ``VectorsPart.save_documents``).
 
         With ``patch`` the rows of this process's in-memory index are replaced too: a
         replaced vector changes neither the count nor the highest id, so the index could
@@ -210,7 +210,7 @@ class SearchEngine:
             present = [i for i in batch if i in texts]
             # Model work happens outside any transaction; each save is one short write.
             vecs = self.embedder.embed([document_text(*texts[i]) for i in present])
-            self.store.save_document_vectors(
+            self.store.vectors.save_documents(
                 model,
                 [(aid, to_blob(v), has_passages(*texts[aid])) for aid, v in zip(present, vecs, strict=True)],
             )
@@ -227,7 +227,7 @@ class SearchEngine:
         if self.embedder is None:
             return 0
         model = self.embedder.name
-        tokens = self.store.pending_passages(model)  # read before the texts: see save_passages
+        tokens = self.store.vectors.pending(model)  # read before the texts: see save_passages
         ids = list(tokens)
         total, done = len(ids), 0
         for start in range(0, total, self.tuning.embed_batch):
@@ -242,7 +242,7 @@ class SearchEngine:
             for aid, ps in zip(present, passages, strict=True):
                 items.append((aid, [(p, to_blob(vecs[offset + j])) for j, p in enumerate(ps)]))
                 offset += len(ps)
-            self.store.save_passages(model, items, pending=tokens)
+            self.store.vectors.save_passages(model, items, pending=tokens)
             done += len(batch)
             if progress is not None:
                 progress(done, total)
@@ -403,7 +403,7 @@ class SearchEngine:
         # A long article is as related as its best passage: lift the document score toward it.
         passages: dict[int, list[tuple[str, bytes]]] | None = None
         if mode == "hybrid" and qvec is not None and self.embedder is not None:
-            passages = self.store.load_passages(self.embedder.name, cands)
+            passages = self.store.vectors.passages(self.embedder.name, cands)
             if fz.passage > 0:
                 for aid, best in self._passage_sims(passages, qvec).items():
                     d = dense.get(aid)
@@ -619,7 +619,7 @@ class SearchEngine:
         if passages is not None:
             stored = passages
         elif qvec is not None and self.embedder is not None:
-            stored = self.store.load_passages(self.embedder.name, ids)
+            stored = self.store.vectors.passages(self.embedder.name, ids)
         out: dict[int, str] = {}
         for aid in ids:
             if aid not in texts:

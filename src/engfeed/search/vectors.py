@@ -218,7 +218,7 @@ class VectorIndex:
         marker = store.change_marker()
         if getattr(self._local, "marker", None) == marker:
             return
-        count, max_id = store.vector_stats(model)
+        count, max_id = store.vectors.stats(model)
         with self._lock:
             if (count, max_id) != (self._n, self._max_id):
                 if self._n and count > self._n and max_id > self._max_id:
@@ -238,7 +238,7 @@ class VectorIndex:
         self._local.marker = marker
 
     def _sample_rotation(self, store: Store, model: str) -> Matrix:
-        _, blobs, _ = store.load_vectors_after(model, 0, limit=20_000)
+        _, blobs, _ = store.vectors.load_after(model, 0, limit=20_000)
         good = [b for b in blobs if len(b) == 2 * self.dim]
         return pca_rotation(stack_blobs(good, self.dim))
 
@@ -284,7 +284,7 @@ class VectorIndex:
 
     def _load_after(self, store: Store, model: str) -> None:
         while True:
-            ids, blobs, published = store.load_vectors_after(model, self._max_id, limit=self.tuning.load_page)
+            ids, blobs, published = store.vectors.load_after(model, self._max_id, limit=self.tuning.load_page)
             if not ids:
                 return
             last, complete = ids[-1], len(ids) < self.tuning.load_page

@@ -3,8 +3,9 @@
 ``Store(location)`` opens a store: a file path gives :class:`~engfeed.store.sqlite.SQLiteStore`,
 a ``postgresql://`` URL :class:`~engfeed.store.postgres.PostgresStore`. Both share the SQL in
 :mod:`engfeed.store.base` and differ where the engines do (connections, migrations, full text,
-change detection). The domain parts (``pages``, ``summaries``, ``mutes``, ``digests``,
-``feedback``) are modules of their own.
+change detection). The domain parts (``vectors``, ``angles``, ``reading``, ``pages``,
+``summaries``, ``mutes``, ``digests``, ``feedback``) are modules of their own, reached as
+attributes of the store (``store.reading.set_saved(...)``).
 """
 
 from __future__ import annotations

@@ -8,8 +8,10 @@ the default) and :class:`engfeed.store.postgres.PostgresStore` (a shared server)
 ``Store(location)`` opens the backend that ``location`` names: a ``postgresql://`` URL or a
 file path.
 
-Newer domains are parts of their own, reached from the store: :attr:`Store.pages` (article
-pages and robots.txt), :attr:`Store.summaries`, :attr:`Store.mutes` (mute rules),
+The store itself keeps sources, articles and full-text search; each other domain is a part of
+its own module, reached from the store: :attr:`Store.vectors` (document vectors, passages),
+:attr:`Store.angles`, :attr:`Store.reading` (saved, read, notes), :attr:`Store.pages`
+(article pages and robots.txt), :attr:`Store.summaries`, :attr:`Store.mutes` (mute rules),
 :attr:`Store.digests` (digest sends) and :attr:`Store.feedback` (the reader's verdicts on
 angles). Invariants both backends keep: one writer at a time (``transaction()`` serialises
 writes, as SQLite's ``BEGIN IMMEDIATE`` does), so read-modify-write steps inside one
@@ -22,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -34,13 +36,17 @@ from typing import Any, ClassVar
 from engfeed.config import is_database_url
 from engfeed.errors import EngfeedError
 from engfeed.extract import is_teaser
-from engfeed.models import AngleMatch, Article, ArticleFilter, SchemaStatus, Source
+from engfeed.models import Article, ArticleFilter, SchemaStatus, Source
+from engfeed.store.angles import AnglesPart
 from engfeed.store.digests import DigestsPart
 from engfeed.store.feedback import FeedbackPart
 from engfeed.store.mutes import MatcherFactory, MutesPart, muted_sql
 from engfeed.store.pages import PagesPart
-from engfeed.store.sql import Connection, Cursor, cursors_in, select_in
+from engfeed.store.reading import ReadingPart
+from engfeed.store.rows import ARTICLE_COLUMNS, FULL_COLUMNS, article_row, decorate, dicts, source_row, to_ts
+from engfeed.store.sql import Connection, cursors_in, select_in
 from engfeed.store.summaries import SummariesPart
+from engfeed.store.vectors import SET_META, VectorsPart
 from engfeed.text import title_key
 
 SCHEMA_VERSION_TABLE = "schema_migrations"
@@ -76,8 +82,6 @@ class FetchOutcome:
 #: Seconds between the publish times of a post and its mirror (see ``upsert_articles``):
 #: a re-post under a fixed slug moves by minutes.
 MIRROR_WINDOW = 3600
-#: The meta key of the counter that numbers "passages pending" marks (see save_document_vectors).
-_PASSAGE_TOKEN = "passages.token"
 
 
 def _mirrored(conn: Connection, art: Article) -> int | None:
@@ -94,16 +98,6 @@ def _mirrored(conn: Connection, art: Article) -> int | None:
     return next((int(r[0]) for r in rows if title_key(str(r[1])) == title), None)
 
 
-def to_ts(value: datetime) -> int:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return int(value.timestamp())
-
-
-def from_ts(value: int | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
-
-
 def _content_hash(a: Article) -> str:
     h = hashlib.sha1(usedforsecurity=False)
     for part in (a.url, a.title, a.author, "\x1f".join(a.tags), a.summary_html, a.content_html, a.excerpt):
@@ -113,20 +107,8 @@ def _content_hash(a: Article) -> str:
     return h.hexdigest()
 
 
-ARTICLE_COLUMNS = (
-    "a.id, a.uid, a.source_name, a.url, a.guid, a.title, a.author, a.tags, a.published, a.updated,"
-    " a.date_estimated, a.first_seen, a.excerpt, a.text_source"
-)
-FULL_COLUMNS = (
-    ARTICLE_COLUMNS + ", a.summary_html, a.content_html, a.body,"
-    " (SELECT p.html FROM article_pages p WHERE p.article_id = a.id AND a.text_source = 'page') AS page_html"
-)
-
-
 #: The condition of a filter that leaves every article in (``WHERE 1`` is SQLite only).
 NO_FILTER = "TRUE"
-
-_SET_META = "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
 
 #: Extra full-text matches ranked when mute rules may drop some (see ``Store.fts_search``).
 MUTED_SLACK = 20
@@ -169,6 +151,9 @@ class Store(ABC):
         self.mutes = MutesPart(self)
         self.digests = DigestsPart(self)
         self.feedback = FeedbackPart(self)
+        self.vectors = VectorsPart(self)
+        self.angles = AnglesPart(self)
+        self.reading = ReadingPart(self)
 
     @property
     def location_shown(self) -> str:
@@ -247,7 +232,7 @@ class Store(ABC):
             "SELECT s.*, (SELECT count(*) FROM articles a WHERE a.source_id = s.id) AS n"
             " FROM sources s ORDER BY s.name COLLATE NOCASE"
         )
-        return [_source(row) for row in _dicts(rows)]
+        return [source_row(row) for row in dicts(rows)]
 
     def source(self, name_or_url: str) -> Source | None:
         row = self.conn.execute(
@@ -255,8 +240,8 @@ class Store(ABC):
             " WHERE s.name = ? COLLATE NOCASE OR s.url = ?",
             (name_or_url, name_or_url),
         )
-        found = _dicts(row)
-        return _source(found[0]) if found else None
+        found = dicts(row)
+        return source_row(found[0]) if found else None
 
     def add_source(self, name: str, url: str, site_url: str = "") -> Source:
         with self.transaction() as tx:
@@ -473,7 +458,7 @@ class Store(ABC):
             " ORDER BY a.published DESC, a.id DESC LIMIT ?",
             [*params, max(0, limit)],
         )
-        return self._with_angles([_article(r) for r in _dicts(rows)])
+        return self.with_state([article_row(r) for r in dicts(rows)])
 
     def count_articles(self, flt: ArticleFilter = ArticleFilter()) -> int:
         where, params = self.filter_sql(flt)
@@ -481,23 +466,23 @@ class Store(ABC):
 
     def article(self, uid: str) -> Article | None:
         """The article with this id, or the one kept in place of the mirror with this id."""
-        rows = _dicts(self.conn.execute(f"SELECT {FULL_COLUMNS} FROM articles a WHERE a.uid = ?", (uid,)))
+        rows = dicts(self.conn.execute(f"SELECT {FULL_COLUMNS} FROM articles a WHERE a.uid = ?", (uid,)))
         if not rows:
-            rows = _dicts(
+            rows = dicts(
                 self.conn.execute(
                     f"SELECT {FULL_COLUMNS} FROM article_aliases m JOIN articles a ON a.id = m.article_id"
                     " WHERE m.uid = ?",
                     (uid,),
                 )
             )
-        return self._with_angles([_article(rows[0])])[0] if rows else None
+        return self.with_state([article_row(rows[0])])[0] if rows else None
 
     def articles_by_ids(self, ids: Sequence[int], *, full: bool = False) -> dict[int, Article]:
         """Fetch articles by rowid (order not kept: callers rank)."""
         out: dict[int, Article] = {}
         cols = FULL_COLUMNS if full else ARTICLE_COLUMNS
         for rows in cursors_in(self.conn, f"SELECT {cols} FROM articles a WHERE a.id IN ({{ids}})", ids):
-            for art in self._with_angles([_article(r) for r in _dicts(rows)]):
+            for art in self.with_state([article_row(r) for r in dicts(rows)]):
                 assert art.id is not None
                 out[art.id] = art
         return out
@@ -563,126 +548,17 @@ class Store(ABC):
             out[row[0]] = row[1]
         return out
 
-    # -- embeddings ----------------------------------------------------------------------
-    def ids_missing_vectors(self, model: str) -> list[int]:
-        rows = self.conn.execute(
-            "SELECT a.id FROM articles a LEFT JOIN embeddings e ON e.article_id = a.id"
-            " WHERE e.article_id IS NULL OR e.model != ? ORDER BY a.id",
-            (model,),
-        )
-        return [r[0] for r in rows]
-
-    def save_vectors(self, model: str, items: Iterable[tuple[int, bytes]]) -> None:
-        """Store document vectors whose passages are already stored (or that have none)."""
-        with self.transaction() as tx:
-            tx.executemany(
-                "INSERT INTO embeddings(article_id, model, vec) VALUES (?, ?, ?) ON CONFLICT(article_id)"
-                " DO UPDATE SET model = excluded.model, vec = excluded.vec, passages_pending = 0",
-                ((aid, model, blob) for aid, blob in items),
-            )
-
-    def save_document_vectors(self, model: str, items: Iterable[tuple[int, bytes, bool]]) -> None:
-        """Store ``(article id, vector, passages to come)``: the first of the two embedding
-        passes. Every article loses its old passages here (they belong to its old text or
-        model); one whose passages are to come is listed by :meth:`pending_passages`, with a
-        fresh token, until :meth:`save_passages` stores the new ones."""
-        items = list(items)
-        with self.transaction() as tx:
-            # Tokens from a counter in meta, taken under the store's write lock: never reused,
-            # so a second pass that read an older text never clears a newer mark (save_passages).
-            row = tx.execute("SELECT value FROM meta WHERE key = ?", (_PASSAGE_TOKEN,)).fetchone()
-            token = int(row[0]) if row is not None else 0
-            rows = []
-            for aid, blob, pending in items:
-                token += 1 if pending else 0
-                rows.append((aid, model, blob, token if pending else 0))
-            tx.execute(_SET_META, (_PASSAGE_TOKEN, str(token)))
-            tx.executemany(
-                "INSERT INTO embeddings(article_id, model, vec, passages_pending) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT(article_id) DO UPDATE SET model = excluded.model, vec = excluded.vec,"
-                " passages_pending = excluded.passages_pending",
-                rows,
-            )
-            tx.executemany("DELETE FROM passages WHERE article_id = ?", [(r[0],) for r in rows])
-
-    def pending_passages(self, model: str) -> dict[int, int]:
-        """{article id: token} of the articles with a document vector of ``model`` whose
-        passages are still to be embedded (read the token before the text)."""
-        rows = self.conn.execute(
-            "SELECT article_id, passages_pending FROM embeddings"
-            " WHERE model = ? AND passages_pending != 0 ORDER BY article_id",
-            (model,),
-        )
-        return {int(r[0]): int(r[1]) for r in rows}
-
-    def ids_pending_passages(self, model: str) -> list[int]:
-        """The article ids of :meth:`pending_passages`, in id order."""
-        return list(self.pending_passages(model))
-
-    def load_vectors(self, model: str) -> tuple[list[int], list[bytes]]:
-        ids: list[int] = []
-        blobs: list[bytes] = []
-        for aid, blob in self.conn.execute(
-            "SELECT article_id, vec FROM embeddings WHERE model = ? ORDER BY article_id", (model,)
-        ):
-            ids.append(aid)
-            blobs.append(blob)
-        return ids, blobs
-
-    def vectors_of(self, model: str, ids: Sequence[int]) -> dict[int, bytes]:
-        """The stored vectors of ``model`` for these articles (those that have one)."""
-        out: dict[int, bytes] = {}
-        sql = "SELECT article_id, vec FROM embeddings WHERE model = ? AND article_id IN ({ids})"
-        out.update((int(aid), bytes(blob)) for aid, blob in select_in(self.conn, sql, ids, before=[model]))
-        return out
-
-    def vector_count(self, model: str) -> int:
-        return int(
-            self.conn.execute("SELECT count(*) FROM embeddings WHERE model = ?", (model,)).fetchone()[0]
-        )
-
     # -- angles --------------------------------------------------------------------------
-    def save_angles(self, labels: Iterable[tuple[int, Sequence[AngleMatch]]], signature: str) -> None:
-        """Replace the angles of the given articles and mark them labelled by ``signature``."""
-        with self.transaction() as tx:
-            for aid, matches in labels:
-                tx.execute("UPDATE articles SET angles_sig = ? WHERE id = ?", (signature, aid))
-                tx.execute("DELETE FROM article_angles WHERE article_id = ?", (aid,))
-                tx.executemany(
-                    "INSERT INTO article_angles(article_id, angle, terms, score) VALUES (?, ?, ?, ?)",
-                    [(aid, m.name, json.dumps(list(m.terms)), m.score) for m in matches],
-                )
 
-    def ids_needing_angles(self, signature: str) -> list[int]:
-        rows = self.conn.execute(
-            "SELECT id FROM articles WHERE angles_sig IS NULL OR angles_sig != ? ORDER BY id", (signature,)
-        )
-        return [r[0] for r in rows]
-
-    def angle_counts(self) -> list[tuple[str, int]]:
-        rows = self.conn.execute("SELECT angle, count(*) FROM article_angles GROUP BY angle ORDER BY 2 DESC")
-        return [(r[0], r[1]) for r in rows]
-
-    def angle_coverage(self) -> tuple[int, int]:
-        """(articles with at least one angle, all articles)."""
-        row = self.conn.execute(
-            "SELECT (SELECT count(DISTINCT article_id) FROM article_angles), (SELECT count(*) FROM articles)"
-        ).fetchone()
-        return int(row[0]), int(row[1])
-
-    def _with_angles(self, articles: list[Article]) -> list[Article]:
+    def with_state(self, articles: list[Article]) -> list[Article]:
+        """The articles with their angles, the reader's state and the mute rules that hide
+        them attached (what every listing shows)."""
         ids = [a.id for a in articles if a.id is not None]
         if not ids:
             return articles
-        found: dict[int, list[AngleMatch]] = {}
-        sql = (
-            "SELECT article_id, angle, terms, score FROM article_angles WHERE article_id IN ({ids})"
-            " ORDER BY rowid"  # the labeller's order: save_angles inserts the first angle first
-        )
-        for aid, angle, terms, score in select_in(self.conn, sql, ids):
-            found.setdefault(aid, []).append(AngleMatch(angle, tuple(json.loads(terms)), score))
-        states = self._reading_states(ids)
-        out = [_decorate(a, tuple(found.get(a.id or -1, ())), states.get(a.id or -1)) for a in articles]
+        found = self.angles.of(ids)
+        states = self.reading.states(ids)
+        out = [decorate(a, tuple(found.get(a.id or -1, ())), states.get(a.id or -1)) for a in articles]
         if self.mutes.active():
             hidden = self.mutes.muted_by(ids)
             if hidden:
@@ -695,154 +571,12 @@ class Store(ABC):
                 ]
         return out
 
-    # -- reading state (per user; LOCAL_USER until there are accounts) --------------------
-    def _reading_states(self, ids: Sequence[int], user: int = LOCAL_USER) -> dict[int, tuple[object, ...]]:
-        out: dict[int, tuple[object, ...]] = {}
-        sql = (
-            "SELECT article_id, saved, read, note, saved_at, read_at FROM reading_state"
-            " WHERE user_id = ? AND article_id IN ({ids})"
-        )
-        for row in select_in(self.conn, sql, ids, before=[user]):
-            out[int(row[0])] = tuple(row[1:])
-        return out
-
-    def set_saved(self, ids: Sequence[int], saved: bool, *, when: datetime, user: int = LOCAL_USER) -> None:
-        """Put articles on the reading list (``saved_at`` = ``when``) or take them off.
-        Saving an article already saved keeps its first ``saved_at``."""
-        ts = to_ts(when)
-        with self.transaction() as tx:
-            for aid in ids:
-                tx.execute(
-                    "INSERT INTO reading_state(user_id, article_id, saved, saved_at) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT(user_id, article_id) DO UPDATE SET saved = excluded.saved,"
-                    " saved_at = CASE WHEN excluded.saved != 0"
-                    " THEN coalesce(reading_state.saved_at, excluded.saved_at) ELSE NULL END",
-                    (user, aid, int(saved), ts if saved else None),
-                )
-
-    def set_read(self, ids: Sequence[int], read: bool, *, when: datetime, user: int = LOCAL_USER) -> None:
-        ts = to_ts(when)
-        with self.transaction() as tx:
-            for aid in ids:
-                tx.execute(
-                    "INSERT INTO reading_state(user_id, article_id, read, read_at) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT(user_id, article_id) DO UPDATE SET read = excluded.read,"
-                    " read_at = excluded.read_at",
-                    (user, aid, int(read), ts if read else None),
-                )
-
-    def mark_read_through(
-        self, flt: ArticleFilter, through: tuple[int, int], *, when: datetime, user: int = LOCAL_USER
-    ) -> int:
-        """Mark read every article of a listing from its top down to ``through`` (a keyset
-        position: published, id), inclusive ("mark all above as read"). Returns how many."""
-        where, params = self.filter_sql(flt)
-        ts = to_ts(when)
-        with self.transaction() as tx:
-            cur = tx.execute(
-                "INSERT INTO reading_state(user_id, article_id, read, read_at)"
-                f" SELECT ?, a.id, 1, ? FROM articles a WHERE {where} AND (a.published, a.id) >= (?, ?)"
-                " ON CONFLICT(user_id, article_id) DO UPDATE SET read = 1,"
-                " read_at = coalesce(reading_state.read_at, excluded.read_at)",
-                [user, ts, *params, through[0], through[1]],
-            )
-            return max(0, cur.rowcount)
-
-    def set_note(self, article_id: int, note: str | None, *, when: datetime, user: int = LOCAL_USER) -> None:
-        """Replace the reader's note on an article (``None`` clears it)."""
-        with self.transaction() as tx:
-            tx.execute(
-                "INSERT INTO reading_state(user_id, article_id, note, noted_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT(user_id, article_id) DO UPDATE SET note = excluded.note,"
-                " noted_at = excluded.noted_at",
-                (user, article_id, note, to_ts(when)),
-            )
-
-    def reading_list(self, *, since: datetime | None = None, user: int = LOCAL_USER) -> list[Article]:
-        """Saved articles, newest saved first (``since``: saved on or after)."""
-        sql = (
-            f"SELECT {ARTICLE_COLUMNS} FROM reading_state r JOIN articles a ON a.id = r.article_id"
-            " WHERE r.user_id = ? AND r.saved = 1"
-        )
-        params: list[object] = [user]
-        if since is not None:
-            sql += " AND r.saved_at >= ?"
-            params.append(to_ts(since))
-        sql += " ORDER BY r.saved_at DESC, a.id DESC"
-        return self._with_angles([_article(r) for r in _dicts(self.conn.execute(sql, params))])
-
     def find_article_by_url(self, url: str) -> int | None:
         """The id of the stored article at exactly this (canonical) URL, if any."""
         row = self.conn.execute(
             "SELECT id FROM articles WHERE url = ? ORDER BY id LIMIT 1", (url,)
         ).fetchone()
         return None if row is None else int(row[0])
-
-    def import_reading_list(
-        self,
-        entries: Sequence[tuple[Article, str | None]],
-        *,
-        when: datetime,
-        user: int = LOCAL_USER,
-    ) -> tuple[int, int]:
-        """Save every entry (an article to match by ``uid``/URL, stored as a link-only article
-        when there is none) with its note, in one transaction: a crash leaves the old state or
-        the new one. Saving order follows ``entries`` (the first is the newest saved, as in an
-        exported list). Returns (matched, created)."""
-        matched = created = 0
-        base = to_ts(when)
-        with self.transaction() as tx:
-            for position, (art, note) in enumerate(entries):
-                aid = self._existing_id(tx, art)
-                if aid is None:
-                    written = self.upsert_articles([art], source_id=None, conn=tx)
-                    aid = written.new[0] if written.new else self._existing_id(tx, art)
-                    created += 1
-                else:
-                    matched += 1
-                if aid is None:
-                    continue
-                ts = base - position  # keeps the list's order: newest saved first
-                tx.execute(
-                    "INSERT INTO reading_state(user_id, article_id, saved, saved_at, note, noted_at)"
-                    " VALUES (?, ?, 1, ?, ?, ?) ON CONFLICT(user_id, article_id) DO UPDATE SET saved = 1,"
-                    " saved_at = coalesce(reading_state.saved_at, excluded.saved_at),"
-                    " note = coalesce(excluded.note, reading_state.note),"
-                    " noted_at = CASE WHEN excluded.note IS NULL THEN reading_state.noted_at"
-                    " ELSE excluded.noted_at END",
-                    (user, aid, ts, note, base if note is not None else None),
-                )
-        return matched, created
-
-    @staticmethod
-    def _existing_id(conn: Connection, art: Article) -> int | None:
-        row = conn.execute("SELECT id FROM articles WHERE uid = ?", (art.uid,)).fetchone()
-        if row is None:
-            row = conn.execute("SELECT article_id FROM article_aliases WHERE uid = ?", (art.uid,)).fetchone()
-        if row is None and art.url:
-            row = conn.execute(
-                "SELECT id FROM articles WHERE url = ? ORDER BY id LIMIT 1", (art.url,)
-            ).fetchone()
-        return None if row is None else int(row[0])
-
-    # -- search index support (used by search.py) ----------------------------------------
-    def vector_stats(self, model: str) -> tuple[int, int]:
-        """(count, max article id) of the vectors stored for ``model``."""
-        row = self.conn.execute(
-            "SELECT count(*), coalesce(max(article_id), 0) FROM embeddings WHERE model = ?", (model,)
-        ).fetchone()
-        return int(row[0]), int(row[1])
-
-    def load_vectors_after(
-        self, model: str, after_id: int, *, limit: int
-    ) -> tuple[list[int], list[bytes], list[int]]:
-        """(ids, vectors, published) of ``model`` with article id > ``after_id``, in id order."""
-        rows = self.conn.execute(
-            "SELECT e.article_id, e.vec, a.published FROM embeddings e JOIN articles a ON a.id = e.article_id"
-            " WHERE e.article_id > ? AND e.model = ? ORDER BY e.article_id LIMIT ?",
-            (after_id, model, limit),
-        ).fetchall()
-        return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
     def titles(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
         """(title, source name) per article id."""
@@ -851,48 +585,6 @@ class Store(ABC):
             self.conn, "SELECT id, title, source_name FROM articles WHERE id IN ({ids})", list(ids)
         ):
             out[row[0]] = (row[1], row[2])
-        return out
-
-    def save_passages(
-        self,
-        model: str,
-        items: Iterable[tuple[int, Sequence[tuple[str, bytes]]]],
-        *,
-        pending: Mapping[int, int] | None = None,
-    ) -> None:
-        """Replace the (text, vector) passages of the given articles; they are no longer
-        pending (see :meth:`save_document_vectors`). With ``pending`` (the tokens read
-        before the texts), an article marked again since, because another process stored a
-        newer text, is left alone: its newer mark stays for the next second pass."""
-        with self.transaction() as tx:
-            for aid, passages in items:
-                if pending is not None:
-                    still = tx.execute(
-                        "UPDATE embeddings SET passages_pending = 0"
-                        " WHERE article_id = ? AND model = ? AND passages_pending = ?",
-                        (aid, model, pending[aid]),
-                    )
-                    if still.rowcount == 0:
-                        continue
-                tx.execute("DELETE FROM passages WHERE article_id = ?", (aid,))
-                tx.executemany(
-                    "INSERT INTO passages(article_id, seq, model, text, vec) VALUES (?, ?, ?, ?, ?)",
-                    [(aid, seq, model, text, blob) for seq, (text, blob) in enumerate(passages)],
-                )
-                tx.execute(
-                    "UPDATE embeddings SET passages_pending = 0 WHERE article_id = ? AND model = ?",
-                    (aid, model),
-                )
-
-    def load_passages(self, model: str, ids: Sequence[int]) -> dict[int, list[tuple[str, bytes]]]:
-        """The stored (text, vector) passages of ``model`` per article id, in article order."""
-        out: dict[int, list[tuple[str, bytes]]] = {}
-        sql = (
-            "SELECT article_id, text, vec FROM passages WHERE article_id IN ({ids}) AND model = ?"
-            " ORDER BY article_id, seq"
-        )
-        for aid, text, vec in select_in(self.conn, sql, ids, after=[model]):
-            out.setdefault(aid, []).append((text, vec))
         return out
 
     # -- meta ----------------------------------------------------------------------------
@@ -911,7 +603,7 @@ class Store(ABC):
 
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction() as tx:
-            tx.execute(_SET_META, (key, value))
+            tx.execute(SET_META, (key, value))
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -927,71 +619,3 @@ def migrations(backend: str) -> list[tuple[int, str]]:
         if name.endswith(".sql") and name[:4].isdigit():
             found.append((int(name[:4]), entry.read_text(encoding="utf-8")))
     return sorted(found)
-
-
-def _dicts(cursor: Cursor) -> list[dict[str, object]]:
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-def _opt_int(value: object) -> int | None:
-    return None if value is None else int(str(value))
-
-
-def _source(row: dict[str, object]) -> Source:
-    return Source(
-        id=_opt_int(row["id"]),
-        name=str(row["name"]),
-        url=str(row["url"]),
-        site_url=str(row["site_url"] or ""),
-        etag=None if row["etag"] is None else str(row["etag"]),
-        last_modified=None if row["last_modified"] is None else str(row["last_modified"]),
-        last_attempt=from_ts(_opt_int(row["last_attempt"])),
-        last_success=from_ts(_opt_int(row["last_success"])),
-        http_status=_opt_int(row["http_status"]),
-        error=None if row["error"] is None else str(row["error"]),
-        failures=int(str(row["failures"])),
-        next_due=from_ts(_opt_int(row["next_due"])),
-        article_count=int(str(row.get("n") or 0)),
-    )
-
-
-def _article(row: dict[str, object]) -> Article:
-    published = from_ts(_opt_int(row["published"]))
-    assert published is not None
-    return Article(
-        id=_opt_int(row["id"]),
-        uid=str(row["uid"]),
-        source=str(row["source_name"]),
-        url=str(row["url"]),
-        guid=str(row["guid"]),
-        title=str(row["title"]),
-        author=str(row["author"]),
-        tags=tuple(json.loads(str(row["tags"]))),
-        published=published,
-        updated=from_ts(_opt_int(row["updated"])),
-        date_estimated=bool(row["date_estimated"]),
-        first_seen=from_ts(_opt_int(row["first_seen"])),
-        excerpt=str(row["excerpt"]),
-        summary_html=str(row.get("summary_html") or ""),
-        content_html=str(row.get("content_html") or ""),
-        text=str(row.get("body") or ""),
-        text_source="page" if row.get("text_source") == "page" else "feed",
-        page_html=str(row.get("page_html") or ""),
-    )
-
-
-def _decorate(article: Article, angles: tuple[AngleMatch, ...], state: tuple[object, ...] | None) -> Article:
-    """The article with its angles and the reader's state attached."""
-    if state is None:
-        return replace(article, angles=angles)
-    saved, read, note, saved_at, read_at = state
-    return replace(
-        article,
-        angles=angles,
-        saved=bool(saved),
-        read=bool(read),
-        note=None if note is None else str(note),
-        saved_at=from_ts(_opt_int(saved_at)) if saved else None,
-        read_at=from_ts(_opt_int(read_at)) if read else None,
-    )
