@@ -2,8 +2,8 @@
 -- Numbered on its own from here. Differences, each for one reason:
 -- * names compared without case (COLLATE NOCASE in SQLite) are citext; a collation named
 --   "nocase" exists so that the store's shared SQL (``x = ? COLLATE NOCASE``) runs as written;
--- * full text is a weighted tsvector column (title A, excerpt B, body D) with a GIN index,
---   in place of FTS5 and its triggers;
+-- * full text is a weighted tsvector (title A, excerpt B, body D) in a narrow table with a
+--   GIN index, kept by a trigger, in place of FTS5 and its triggers;
 -- * article_angles keeps insertion order in a "rowid" identity column, as SQLite's rowid did;
 -- * times stay integer seconds (BIGINT), flags stay 0/1 integers, vectors are BYTEA.
 CREATE EXTENSION IF NOT EXISTS citext;
@@ -50,18 +50,33 @@ CREATE TABLE articles (
     content_hash   TEXT NOT NULL DEFAULT '',
     angles_sig     TEXT,
     text_source    TEXT NOT NULL DEFAULT 'feed',
-    mutes_checked  INTEGER NOT NULL DEFAULT 0,
-    fts            TSVECTOR GENERATED ALWAYS AS (
-        setweight(to_tsvector('english'::regconfig, title), 'A')
-        || setweight(to_tsvector('english'::regconfig, excerpt), 'B')
-        || setweight(to_tsvector('english'::regconfig, left(body, 200000)), 'D')
-    ) STORED
+    mutes_checked  INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX articles_published ON articles(published DESC, id DESC);
 CREATE INDEX articles_source ON articles(source_name, published DESC, id DESC);
 CREATE INDEX articles_source_id ON articles(source_id);
-CREATE INDEX articles_fts ON articles USING GIN (fts);
 CREATE INDEX articles_mutes_due ON articles(id) WHERE mutes_checked = 0;
+
+-- Full text: a narrow table of its own, kept by a trigger. Narrow rows make the step that
+-- turns index matches into ids read a few pages instead of one wide article row per match
+-- (bench: 12.6 -> ~2 ms for 8k matches at 100k articles).
+CREATE TABLE article_fts (
+    id  BIGINT PRIMARY KEY REFERENCES articles(id) ON DELETE CASCADE,
+    fts TSVECTOR NOT NULL
+);
+CREATE INDEX article_fts_gin ON article_fts USING GIN (fts);
+CREATE FUNCTION articles_fts_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO article_fts(id, fts) VALUES (
+        NEW.id,
+        setweight(to_tsvector('english'::regconfig, NEW.title), 'A')
+        || setweight(to_tsvector('english'::regconfig, NEW.excerpt), 'B')
+        || setweight(to_tsvector('english'::regconfig, left(NEW.body, 200000)), 'D')
+    ) ON CONFLICT (id) DO UPDATE SET fts = excluded.fts;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER articles_fts_sync AFTER INSERT OR UPDATE OF title, excerpt, body ON articles
+FOR EACH ROW EXECUTE FUNCTION articles_fts_sync();
 
 -- A changed title or excerpt is matched against the term and regex mute rules again.
 CREATE FUNCTION articles_mutes_due() RETURNS trigger LANGUAGE plpgsql AS $$
