@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -79,6 +79,17 @@ def store_location(request: pytest.FixtureRequest, backend: str, name: str = "st
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+#: ``new_store(name)``: the location of a new store on the test's backend.
+NewStore = Callable[[str], str]
+
+
+@pytest.fixture(params=BACKENDS)
+def new_store(request: pytest.FixtureRequest) -> NewStore:
+    """A factory of new store locations on one backend (the test runs once per backend)."""
+    backend = str(request.param)
+    return lambda name="store": store_location(request, backend, name)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

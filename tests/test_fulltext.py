@@ -28,6 +28,7 @@ from engfeed.fetch import FetchConfig
 from engfeed.models import Article
 from engfeed.store import Store
 from httpserver import LocalHTTPServer, Response, fake_resolver, http_date
+from pgserver import NewStore
 from test_extract import ARTICLES, BOILERPLATE, HOSTILE, article_page, assert_inert, body_html, real_articles
 
 BUDGET = 2.0
@@ -100,8 +101,15 @@ def publish(server: LocalHTTPServer, feed: Feed, items: Sequence[Post]) -> None:
         feed.store.add_source("Example", server.url("/feed.xml"))
 
 
-def make_feed(tmp_path: Path, config: FetchConfig = CONFIG, *, fulltext: bool = True) -> Feed:
-    return Feed(Store(tmp_path / "s.db"), fetch_config=config, embedder=None, fulltext=fulltext)
+def store_args(feed: Feed) -> list[str]:
+    """The CLI options that name ``feed``'s store."""
+    where = feed.store.location
+    return ["--database-url", where] if where.startswith("postgresql://") else ["--db", where]
+
+
+def make_feed(new_store: NewStore, config: FetchConfig = CONFIG, *, fulltext: bool = True) -> Feed:
+    """A Feed over a new store on the test's backend (each test runs on both)."""
+    return Feed(Store(new_store("s")), fetch_config=config, embedder=None, fulltext=fulltext)
 
 
 def by_url(feed: Feed, server: LocalHTTPServer, slug: str) -> Article:
@@ -127,9 +135,9 @@ def close_to(when: datetime | None, expected: datetime, slack: timedelta = timed
 
 # -- the teaser rule, the order and the per-run limit --------------------------------------------
 def test_refresh_fetches_only_teaser_pages_newest_first(
-    tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
+    new_store: NewStore, tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
 ) -> None:
-    feed = make_feed(tmp_path)
+    feed = make_feed(new_store)
     items = posts(shared_dir, 4)
     items[1].full = True  # this post's feed item carries the whole article
     serve_pages(http_server, items)
@@ -146,8 +154,10 @@ def test_refresh_fetches_only_teaser_pages_newest_first(
     assert len(page_requests(http_server)) == 3
 
 
-def test_fulltext_off_fetches_no_page(tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer) -> None:
-    feed = make_feed(tmp_path, fulltext=False)
+def test_fulltext_off_fetches_no_page(
+    new_store: NewStore, tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
+) -> None:
+    feed = make_feed(new_store, fulltext=False)
     items = posts(shared_dir, 2)
     serve_pages(http_server, items)
     publish(http_server, feed, items)
@@ -157,10 +167,14 @@ def test_fulltext_off_fetches_no_page(tmp_path: Path, shared_dir: Path, http_ser
 
 
 def test_the_per_run_limit_takes_the_newest_teasers_first(
-    tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer, monkeypatch: pytest.MonkeyPatch
+    new_store: NewStore,
+    tmp_path: Path,
+    shared_dir: Path,
+    http_server: LocalHTTPServer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("ENGFEED_FULLTEXT_PER_RUN", "2")
-    feed = make_feed(tmp_path)
+    feed = make_feed(new_store)
     items = posts(shared_dir, 5)
     serve_pages(http_server, items)
     publish(http_server, feed, items)
@@ -178,9 +192,13 @@ def test_the_per_run_limit_takes_the_newest_teasers_first(
 # -- what is stored ------------------------------------------------------------------------------
 @pytest.mark.usefixtures("cli_env")
 def test_the_page_text_is_stored_searchable_and_sanitised(
-    tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer, capsys: pytest.CaptureFixture[str]
+    new_store: NewStore,
+    tmp_path: Path,
+    shared_dir: Path,
+    http_server: LocalHTTPServer,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    feed = make_feed(tmp_path)
+    feed = make_feed(new_store)
     items = posts(shared_dir, 2)
     hostile = '<p>Trap: <img src="x.png" onerror="alert(1)"><script>alert(2)</script></p>'
     page = article_page(items[0].title, body_html(items[0].article), extra=PAGE_SENTENCE + hostile)
@@ -204,18 +222,18 @@ def test_the_page_text_is_stored_searchable_and_sanitised(
     hits = feed.search(PAGE_WORD)
     assert {h.article.url for h in hits} == {http_server.url("/post-0"), http_server.url("/post-1")}
     # The CLI shows where the text comes from.
-    code, out, err = run_cli(capsys, "--db", str(tmp_path / "s.db"), "show", art.uid, "--json")
+    code, out, err = run_cli(capsys, *store_args(feed), "show", art.uid, "--json")
     assert code == 0, err
     shown = json.loads(out)
     assert shown["text_source"] == "page" and PAGE_WORD in shown["text"]
-    code, out, _ = run_cli(capsys, "--db", str(tmp_path / "s.db"), "show", art.uid)
+    code, out, _ = run_cli(capsys, *store_args(feed), "show", art.uid)
     assert code == 0 and "(Text extracted from the original page)" in out
 
 
 def test_feed_updates_keep_page_text_until_the_feed_carries_the_full_text(
-    tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
+    new_store: NewStore, tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
 ) -> None:
-    feed = make_feed(tmp_path)
+    feed = make_feed(new_store)
     items = posts(shared_dir, 1)
     serve_pages(http_server, items)
     publish(http_server, feed, items)
@@ -254,7 +272,7 @@ def test_feed_updates_keep_page_text_until_the_feed_carries_the_full_text(
 
 
 def test_a_page_no_longer_than_the_feed_text_keeps_the_feed_text(
-    tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
+    new_store: NewStore, tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
 ) -> None:
     [post] = posts(shared_dir, 1)
     words = post.article.text.split()
@@ -264,7 +282,7 @@ def test_a_page_no_longer_than_the_feed_text_keeps_the_feed_text(
     body = rss_feed(http_server.base, [post]).replace(
         escape(teaser(post.article)).encode(), escape(feed_text).encode()
     )
-    feed = make_feed(tmp_path)
+    feed = make_feed(new_store)
     http_server.route("/feed.xml", body=body)
     feed.store.add_source("Example", http_server.url("/feed.xml"))
     report = feed.refresh()
@@ -277,9 +295,9 @@ def test_a_page_no_longer_than_the_feed_text_keeps_the_feed_text(
 
 # -- hostile pages never stall or leak ---------------------------------------------------------------
 def test_a_hanging_page_ends_within_the_budget_and_is_retried_in_an_hour(
-    tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
+    new_store: NewStore, tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
 ) -> None:
-    feed = make_feed(tmp_path)
+    feed = make_feed(new_store)
     items = posts(shared_dir, 3)
     serve_pages(http_server, items[:1], delay=30)  # never answers in time
     page = article_page(items[1].title, body_html(items[1].article))
@@ -305,9 +323,9 @@ def test_a_hanging_page_ends_within_the_budget_and_is_retried_in_an_hour(
 
 
 def test_pages_of_one_host_never_time_out_waiting_behind_each_other(
-    tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
+    new_store: NewStore, tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
 ) -> None:
-    feed = make_feed(tmp_path)
+    feed = make_feed(new_store)
     items = posts(shared_dir, 10)
     serve_pages(http_server, items, delay=0.3)  # 10 x 0.3 s: longer than one page's budget
     publish(http_server, feed, items)
@@ -317,10 +335,14 @@ def test_pages_of_one_host_never_time_out_waiting_behind_each_other(
 
 
 def test_the_run_budget_leaves_the_pages_it_did_not_reach_for_the_next_run(
-    tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer, monkeypatch: pytest.MonkeyPatch
+    new_store: NewStore,
+    tmp_path: Path,
+    shared_dir: Path,
+    http_server: LocalHTTPServer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(fulltext, "PAGE_RUN_BUDGET", 1.0)
-    feed = make_feed(tmp_path)
+    feed = make_feed(new_store)
     items = posts(shared_dir, 6)
     serve_pages(http_server, items, delay=0.4)
     publish(http_server, feed, items)
@@ -337,9 +359,9 @@ def test_the_run_budget_leaves_the_pages_it_did_not_reach_for_the_next_run(
 
 
 def test_a_redirect_to_a_login_page_is_not_an_article(
-    tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
+    new_store: NewStore, tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
 ) -> None:
-    feed = make_feed(tmp_path)
+    feed = make_feed(new_store)
     [post] = posts(shared_dir, 1)
     http_server.redirect("/post-0", "/account/login?next=/post-0", status=302)
     # However much text the login page holds, it is not the article.
@@ -357,9 +379,9 @@ def test_a_redirect_to_a_login_page_is_not_an_article(
 
 
 def test_a_50_mb_page_is_cut_at_the_cap_in_bounded_memory(
-    tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
+    new_store: NewStore, tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
 ) -> None:
-    feed = make_feed(tmp_path, FetchConfig(connect_timeout=1.0, read_timeout=2.0, total_timeout=20.0))
+    feed = make_feed(new_store, FetchConfig(connect_timeout=1.0, read_timeout=2.0, total_timeout=20.0))
     items = posts(shared_dir, 3)
     http_server.route("/post-0", Response(headers=HTML, endless=True, body=b"<p>" + b"word " * 13_000))
     bomb = gzip.compress(b"<html><body><p>" + b"a" * (50 * 1024 * 1024), 9)  # 50 MB in ~50 KB
@@ -388,9 +410,9 @@ def test_a_50_mb_page_is_cut_at_the_cap_in_bounded_memory(
 
 
 def test_hostile_html_is_stored_inert_and_never_stalls(
-    tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
+    new_store: NewStore, tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
 ) -> None:
-    feed = make_feed(tmp_path)
+    feed = make_feed(new_store)
     items = posts(shared_dir, 3)
     hostile = article_page(items[0].title, body_html(items[0].article), extra=HOSTILE)
     http_server.route("/post-0", body=hostile, headers=HTML)
@@ -419,9 +441,9 @@ def test_hostile_html_is_stored_inert_and_never_stalls(
 
 @pytest.mark.parametrize("content_type", ["video/mp4", "application/pdf"])
 def test_a_page_that_is_not_html_is_not_an_article(
-    tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer, content_type: str
+    new_store: NewStore, tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer, content_type: str
 ) -> None:
-    feed = make_feed(tmp_path)
+    feed = make_feed(new_store)
     [post] = posts(shared_dir, 1)
     http_server.route(
         "/post-0", body=b"\x00\x00\x00\x18ftypmp42" + bytes(4000), headers={"Content-Type": content_type}
@@ -434,9 +456,9 @@ def test_a_page_that_is_not_html_is_not_an_article(
 
 @pytest.mark.parametrize("status", [404, 410, 403])
 def test_a_missing_page_is_not_an_article_and_not_asked_again_next_run(
-    tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer, status: int
+    new_store: NewStore, tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer, status: int
 ) -> None:
-    feed = make_feed(tmp_path)
+    feed = make_feed(new_store)
     [post] = posts(shared_dir, 1)
     http_server.route("/post-0", status=status, body=b"gone")
     publish(http_server, feed, [post])
@@ -451,9 +473,9 @@ def test_a_missing_page_is_not_an_article_and_not_asked_again_next_run(
 
 
 def test_a_503_fails_with_backoff_and_retry_after_is_honoured(
-    tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
+    new_store: NewStore, tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
 ) -> None:
-    feed = make_feed(tmp_path)
+    feed = make_feed(new_store)
     items = posts(shared_dir, 2)
     http_server.route("/post-0", status=503, body=b"busy")
     http_server.route("/post-1", status=503, headers={"Retry-After": "21600"})
@@ -481,9 +503,9 @@ def test_a_503_fails_with_backoff_and_retry_after_is_honoured(
 
 # -- robots.txt --------------------------------------------------------------------------------------
 def test_a_page_robots_txt_disallows_is_never_requested(
-    tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
+    new_store: NewStore, tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
 ) -> None:
-    feed = make_feed(tmp_path)
+    feed = make_feed(new_store)
     items = posts(shared_dir, 3)
     serve_pages(http_server, items)
     http_server.route(
@@ -501,9 +523,9 @@ def test_a_page_robots_txt_disallows_is_never_requested(
 
 
 def test_robots_txt_is_fetched_once_per_origin_across_runs(
-    tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
+    new_store: NewStore, tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
 ) -> None:
-    feed = make_feed(tmp_path)
+    feed = make_feed(new_store)
     items = posts(shared_dir, 4)
     serve_pages(http_server, items)
     http_server.route("/robots.txt", body=b"User-agent: *\nDisallow: /private/\n")
@@ -519,9 +541,9 @@ def test_robots_txt_is_fetched_once_per_origin_across_runs(
 
 
 def test_an_unreachable_robots_txt_holds_pages_back_for_an_hour_only(
-    tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
+    new_store: NewStore, tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
 ) -> None:
-    feed = make_feed(tmp_path)
+    feed = make_feed(new_store)
     items = posts(shared_dir, 2)
     serve_pages(http_server, items)
     http_server.route("/robots.txt", status=503)
@@ -537,9 +559,13 @@ def test_an_unreachable_robots_txt_holds_pages_back_for_an_hour_only(
 # -- conditional GET -----------------------------------------------------------------------------------
 @pytest.mark.usefixtures("cli_env")
 def test_fetch_text_by_id_revalidates_and_a_304_keeps_the_text(
-    tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer, capsys: pytest.CaptureFixture[str]
+    new_store: NewStore,
+    tmp_path: Path,
+    shared_dir: Path,
+    http_server: LocalHTTPServer,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    feed = make_feed(tmp_path)
+    feed = make_feed(new_store)
     items = posts(shared_dir, 2)
     stamp = http_date(time.time() - 3600)
     serve_pages(http_server, items[:1], etag='"v1"')
@@ -548,8 +574,8 @@ def test_fetch_text_by_id_revalidates_and_a_304_keeps_the_text(
     feed.refresh()
     first, second = by_url(feed, http_server, "post-0"), by_url(feed, http_server, "post-1")
     assert first.text_source == second.text_source == "page"
-    db = str(tmp_path / "s.db")
-    code, out, err = run_cli(capsys, "--db", db, "fetch-text", first.uid, second.uid, "--json")
+    db = store_args(feed)
+    code, out, err = run_cli(capsys, *db, "fetch-text", first.uid, second.uid, "--json")
     assert code == 0, err
     data = json.loads(out)
     assert [i["status"] for i in data["items"]] == ["not_modified", "not_modified"]
@@ -567,7 +593,7 @@ def test_fetch_text_by_id_revalidates_and_a_304_keeps_the_text(
         items[0].title, body_html(items[0].article), extra="<p>A correction: it was 2019.</p>"
     )
     http_server.route("/post-0", Response(body=changed, headers=HTML, etag='"v2"'))
-    code, out, _ = run_cli(capsys, "--db", db, "fetch-text", first.uid, "--json")
+    code, out, _ = run_cli(capsys, *db, "fetch-text", first.uid, "--json")
     assert json.loads(out)["items"][0] | {"words": 0} == {
         "id": first.uid,
         "url": http_server.url("/post-0"),
@@ -581,9 +607,9 @@ def test_fetch_text_by_id_revalidates_and_a_304_keeps_the_text(
 
 
 def test_a_page_that_was_not_an_article_is_asked_again_without_validators(
-    tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
+    new_store: NewStore, tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
 ) -> None:
-    feed = make_feed(tmp_path)
+    feed = make_feed(new_store)
     [post] = posts(shared_dir, 1)
     paywall = article_page(post.title, "<p>Subscribe to read this story.</p>")
     http_server.route("/post-0", body=paywall, headers=HTML, etag='"paywall"')
@@ -612,33 +638,37 @@ def cli_error(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str,
 
 @pytest.mark.usefixtures("cli_env")
 def test_fetch_text_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    db = str(tmp_path / "s.db")
-    assert cli_error(capsys, "--db", db, "fetch-text")[0] == 2
-    assert cli_error(capsys, "--db", db, "fetch-text", "abc", "--missing")[0] == 2
+    db = ["--db", str(tmp_path / "s.db")]
+    assert cli_error(capsys, *db, "fetch-text")[0] == 2
+    assert cli_error(capsys, *db, "fetch-text", "abc", "--missing")[0] == 2
 
 
 @pytest.mark.usefixtures("cli_env")
 def test_fetch_text_without_ids_or_missing_says_what_to_give(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    db = str(tmp_path / "s.db")
+    db = ["--db", str(tmp_path / "s.db")]
     for argv, message in (
         (("fetch-text",), "name articles by id, or use --missing"),
         (("fetch-text", "abc", "--missing"), "give ids or --missing, not both"),
     ):
-        code, out, err = cli_error(capsys, "--db", db, *argv)
+        code, out, err = cli_error(capsys, *db, *argv)
         assert code != 0 and out == ""
         assert err.strip().splitlines()[-1].endswith(f"error: {message}")
         assert "Traceback" not in err
-    code, _, err = run_cli(capsys, "--db", db, "fetch-text", "nope")
+    code, _, err = run_cli(capsys, *db, "fetch-text", "nope")
     assert code == 1 and err.strip() == "engfeed: error: no such article: nope"
 
 
 @pytest.mark.usefixtures("cli_env")
 def test_fetch_text_missing_json_shape(
-    tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer, capsys: pytest.CaptureFixture[str]
+    new_store: NewStore,
+    tmp_path: Path,
+    shared_dir: Path,
+    http_server: LocalHTTPServer,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    feed = make_feed(tmp_path, fulltext=False)
+    feed = make_feed(new_store, fulltext=False)
     items = posts(shared_dir, 5)
     serve_pages(http_server, items[:1])
     http_server.route("/post-1", status=404)
@@ -647,8 +677,8 @@ def test_fetch_text_missing_json_shape(
     serve_pages(http_server, items[4:])
     publish(http_server, feed, items)
     feed.refresh()
-    db = str(tmp_path / "s.db")
-    code, out, err = run_cli(capsys, "--db", db, "fetch-text", "--missing", "--limit", "4", "--json")
+    db = store_args(feed)
+    code, out, err = run_cli(capsys, *db, "fetch-text", "--missing", "--limit", "4", "--json")
     assert code == 0, err
     data = json.loads(out)
     assert set(data) == {
@@ -673,14 +703,15 @@ def test_fetch_text_missing_json_shape(
     assert by_slug["post-2"]["status"] == "failed" and by_slug["post-3"]["status"] == "blocked"
     assert by_slug["post-0"]["id"] == by_url(feed, http_server, "post-0").uid
     # The human form: a table and one summary line.
-    code, out, _ = run_cli(capsys, "--db", db, "fetch-text", "--missing")
+    code, out, _ = run_cli(capsys, *db, "fetch-text", "--missing")
     assert code == 0 and out.strip().splitlines()[-1] == "Full text: 1 page: 1 with text"
-    code, out, _ = run_cli(capsys, "--db", db, "fetch-text", "--missing", "--json")
+    code, out, _ = run_cli(capsys, *db, "fetch-text", "--missing", "--json")
     assert json.loads(out)["pages"] == 0 and json.loads(out)["items"] == []
 
 
 @pytest.mark.usefixtures("cli_env")
 def test_refresh_no_text_skips_the_pages(
+    new_store: NewStore,
     tmp_path: Path,
     shared_dir: Path,
     http_server: LocalHTTPServer,
@@ -690,14 +721,14 @@ def test_refresh_no_text_skips_the_pages(
     monkeypatch.setenv("ENGFEED_FULLTEXT", "1")
     items = posts(shared_dir, 2)
     serve_pages(http_server, items)
-    db = str(tmp_path / "s.db")
-    feed = make_feed(tmp_path)
+    feed = make_feed(new_store)
+    db = store_args(feed)
     publish(http_server, feed, items[:1])
-    code, _, err = run_cli(capsys, "--db", db, "refresh", "--no-text")
+    code, _, err = run_cli(capsys, *db, "refresh", "--no-text")
     assert code == 0, err
     assert page_requests(http_server) == [] and http_server.requests_for("/robots.txt") == []
     publish(http_server, feed, items)
-    code, out, err = run_cli(capsys, "--db", db, "refresh")
+    code, out, err = run_cli(capsys, *db, "refresh")
     assert code == 0, err
     assert page_requests(http_server) == ["/post-0", "/post-1"]
     assert "Full text: 2 pages: 2 with text" in out
@@ -707,7 +738,7 @@ def test_refresh_no_text_skips_the_pages(
 
 
 def test_a_page_on_a_metadata_address_is_refused_without_a_connection(
-    tmp_path: Path, shared_dir: Path, loopback_only: list[str]
+    new_store: NewStore, tmp_path: Path, shared_dir: Path, loopback_only: list[str]
 ) -> None:
     links = [
         "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
@@ -725,7 +756,7 @@ def test_a_page_on_a_metadata_address_is_refused_without_a_connection(
         f'<rss version="2.0"><channel><title>Local</title>{items}</channel></rss>', encoding="utf-8"
     )
     config = replace(CONFIG, resolver=fake_resolver({"evil.test": ["169.254.169.254"]}))
-    feed = make_feed(tmp_path, config)
+    feed = make_feed(new_store, config)
     feed.import_paths([path])
     report = feed.fetch_text(missing=True)
     assert len(report.items) == 3
@@ -736,9 +767,13 @@ def test_a_page_on_a_metadata_address_is_refused_without_a_connection(
 
 
 def test_a_page_redirecting_to_a_metadata_address_is_refused(
-    tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer, loopback_only: list[str]
+    new_store: NewStore,
+    tmp_path: Path,
+    shared_dir: Path,
+    http_server: LocalHTTPServer,
+    loopback_only: list[str],
 ) -> None:
-    feed = make_feed(tmp_path)
+    feed = make_feed(new_store)
     [post] = posts(shared_dir, 1)
     http_server.redirect("/post-0", "http://169.254.169.254/latest/meta-data/", status=302)
     publish(http_server, feed, [post])

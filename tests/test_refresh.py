@@ -24,6 +24,7 @@ from engfeed.fetch import FetchConfig
 from engfeed.store import Store
 from feedgen import rss
 from httpserver import LocalHTTPServer, Response
+from pgserver import NewStore
 
 BUDGET = 3.0
 CONFIG = FetchConfig(connect_timeout=1.0, read_timeout=1.5, total_timeout=BUDGET, max_bytes=2 * 1024 * 1024)
@@ -40,16 +41,19 @@ BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <item><title>&i;</title><link>https://bomb.example/1</link></item></channel></rss>"""
 
 
-def make_feed(tmp_path: Path, config: FetchConfig = CONFIG) -> Feed:
-    return Feed(Store(tmp_path / "feed.db"), fetch_config=config, embedder=None)
+def make_feed(new_store: NewStore, config: FetchConfig = CONFIG) -> Feed:
+    """A Feed over a new store on the test's backend (each test runs on both)."""
+    return Feed(Store(new_store("feed")), fetch_config=config, embedder=None)
 
 
 def add(feed: Feed, server: LocalHTTPServer, name: str, path: str, response: Response) -> None:
     feed.store.add_source(name, server.route(path, response))
 
 
-def test_good_source_is_stored_with_health(tmp_path: Path, http_server: LocalHTTPServer) -> None:
-    feed = make_feed(tmp_path)
+def test_good_source_is_stored_with_health(
+    new_store: NewStore, tmp_path: Path, http_server: LocalHTTPServer
+) -> None:
+    feed = make_feed(new_store)
     add(feed, http_server, "Acme", "/feed.xml", Response(body=rss(12), etag='"v1"'))
     report = feed.refresh()
     assert [(r.name, r.status, r.new) for r in report.items] == [("Acme", "ok", 12)]
@@ -65,9 +69,9 @@ def test_good_source_is_stored_with_health(tmp_path: Path, http_server: LocalHTT
 
 
 def test_not_modified_costs_no_parsing(
-    tmp_path: Path, http_server: LocalHTTPServer, monkeypatch: pytest.MonkeyPatch
+    new_store: NewStore, tmp_path: Path, http_server: LocalHTTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    feed = make_feed(tmp_path)
+    feed = make_feed(new_store)
     add(feed, http_server, "Acme", "/feed.xml", Response(body=rss(5), etag='"v1"'))
     feed.refresh()
     calls = []
@@ -79,8 +83,10 @@ def test_not_modified_costs_no_parsing(
     assert http_server.requests_for("/feed.xml")[-1].headers.get("if-none-match") == '"v1"'
 
 
-def test_permanent_redirect_updates_stored_url(tmp_path: Path, http_server: LocalHTTPServer) -> None:
-    feed = make_feed(tmp_path)
+def test_permanent_redirect_updates_stored_url(
+    new_store: NewStore, tmp_path: Path, http_server: LocalHTTPServer
+) -> None:
+    feed = make_feed(new_store)
     http_server.route("/new.xml", Response(body=rss(3)))
     add(feed, http_server, "Acme", "/old.xml", Response(status=301, headers={"Location": "/new.xml"}))
     feed.refresh()
@@ -89,8 +95,8 @@ def test_permanent_redirect_updates_stored_url(tmp_path: Path, http_server: Loca
     assert feed.count() == 3
 
 
-def test_retry_after_and_backoff(tmp_path: Path, http_server: LocalHTTPServer) -> None:
-    feed = make_feed(tmp_path)
+def test_retry_after_and_backoff(new_store: NewStore, tmp_path: Path, http_server: LocalHTTPServer) -> None:
+    feed = make_feed(new_store)
     add(feed, http_server, "Busy", "/busy", Response(status=429, headers={"Retry-After": "7200"}))
     add(feed, http_server, "Gone", "/gone", Response(status=404))
     feed.refresh()
@@ -133,11 +139,11 @@ def hostile_routes(server: LocalHTTPServer, secret: Path) -> dict[str, Response]
 
 
 def test_hostile_sources_end_within_budget_and_never_affect_others(
-    tmp_path: Path, http_server: LocalHTTPServer
+    new_store: NewStore, tmp_path: Path, http_server: LocalHTTPServer
 ) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET-MARKER")
-    feed = make_feed(tmp_path)
+    feed = make_feed(new_store)
     for name, response in hostile_routes(http_server, secret).items():
         add(feed, http_server, name, f"/{name}", response)
     started = time.monotonic()
@@ -174,9 +180,9 @@ def test_hostile_sources_end_within_budget_and_never_affect_others(
 
 
 def test_exception_while_storing_fails_that_source_only(
-    tmp_path: Path, http_server: LocalHTTPServer, monkeypatch: pytest.MonkeyPatch
+    new_store: NewStore, tmp_path: Path, http_server: LocalHTTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    feed = make_feed(tmp_path)
+    feed = make_feed(new_store)
     add(feed, http_server, "Good", "/good", Response(body=rss(3, prefix="g")))
     add(feed, http_server, "Bad", "/bad", Response(body=rss(3, prefix="b", site="https://bad.example")))
     real = feed.store.upsert_articles

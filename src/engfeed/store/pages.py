@@ -140,11 +140,11 @@ class PagesPart:
                 " last_modified, fetched, attempts, next_try) VALUES (?,?,?,?,?,?,?,?,?,?,1,?)"
                 " ON CONFLICT(article_id) DO UPDATE SET status = excluded.status, reason = excluded.reason,"
                 " url = excluded.url,"
-                " html = CASE WHEN excluded.status = 'ok' THEN excluded.html ELSE html END,"
-                " words = CASE WHEN excluded.status = 'ok' THEN excluded.words ELSE words END,"
+                " html = CASE WHEN excluded.status = 'ok' THEN excluded.html ELSE article_pages.html END,"
+                " words = CASE WHEN excluded.status = 'ok' THEN excluded.words ELSE article_pages.words END,"
                 " http_status = excluded.http_status, etag = excluded.etag,"
                 " last_modified = excluded.last_modified, fetched = excluded.fetched,"
-                " attempts = CASE WHEN excluded.status = 'ok' THEN 1 ELSE attempts + 1 END,"
+                " attempts = CASE WHEN excluded.status = 'ok' THEN 1 ELSE article_pages.attempts + 1 END,"
                 " next_try = excluded.next_try",
                 (
                     article_id, page.status, page.reason, page.url, page.html if page.status == "ok" else "",
