@@ -31,6 +31,7 @@ from engfeed.angles_feedback import (
 from engfeed.errors import EngfeedError
 from engfeed.feed import Feed
 from engfeed.models import AngleMatch, Article
+from pgserver import store_location
 from test_web import client_for
 from test_web_reading import token_of
 
@@ -388,9 +389,10 @@ def names_of(matches: Sequence[AngleMatch]) -> list[str]:
 
 
 @pytest.fixture
-def plain(tmp_path: Path) -> Iterator[Feed]:
+def plain(tmp_path: Path, request: pytest.FixtureRequest, backend: str) -> Iterator[Feed]:
+    """Three articles on each backend, embeddings off."""
     (tmp_path / "acme.xml").write_bytes(rss([P99, OUTAGE, HIRING]))
-    feed = Feed.open(tmp_path / "plain.db", embed=False)
+    feed = Feed.open(store_location(request, backend, "plain"), embed=False)
     feed.import_paths([tmp_path / "acme.xml"])
     yield feed
     feed.close()
@@ -415,7 +417,7 @@ def test_no_removes_the_angle_at_once_and_for_good(plain: Feed, tmp_path: Path) 
     assert names(plain.article(art.uid)) == []
     plain.close()
 
-    again = Feed.open(tmp_path / "plain.db", embed=False)  # a new process, say
+    again = Feed.open(plain.store.location, embed=False)  # a new process, say
     try:
         again.index_pending()
         assert names(again.article(art.uid)) == []
@@ -680,9 +682,12 @@ def test_retraining_on_a_thousand_verdicts_is_fast() -> None:
 
 
 @pytest.fixture
-def db(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+def db(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest, backend: str
+) -> str:
+    """A store on each backend, made by the CLI (``--db`` takes a PostgreSQL URL too)."""
     (tmp_path / "acme.xml").write_bytes(rss([P99, OUTAGE, HIRING]))
-    store = str(tmp_path / "cli.db")
+    store = store_location(request, backend, "cli")
     assert run(capsys, "--db", store, "import", str(tmp_path / "acme.xml"))[0] == 0
     return store
 

@@ -25,6 +25,7 @@ from engfeed.readinglist import MAX_NOTE_BYTES, Entry, NoteTooLarge, parse, rend
 from engfeed.store import Store
 from engfeed.web.app import create_app
 from feedgen import rss
+from pgserver import store_location
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = SHARED / "seeds" / "engineering-blogs-list.md"
@@ -35,10 +36,13 @@ run = run_cli
 
 
 @pytest.fixture
-def db(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+def db(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest, backend: str
+) -> str:
+    """A store on each backend with six articles (``--db`` takes a PostgreSQL URL too)."""
     path = tmp_path / "acme.xml"
     path.write_bytes(rss(6))
-    store = str(tmp_path / "r.db")
+    store = store_location(request, backend, "r")
     assert run(capsys, "--db", store, "import", str(path))[0] == 0
     return store
 
