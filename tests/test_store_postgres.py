@@ -3,6 +3,7 @@ one writer at a time, change detection. (The shared store tests run on it too.)"
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from datetime import UTC, datetime
@@ -121,3 +122,34 @@ def test_bounded_search_gives_up_rather_than_waiting(pg: PostgresStore) -> None:
         pg.upsert_articles(arts, source_id=None, conn=tx)
     found = pg.fts_search_bounded('"cache"', ArticleFilter(), limit=5, max_steps=10**9)
     assert found is not None and len(found) == 5
+
+
+def test_threads_that_come_and_go_give_their_connections_back(pg: PostgresStore) -> None:
+    def connections() -> int:
+        row = pg.conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        ).fetchone()
+        return int(row[0])
+
+    for _ in range(6):  # 60 short-lived threads, as a web server's worker threads come and go
+        threads = [threading.Thread(target=pg.count_articles) for _ in range(10)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        del threads
+        gc.collect()
+    assert connections() <= 20 + 1  # the pool's size, and this probe
+
+
+def test_released_connections_are_reused(pg: PostgresStore) -> None:
+    def work() -> None:
+        pg.count_articles()
+        pg.release()
+
+    for _ in range(50):
+        t = threading.Thread(target=work)
+        t.start()
+        t.join()
+    row = pg.conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+    assert int(row.fetchone()[0]) <= 3

@@ -235,6 +235,11 @@ class Feed:
             return DatabaseHealth(False, self.store.backend, error="the database did not answer")
         return DatabaseHealth(True, status.backend, status.version, status.latest, queue)
 
+    def release_connection(self) -> None:
+        """Done with the store on this thread for now (the web server calls this after each
+        piece of work it runs on a worker thread): a pooled connection goes back."""
+        self.store.release()
+
     def claim_schedule(self) -> bool:
         """Whether this process runs the background schedule on this store: the first of
         several ``serve`` processes does, the others serve pages only."""

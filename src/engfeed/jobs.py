@@ -27,9 +27,10 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 import procrastinate
 from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
@@ -44,6 +45,7 @@ from engfeed.store import PostgresStore, Store
 __all__ = ["WorkerSettings", "ensure_queue_schema", "queue_app", "recover_stalled", "run_worker"]
 
 log = logging.getLogger("engfeed.jobs")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,19 +69,21 @@ def queue_app(
 
     @app.task(name="engfeed.refresh_source", retry=retry)
     def refresh_source(source_id: int) -> None:
-        report = feed().refresh_source(source_id)
+        with released(feed()) as current:
+            report = current.refresh_source(source_id)
         if report is not None:
             log.info("refreshed %s: %s, %d new", report.name, report.status, report.new)
 
     @app.task(name="engfeed.index", retry=retry)
     def index() -> None:
-        feed().index_pending()
+        with released(feed()) as current:
+            current.index_pending()
 
     @app.task(name="engfeed.fetch_text", retry=retry)
     def fetch_text() -> None:
-        current = feed()
-        if current.fulltext:
-            current.fetch_text(missing=True)
+        with released(feed()) as current:
+            if current.fulltext:
+                current.fetch_text(missing=True)
 
     @app.task(name="engfeed.digest")
     def digest() -> None:
@@ -89,14 +93,15 @@ def queue_app(
             log.warning("the weekly digest is off: %s", exc)
             return
         if mail.can_send:
-            feed().send_digest_if_due(mail)
+            with released(feed()) as current:
+                current.send_digest_if_due(mail)
 
     singles = (index, fetch_text, digest)
 
     @app.periodic(cron=f"* * * * * */{max(1, min(59, settings.plan_every_s))}", periodic_id="plan")
     @app.task(name="engfeed.plan", queueing_lock="engfeed.plan")
     async def plan(timestamp: int) -> None:
-        due = await asyncio.to_thread(feed().due_sources)
+        due = await asyncio.to_thread(_released_call, feed().due_sources)
         for src in due:
             with contextlib.suppress(AlreadyEnqueued):
                 await refresh_source.configure(
@@ -108,6 +113,25 @@ def queue_app(
         await recover_stalled(app, settings.stalled_after_s)
 
     return app
+
+
+@contextlib.contextmanager
+def released(feed: Feed) -> Iterator[Feed]:
+    """``feed``, whose database connection on this thread goes back to the pool afterwards
+    (tasks run on threads of a pool: each would otherwise keep one)."""
+    try:
+        yield feed
+    finally:
+        feed.release_connection()
+
+
+def _released_call(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    finally:
+        owner = getattr(fn, "__self__", None)
+        if isinstance(owner, Feed):
+            owner.release_connection()
 
 
 async def recover_stalled(app: procrastinate.App, after_s: float) -> None:

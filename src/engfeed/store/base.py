@@ -160,6 +160,12 @@ class Store(ABC):
         """Where the store is, fit to print (a URL's password hidden)."""
         return self.location
 
+    def release(self) -> None:
+        """Done with the database on this thread for now: a backend that pools connections
+        gives this thread's back (PostgreSQL); one with a connection per thread keeps it
+        (SQLite, whose change marker belongs to the connection)."""
+        return None
+
     def ping(self) -> None:
         """A round trip to the database (raises when it cannot answer)."""
         self.conn.execute("SELECT 1").fetchone()

@@ -23,6 +23,9 @@ How it keeps the store's invariants on a server:
   saturated, times the term's IDF. It differs from FTS5's BM25 in detail (snowball vs
   porter stems, no length normalisation); on the relevance set the hybrid top 10 agree at
   0.94 (bench/backends.py).
+* **Connections** come from a pool (psycopg_pool, ``ENGFEED_DB_POOL``, 20 by default): a
+  thread takes one on first use and gives it back when it ends, so worker threads that come
+  and go never pile up connections on the server.
 * **Change detection** reads the WAL position (``pg_current_wal_lsn()``): it moves on every
   commit anywhere in the cluster, so an unrelated write costs one needless index refresh,
   never a missed one.
@@ -30,9 +33,12 @@ How it keeps the store's invariants on a server:
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import re
 import threading
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -46,6 +52,7 @@ from engfeed.store.sql import Connection, Cursor
 
 if TYPE_CHECKING:
     import psycopg
+    import psycopg_pool
 
 __all__ = ["PgConnection", "PostgresStore", "redact_url"]
 
@@ -54,6 +61,10 @@ SCHEMA_VERSION_TABLE = "schema_migrations"
 WRITE_LOCK = 0x656E6766656564
 #: The advisory lock key of the background schedule ("engsched").
 SCHEDULE_LOCK = 0x656E6773636865
+#: Connections per store handle (per process), at most (``ENGFEED_DB_POOL``).
+DEFAULT_POOL = 20
+#: Seconds a thread waits for a free pooled connection before the call fails.
+POOL_WAIT = 30.0
 #: Seconds a connection attempt may take before the store reports the server unreachable.
 CONNECT_TIMEOUT = 10
 #: ts_rank weights for {D, C, B, A}: body 0.2, (unused) 0, excerpt 0.4, title 1.
@@ -150,12 +161,16 @@ class PostgresStore(Store):
         self.url = str(url)
         self._local = threading.local()
         self._write_lock = threading.RLock()
-        self._connections: list[PgConnection] = []
+        self._pool: psycopg_pool.ConnectionPool[Any] | None = None
         self._guard = threading.Lock()
         self._schedule: PgConnection | None = None
         self._df_cache: dict[str, tuple[int, int]] = {}  # term -> (articles then, df)
         try:
-            self._check_schema_version()
+            probe = self._connect()  # the server's own error, at once, if it cannot be reached
+            try:
+                self._check_schema_version(probe)
+            finally:
+                probe.close()
             if migrate:
                 self.migrate()
         except StoreError:
@@ -185,13 +200,52 @@ class PostgresStore(Store):
     # -- connections -------------------------------------------------------------------
     @property
     def conn(self) -> PgConnection:
+        """This thread's connection, taken from the pool on first use and given back when
+        the thread ends (or at :meth:`close`). Web servers run store calls on worker threads
+        that come and go; without the give-back each new thread would open a connection and
+        the server would run out of them."""
         conn: PgConnection | None = getattr(self._local, "conn", None)
         if conn is None or conn.raw.closed:
-            conn = self._connect()
+            pool = self._get_pool()
+            try:
+                raw = pool.getconn(timeout=POOL_WAIT)
+            except Exception as exc:
+                raise StoreError(
+                    f"no database connection free within {POOL_WAIT:g} s (pool of {pool.max_size}; set"
+                    f" ENGFEED_DB_POOL): {_first_line(exc)}"
+                ) from exc
+            conn = PgConnection(raw)
             self._local.conn = conn
+            # Given back when the wrapper goes: when its thread ends (thread-local data goes
+            # with the thread) or when this handle does.
+            weakref.finalize(conn, self._give_back, pool, raw)
         return conn
 
+    def _get_pool(self) -> psycopg_pool.ConnectionPool[Any]:
+        with self._guard:
+            if self._pool is None:
+                import psycopg_pool
+
+                self._pool = psycopg_pool.ConnectionPool(
+                    self.url,
+                    min_size=0,
+                    max_size=_pool_size(),
+                    kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
+                    open=True,
+                    name="engfeed",
+                )
+                # The pool's threads keep it alive: close it when this handle goes.
+                weakref.finalize(self, _close_pool, self._pool)
+            return self._pool
+
+    @staticmethod
+    def _give_back(pool: psycopg_pool.ConnectionPool[Any], raw: psycopg.Connection[Any]) -> None:
+        with contextlib.suppress(Exception):  # the pool may be closed (shutdown) or the conn broken
+            if not raw.closed:
+                pool.putconn(raw)
+
     def _connect(self) -> PgConnection:
+        """A connection of its own, outside the pool (the schedule's lock, the first check)."""
         try:
             import psycopg
         except ImportError as exc:
@@ -202,18 +256,19 @@ class PostgresStore(Store):
             raw = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
         except psycopg.Error as exc:
             raise StoreError(f"cannot open store {redact_url(self.url)}: {_first_line(exc)}") from exc
-        conn = PgConnection(raw)
-        with self._guard:
-            self._connections.append(conn)
-        return conn
+        return PgConnection(raw)
+
+    def release(self) -> None:
+        self.close()
 
     def close(self) -> None:
+        """Give this thread's connection back to the pool."""
         conn: PgConnection | None = getattr(self._local, "conn", None)
         if conn is not None:
-            conn.close()
             self._local.conn = None
-            with self._guard:
-                self._connections = [c for c in self._connections if c is not conn]
+            pool = self._pool
+            if pool is not None:
+                self._give_back(pool, conn.raw)
 
     def claim_schedule(self) -> bool:
         """A session advisory lock on a connection of its own, held while this handle lives;
@@ -225,18 +280,19 @@ class PostgresStore(Store):
             self._schedule = conn
             return True
         conn.close()
-        with self._guard:
-            self._connections = [c for c in self._connections if c is not conn]
         return False
 
     def close_all(self) -> None:
-        """Close every connection this handle opened (at shutdown; the store stays usable)."""
-        self._schedule = None
+        """Close the pool and the schedule's connection (at shutdown; the store stays usable:
+        the next use opens a new pool)."""
+        self.close()  # the pool closes the connections it holds, not the ones lent out
+        schedule, self._schedule = self._schedule, None
+        if schedule is not None:
+            schedule.close()
         with self._guard:
-            conns, self._connections = self._connections, []
-        for conn in conns:
-            conn.close()
-        self._local.conn = None
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -259,8 +315,8 @@ class PostgresStore(Store):
         found = conn.execute(f"SELECT max(version) FROM {SCHEMA_VERSION_TABLE}").fetchone()
         return int(found[0]) if found and found[0] is not None else 0
 
-    def _check_schema_version(self) -> None:
-        found, known = self._applied_version(self.conn), _latest()
+    def _check_schema_version(self, conn: Connection) -> None:
+        found, known = self._applied_version(conn), _latest()
         if found > known:
             raise StoreError(
                 f"this store was written by a newer engfeed (schema {found} > {known}); upgrade engfeed"
@@ -450,3 +506,16 @@ def _first_line(exc: BaseException) -> str:
 
 def _latest() -> int:
     return max((number for number, _ in migrations(PostgresStore.backend)), default=0)
+
+
+def _pool_size() -> int:
+    raw = os.environ.get("ENGFEED_DB_POOL", "").strip()
+    try:
+        return max(2, min(200, int(raw))) if raw else DEFAULT_POOL
+    except ValueError:
+        return DEFAULT_POOL
+
+
+def _close_pool(pool: psycopg_pool.ConnectionPool[Any]) -> None:
+    with contextlib.suppress(Exception):
+        pool.close(timeout=1.0)

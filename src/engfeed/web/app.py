@@ -268,7 +268,16 @@ class Site:
         return self.personal(request, response)
 
     async def in_thread(self, fn: Callable[[], T]) -> T:
-        return await anyio.to_thread.run_sync(fn, limiter=self.limiter)
+        """Run blocking work (the store, search) on a worker thread, at most ``limiter``
+        at once; the thread's pooled database connection goes back when it is done."""
+
+        def run() -> T:
+            try:
+                return fn()
+            finally:
+                self.feed.release_connection()
+
+        return await anyio.to_thread.run_sync(run, limiter=self.limiter)
 
     def source_counts(self) -> list[tuple[str, int]]:
         return self.cache.get(("source_counts",), self.feed.source_counts)
