@@ -21,7 +21,7 @@ What it does:
    seconds, ``--concurrency`` keep-alive connections) from a minimal asyncio HTTP/1.1 client
    (cheaper than httpx, so the 2-core box spends its time in the server, not the client).
 4. Reports requests/s and p50/p95/p99 latency per endpoint, and ratios against ``/healthz``
-   (the bare baseline route: now one database round trip) measured in the same run.
+   (the bare baseline route: it asks the database at most once a second) measured in the same run.
 5. With ``--database-url``, copies the store into that (empty, or earlier copied) PostgreSQL
    database (``engfeed db copy``) and runs every scenario there too, in the same run. With
    ``--workers 1,4``, runs ``serve --workers N`` for each N; runs with more than one process

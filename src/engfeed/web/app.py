@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -44,7 +45,7 @@ from starlette.staticfiles import StaticFiles
 from engfeed import config
 from engfeed.errors import ConfigError, EngfeedError
 from engfeed.feed import Feed, IngestReport, decode_cursor, encode_cursor
-from engfeed.models import Article, ArticleFilter, SearchHit, Source
+from engfeed.models import Article, ArticleFilter, DatabaseHealth, SearchHit, Source
 from engfeed.readinglist import MAX_LIST_BYTES, NoteTooLarge
 from engfeed.summarize import note_from
 from engfeed.text import clean_text
@@ -90,6 +91,7 @@ SEARCH_SIZE = 20
 SEARCH_MAX = 100
 FEED_SIZE = 50
 RELATED_SIZE = 5
+HEALTH_TTL_S = 1.0  # /healthz asks the database at most once a second (load balancers poll)
 DIGEST_CHECK_S = 600.0  # serve checks every 10 minutes whether the weekly digest is due
 HIDDEN_SLACK = 20  # extra search results fetched so that muted ones can be dropped
 TOP_COMPANIES = 12
@@ -229,6 +231,7 @@ class Site:
         self.pages = TokenCache(feed.change_token, max_entries=PAGE_CACHE_ENTRIES)  # whole responses
         self._search_threads = search_threads
         self._limiter: anyio.CapacityLimiter | None = None
+        self._health: tuple[float, DatabaseHealth] | None = None
         self._angles: list[Angle] | None = None
 
     # -- data helpers ----------------------------------------------------------------------
@@ -887,7 +890,13 @@ class Site:
     async def healthz(self, request: Request) -> Response:
         """For load balancers: 200 with ``status: ok`` while the database answers, else 503
         with ``status: error``; the database's state and the background work's."""
-        health = await self.in_thread(self.feed.health)
+        now = time.monotonic()
+        cached = self._health
+        if cached is not None and now - cached[0] < HEALTH_TTL_S:
+            health = cached[1]
+        else:  # at most one database round trip per HEALTH_TTL_S, however often it is asked
+            health = await self.in_thread(self.feed.health)
+            self._health = (now, health)
         if health.queue is not None:
             background: dict[str, object] = {"kind": "queue", **health.queue}
         else:
