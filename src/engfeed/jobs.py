@@ -30,7 +30,6 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar
 
 import procrastinate
 from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
@@ -40,12 +39,12 @@ from procrastinate.schema import SchemaManager
 from engfeed import config
 from engfeed.errors import ConfigError
 from engfeed.feed import Feed
+from engfeed.models import Source
 from engfeed.store import PostgresStore, Store
 
 __all__ = ["WorkerSettings", "ensure_queue_schema", "queue_app", "recover_stalled", "run_worker"]
 
 log = logging.getLogger("engfeed.jobs")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +100,11 @@ def queue_app(
     @app.periodic(cron=f"* * * * * */{max(1, min(59, settings.plan_every_s))}", periodic_id="plan")
     @app.task(name="engfeed.plan", queueing_lock="engfeed.plan")
     async def plan(timestamp: int) -> None:
-        due = await asyncio.to_thread(_released_call, feed().due_sources)
+        def due_sources() -> list[Source]:
+            with released(feed()) as current:
+                return current.due_sources()
+
+        due = await asyncio.to_thread(due_sources)
         for src in due:
             with contextlib.suppress(AlreadyEnqueued):
                 await refresh_source.configure(
@@ -123,15 +126,6 @@ def released(feed: Feed) -> Iterator[Feed]:
         yield feed
     finally:
         feed.release_connection()
-
-
-def _released_call(fn: Callable[[], T]) -> T:
-    try:
-        return fn()
-    finally:
-        owner = getattr(fn, "__self__", None)
-        if isinstance(owner, Feed):
-            owner.release_connection()
 
 
 async def recover_stalled(app: procrastinate.App, after_s: float) -> None:
