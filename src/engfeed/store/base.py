@@ -515,14 +515,12 @@ class Store(ABC):
     def fts_search(
         self, match: str, flt: ArticleFilter, *, limit: int, window: int | None = None
     ) -> list[tuple[int, float]]:
-        """BM25 over title (weight 5), excerpt (2) and body (1), best first, as positive scores.
-
-        FTS5 computes BM25 for every match before ``ORDER BY score LIMIT`` applies, so a
-        common term costs in proportion to its matches (~2 us each here: 22 ms for 16k of
-        100k articles). With ``window`` (and no filter) only the newest ``window`` matches
-        by rowid, i.e. the most recently stored, are scored: FTS5 walks its doclists in
-        rowid order and stops there, so the cost is bounded and the answer exact whenever
-        there are fewer matches than that. With a filter the answer is always exact.
+        """Full-text matches of ``match`` (an expression from :func:`engfeed.query.fts_match`)
+        ranked over title (weight 5), excerpt (2) and body (1), best first, as positive
+        scores: BM25 on SQLite, BM25-like on PostgreSQL (see each backend's
+        ``_fts_ranked_sql``). With ``window`` (and no filter) only the newest ``window``
+        matches by id are ranked, so a common term's cost is bounded; with a filter the
+        answer is always exact.
 
         The reader's mute rules are not part of the SQL (they would turn off the window and
         make every match pay the rule check): muted matches are dropped afterwards, from a

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 
@@ -27,6 +28,10 @@ _ENV_STORE, _ENV_ANGLES, _ENV_HOST, _ENV_BASE = (
     "ENGFEED_SERVE_HOST",
     "ENGFEED_SERVE_BASE_URL",
 )
+
+
+#: uvicorn's settings for every serve (the app sets its own security headers and host checks).
+_UVICORN: dict[str, Any] = {"log_level": "info", "proxy_headers": False, "server_header": False}
 
 
 def serve(
@@ -50,6 +55,16 @@ def serve(
     local = "127.0.0.1" if host.strip().lower() in config.WILDCARD_BINDS else shown
     base_url = f"http://{local}:{port}"
     log = logging.getLogger("engfeed.web")
+    log.info(
+        "Engineering Feed on http://%s:%d/ with %d process(es) (answers to host names: %s)",
+        shown, port, workers, ", ".join(hosts),
+    )  # fmt: skip
+    if host.strip().lower() in config.WILDCARD_BINDS and not os.environ.get("ENGFEED_ALLOWED_HOSTS"):
+        log.warning(
+            "listening on every interface, but only %s are accepted as host names:"
+            " set ENGFEED_ALLOWED_HOSTS to the name other machines use",
+            ", ".join(hosts),
+        )
     if workers > 1:
         location = str(config.store_location(db))
         feed.close()  # each process opens its own
@@ -58,7 +73,6 @@ def serve(
             os.environ[_ENV_ANGLES] = str(angles_file)
         if refresh_interval_min is not None:
             os.environ["ENGFEED_REFRESH_INTERVAL"] = str(refresh_interval_min)
-        log.info("Engineering Feed on http://%s:%d/ with %d processes", shown, port, workers)
         uvicorn.run(
             "engfeed.web.server:app_from_environment",
             factory=True,
@@ -66,9 +80,7 @@ def serve(
             host=host,
             port=port,
             access_log=access_log,
-            log_level="info",
-            proxy_headers=False,
-            server_header=False,
+            **_UVICORN,
         )
         return
     app = create_app(
@@ -78,23 +90,8 @@ def serve(
         allowed_hosts=hosts,
         base_url=base_url,
     )
-    log.info("Engineering Feed on http://%s:%d/ (answers to host names: %s)", shown, port, ", ".join(hosts))
-    if host.strip().lower() in config.WILDCARD_BINDS and not os.environ.get("ENGFEED_ALLOWED_HOSTS"):
-        log.warning(
-            "listening on every interface, but only %s are accepted as host names:"
-            " set ENGFEED_ALLOWED_HOSTS to the name other machines use",
-            ", ".join(hosts),
-        )
     try:
-        uvicorn.run(
-            app,
-            host=host,
-            port=port,
-            access_log=access_log,
-            log_level="info",
-            proxy_headers=False,
-            server_header=False,
-        )
+        uvicorn.run(app, host=host, port=port, access_log=access_log, **_UVICORN)
     finally:
         feed.close()
 
