@@ -17,7 +17,7 @@ from engfeed.errors import StoreError
 from engfeed.models import Article, ArticleFilter
 from engfeed.query import fts_match
 from engfeed.store import PostgresStore, Store
-from engfeed.store.postgres import _to_psycopg, redact_url, websearch_text
+from engfeed.store.postgres import psycopg_sql, redact_url, websearch_text
 from pgserver import PgServer
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -31,8 +31,8 @@ def pg(pg_server: PgServer) -> PostgresStore:
 
 
 def test_parameters_become_psycopg_ones_outside_quotes_only() -> None:
-    assert _to_psycopg("SELECT ? WHERE a LIKE 'x%?' AND b = ?") == "SELECT %s WHERE a LIKE 'x%%?' AND b = %s"
-    assert _to_psycopg('SELECT "q?" FROM t WHERE c % 2 = ?') == 'SELECT "q?" FROM t WHERE c %% 2 = %s'
+    assert psycopg_sql("SELECT ? WHERE a LIKE 'x%?' AND b = ?") == "SELECT %s WHERE a LIKE 'x%%?' AND b = %s"
+    assert psycopg_sql('SELECT "q?" FROM t WHERE c % 2 = ?') == 'SELECT "q?" FROM t WHERE c %% 2 = %s'
 
 
 def test_urls_are_shown_without_their_password() -> None:
@@ -153,3 +153,13 @@ def test_released_connections_are_reused(pg: PostgresStore) -> None:
         t.join()
     row = pg.conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
     assert int(row.fetchone()[0]) <= 3
+
+
+def test_a_server_that_went_away_is_a_store_error(pg: PostgresStore, pg_server: PgServer) -> None:
+    pid = pg.conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    with psycopg.connect(pg_server.url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    with pytest.raises(StoreError, match="did not answer"):
+        pg.count_articles()
+    pg.release()  # the broken connection goes back (the pool discards it)
+    assert pg.count_articles() == 0  # and the next call gets a working one

@@ -12,8 +12,10 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 import test_web
+from engfeed.errors import DatabaseUnavailable
 from engfeed.feed import Feed
 from engfeed.models import Article
+from engfeed.web.app import create_app
 from test_web import ALL, BASE, CORE, TOTAL, build_feed, client_for, failing_sources
 
 LIST_FIELDS = {
@@ -386,3 +388,19 @@ def test_docs_page_renders_from_the_document(client: TestClient) -> None:
         assert f'id="schema-{name}"' in r.text
     assert "swagger" not in r.text.lower() and "cdn" not in r.text.lower()
     assert re.search(r"<code>cursor</code>", r.text)
+
+
+def test_a_database_outage_is_a_503_not_a_500(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    feed = build_feed(tmp_path / "away.db", CORE[:1])
+
+    def away(*args: object, **kwargs: object) -> object:
+        raise DatabaseUnavailable("the database did not answer: connection refused")
+
+    monkeypatch.setattr(feed.store, "list_articles", away)
+    app = create_app(feed, refresh_interval_min=0, allowed_hosts=["testserver"])
+    with TestClient(app, base_url="http://testserver", raise_server_exceptions=False) as c:
+        api, page = c.get("/api/articles"), c.get("/")
+    assert api.status_code == 503 and api.headers["retry-after"] == "10"
+    assert "not answering" in api.json()["error"]["message"]
+    assert page.status_code == 503 and "not available right now" in page.text
+    feed.close()

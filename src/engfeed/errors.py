@@ -24,6 +24,11 @@ class StoreError(ConfigError):
     """The store cannot be opened or used as it is; nothing was written to it."""
 
 
+class DatabaseUnavailable(StoreError):
+    """The database went away while in use (a PostgreSQL server restarting or unreachable).
+    An outage, not bad input: the web answers 503 with Retry-After, never 400."""
+
+
 class QueryError(EngfeedError):
     """The full-text engine could not run a search expression (or gave up on it within its
     work budget). Search treats it as "no lexical matches"; the dense side still answers."""

@@ -45,7 +45,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from engfeed.errors import QueryError, StoreError
+from engfeed.errors import DatabaseUnavailable, QueryError, StoreError
 from engfeed.models import ArticleFilter, SchemaStatus
 from engfeed.store.base import NO_FILTER, Store, migrations
 from engfeed.store.sql import Connection, Cursor
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     import psycopg
     import psycopg_pool
 
-__all__ = ["PgConnection", "PostgresStore", "redact_url"]
+__all__ = ["PgConnection", "PostgresStore", "match_terms", "psycopg_sql", "redact_url", "websearch_text"]
 
 SCHEMA_VERSION_TABLE = "schema_migrations"
 #: The advisory lock key every writer takes (any constant; "engfeed" in ASCII).
@@ -89,7 +89,7 @@ def redact_url(url: str) -> str:
 
 
 @lru_cache(maxsize=1024)
-def _to_psycopg(sql: str) -> str:
+def psycopg_sql(sql: str) -> str:
     """``?`` parameters to ``%s`` and literal ``%`` to ``%%``, outside quoted strings."""
     out: list[str] = []
     quote = ""
@@ -126,6 +126,21 @@ def websearch_text(match: str) -> tuple[str, bool]:
     return (" or " if either else " ").join(match_terms(match)), either
 
 
+@contextmanager
+def _lost_connection() -> Iterator[None]:
+    """A server that went away (restarted, unreachable) is :class:`DatabaseUnavailable`;
+    SQL errors stay what they are (bugs)."""
+    try:
+        yield
+    except Exception as exc:
+        import psycopg
+
+        gone = isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+        if gone and not isinstance(exc, psycopg.errors.QueryCanceled | psycopg.errors.DeadlockDetected):
+            raise DatabaseUnavailable(f"the database did not answer: {_first_line(exc)}") from exc
+        raise
+
+
 class PgConnection:
     """A psycopg connection that runs the store's ``?``-parameter SQL (see module doc)."""
 
@@ -133,14 +148,16 @@ class PgConnection:
         self.raw = raw
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
-        if not parameters:
-            return self.raw.execute(sql)  # as written: no parameters to convert, "%" stays "%"
-        return self.raw.execute(_to_psycopg(sql), list(parameters))
+        with _lost_connection():
+            if not parameters:
+                return self.raw.execute(sql)  # as written: no parameters to convert, "%" stays "%"
+            return self.raw.execute(psycopg_sql(sql), list(parameters))
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor:
-        cur = self.raw.cursor()
-        cur.executemany(_to_psycopg(sql), [list(p) for p in parameters])
-        return cur
+        with _lost_connection():
+            cur = self.raw.cursor()
+            cur.executemany(psycopg_sql(sql), [list(p) for p in parameters])
+            return cur
 
     def close(self) -> None:
         self.raw.close()
