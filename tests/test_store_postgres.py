@@ -163,3 +163,14 @@ def test_a_server_that_went_away_is_a_store_error(pg: PostgresStore, pg_server: 
         pg.count_articles()
     pg.release()  # the broken connection goes back (the pool discards it)
     assert pg.count_articles() == 0  # and the next call gets a working one
+
+
+def test_a_connection_is_given_back_once(pg: PostgresStore) -> None:
+    first = pg.conn
+    pg.release()  # given back: the pool may lend it again
+    second = pg.conn
+    assert second.raw is first.raw  # lent again, to this thread
+    del first
+    gc.collect()  # the first wrapper's finalizer must not give it back a second time
+    assert pg.pool_stats()["pool_available"] == 0  # still lent: nobody else can get it
+    assert second.execute("SELECT 1").fetchone() == (1,)

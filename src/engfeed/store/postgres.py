@@ -146,6 +146,8 @@ class PgConnection:
 
     def __init__(self, raw: psycopg.Connection[Any]) -> None:
         self.raw = raw
+        #: Returns ``raw`` to its pool, once (None for a connection outside the pool).
+        self.give_back: weakref.finalize[Any, Any] | None = None
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
         with _lost_connection():
@@ -227,15 +229,15 @@ class PostgresStore(Store):
             try:
                 raw = pool.getconn(timeout=POOL_WAIT)
             except Exception as exc:
-                raise StoreError(
+                raise DatabaseUnavailable(
                     f"no database connection free within {POOL_WAIT:g} s (pool of {pool.max_size}; set"
                     f" ENGFEED_DB_POOL): {_first_line(exc)}"
                 ) from exc
             conn = PgConnection(raw)
+            # Given back once: at close(), or when the wrapper goes (its thread ended, and
+            # thread-local data goes with the thread; or this handle went).
+            conn.give_back = weakref.finalize(conn, self._give_back, pool, raw)
             self._local.conn = conn
-            # Given back when the wrapper goes: when its thread ends (thread-local data goes
-            # with the thread) or when this handle does.
-            weakref.finalize(conn, self._give_back, pool, raw)
         return conn
 
     def _get_pool(self) -> psycopg_pool.ConnectionPool[Any]:
@@ -278,14 +280,19 @@ class PostgresStore(Store):
     def release(self) -> None:
         self.close()
 
+    def pool_stats(self) -> dict[str, int]:
+        """The connection pool's counters (psycopg_pool's: ``pool_size``, ``pool_available``,
+        ``requests_waiting``, ...); empty before the first use."""
+        pool = self._pool
+        return dict(pool.get_stats()) if pool is not None else {}
+
     def close(self) -> None:
         """Give this thread's connection back to the pool."""
         conn: PgConnection | None = getattr(self._local, "conn", None)
         if conn is not None:
             self._local.conn = None
-            pool = self._pool
-            if pool is not None:
-                self._give_back(pool, conn.raw)
+            if conn.give_back is not None:
+                conn.give_back()  # a finalizer runs once: never given back twice
 
     def claim_schedule(self) -> bool:
         """A session advisory lock on a connection of its own, held while this handle lives;
