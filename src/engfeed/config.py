@@ -6,6 +6,8 @@ the defaults and command-line flags override both.
 ==========================  ===========================================================
 ``ENGFEED_DB``              SQLite store path (default: platform data dir/engfeed.db)
 ``ENGFEED_DATABASE_URL``    a ``postgresql://`` URL: the store is that database instead
+``ENGFEED_VECTORS``         ``database``: concept search runs in PostgreSQL (pgvector) instead of
+                           an in-process index (less memory per process, slower here)
 ``ENGFEED_ANGLES``          the reader's angles TOML (default: config dir/angles.toml,
                             else the bundled seven angles)
 ``ENGFEED_REFRESH_INTERVAL`` minutes between background refreshes in ``serve`` (0 = off)
@@ -83,6 +85,11 @@ def store_location(explicit: str | os.PathLike[str] | None = None) -> Path | str
             raise ConfigError(f"ENGFEED_DATABASE_URL must start with postgresql://, not {url[:30]!r}")
         return url
     return db_path()
+
+
+def vectors_in_database() -> bool:
+    """``ENGFEED_VECTORS=database``: concept search in PostgreSQL (pgvector), when it has it."""
+    return os.environ.get("ENGFEED_VECTORS", "").strip().lower() == "database"
 
 
 def angles_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:

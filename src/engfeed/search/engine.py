@@ -12,11 +12,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
 
+from engfeed import config
 from engfeed.embed import Embedder, stack_blobs, to_blob
 from engfeed.errors import QueryError
 from engfeed.models import ArticleFilter, ScoreBreakdown, SearchHit
@@ -31,7 +32,15 @@ from engfeed.search.passages import (
     lead_text,
     passages_of,
 )
-from engfeed.search.vectors import IndexTuning, VectorIndex, VectorView, rows_of
+from engfeed.search.vectors import (
+    DatabaseIndex,
+    DatabaseVectors,
+    DatabaseView,
+    IndexTuning,
+    VectorIndex,
+    VectorView,
+    rows_of,
+)
 from engfeed.store import Store
 from engfeed.text import title_key
 
@@ -133,7 +142,12 @@ class SearchEngine:
         self.embedder = embedder
         self.fusion = fusion
         self.tuning = tuning
-        self._index = VectorIndex(embedder.dim, tuning.index) if embedder is not None else None
+        self._index: VectorIndex | DatabaseIndex | None = None
+        if embedder is not None:
+            if config.vectors_in_database() and getattr(store, "vector_search", False):  # pgvector
+                self._index = DatabaseIndex(cast("DatabaseVectors", store), embedder.dim, self._stored_vector)
+            else:
+                self._index = VectorIndex(embedder.dim, tuning.index)
         self._qcache: OrderedDict[str, Vector] = OrderedDict()
         self._qlock = threading.Lock()
         self._fcache: OrderedDict[tuple[ArticleFilter, int, tuple[int, int]], npt.NDArray[np.int64]] = (
@@ -169,6 +183,8 @@ class SearchEngine:
         passage; returns the count of articles embedded."""
         count = self.embed_missing(progress)
         self.embed_pending_passages(passages)
+        if isinstance(self._index, DatabaseIndex):  # the store searches its own vectors
+            self._index.prepare_store()
         return count
 
     def reindex(self, progress: Progress | None = None, passages: Progress | None = None) -> int:
@@ -249,7 +265,16 @@ class SearchEngine:
         return done
 
     # -- helpers ---------------------------------------------------------------------------
-    def _vectors(self) -> VectorView:
+    @property
+    def vectors_in_database(self) -> bool:
+        """Whether concept search runs in the database (PostgreSQL with pgvector) rather than
+        in this process's index."""
+        return isinstance(self._index, DatabaseIndex)
+
+    def _stored_vector(self, model: str, article_id: int) -> bytes | None:
+        return self.store.vectors.of(model, [article_id]).get(article_id)
+
+    def _vectors(self) -> VectorView | DatabaseView:
         assert self._index is not None and self.embedder is not None
         self._index.refresh(self.store, self.embedder.name)
         return self._index.snapshot()
@@ -320,7 +345,9 @@ class SearchEngine:
         seen = {i for i, _ in hits}
         return hits + [(i, s) for i, s in wider if i not in seen][: max(0, depth - len(hits))], len(hits)
 
-    def _recency(self, ids: Sequence[int], now: float, view: VectorView | None = None) -> dict[int, float]:
+    def _recency(
+        self, ids: Sequence[int], now: float, view: VectorView | DatabaseView | None = None
+    ) -> dict[int, float]:
         """``exp(-age * ln 2 / half_life)`` per article (publish dates from the index when loaded)."""
         half_life = max(self.fusion.half_life_days, 1e-6) * DAY
         published: dict[int, int] = {}
@@ -351,7 +378,7 @@ class SearchEngine:
         terms = query_terms(text)
         use_dense = mode != "bm25" and self.embedder is not None
         use_lexical = mode != "dense" or not use_dense
-        view: VectorView | None = self._vectors() if use_dense else None
+        view: VectorView | DatabaseView | None = self._vectors() if use_dense else None
         # Lexical side. On a big index it runs on a worker thread while the query is embedded
         # and scanned (SQLite, numpy and onnxruntime release the GIL); below that the overlap
         # measured no gain on 2 cores (see SearchTuning.parallel_lexical_min_rows).

@@ -7,9 +7,10 @@ import ctypes
 import ctypes.util
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -352,3 +353,114 @@ def top_k(scores: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.int64]:
     part = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
     order: npt.NDArray[np.int64] = part[np.argsort(-scores[part], kind="stable")].astype(np.int64)
     return order
+
+
+# -- concept search in the database (PostgreSQL with pgvector) --------------------------------
+class DatabaseVectors(Protocol):
+    """What a store that searches its own vectors offers (engfeed.store.postgres)."""
+
+    def sync_vectors(self, dim: int) -> int: ...
+
+    def build_vector_index(self, dim: int) -> bool: ...
+
+    def vector_ids(self, model: str) -> tuple[list[int], list[int]]: ...
+
+    def nearest(
+        self, model: str, query: Sequence[float], k: int, ids: Sequence[int] | None = None
+    ) -> list[tuple[int, float]]: ...
+
+    def similarity(self, model: str, query: Sequence[float], ids: Sequence[int]) -> dict[int, float]: ...
+
+
+@dataclass(frozen=True)
+class DatabaseView:
+    """:class:`VectorView`'s interface over vectors that stay in the database: only the ids
+    and publish times are here (16 bytes an article, against ~1.5 KB for a vector), and
+    every score comes from the server. Rows are positions in ``ids``, as in VectorView."""
+
+    ids: npt.NDArray[np.int64]
+    published: npt.NDArray[np.int64]
+    store: DatabaseVectors
+    model: str
+    dim: int
+    blob_of: Callable[[int], bytes | None]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def prepare(self, q: Vector) -> Vector:
+        return q
+
+    def row(self, r: int) -> Vector:
+        blob = self.blob_of(int(self.ids[r]))
+        if blob is None or len(blob) != 2 * self.dim:
+            return np.zeros(self.dim, dtype=np.float32)
+        out: Vector = stack_blobs([blob], self.dim)[0]
+        return out
+
+    def scores(self, qr: Vector, rows: npt.NDArray[np.int64] | None = None) -> npt.NDArray[np.float32]:
+        wanted = self.ids if rows is None else self.ids[rows]
+        found = self.store.similarity(self.model, qr.tolist(), wanted.tolist())
+        return np.asarray([found.get(int(i), -1.0) for i in wanted], dtype=np.float32)
+
+    def top(
+        self, qr: Vector, k: int, rows: npt.NDArray[np.int64] | None = None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        if k <= 0 or len(self.ids) == 0 or (rows is not None and len(rows) == 0):
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        subset = None if rows is None else self.ids[rows].tolist()
+        pairs = self.store.nearest(self.model, qr.tolist(), k, subset)
+        found = rows_of(self.ids, np.asarray([aid for aid, _ in pairs], dtype=np.int64))
+        known = {int(self.ids[r]) for r in found}
+        scores = [s for aid, s in pairs if aid in known]
+        return found, np.asarray(scores, dtype=np.float32)
+
+
+class DatabaseIndex:
+    """:class:`VectorIndex`'s interface for a store that searches its own vectors: a refresh
+    fills the store's vector column where it is empty and reloads the ids (when the store
+    changed); a snapshot is a :class:`DatabaseView`."""
+
+    def __init__(self, store: DatabaseVectors, dim: int, blob_of: Callable[[str, int], bytes | None]) -> None:
+        self.dim = dim
+        self.generation = 0
+        self._store = store
+        self._blob_of = blob_of
+        self._lock = threading.Lock()
+        self._marker: tuple[int, int] | None = None
+        self._view: DatabaseView | None = None
+
+    def refresh(self, store: Store, model: str) -> None:
+        marker = store.change_marker()
+        with self._lock:
+            if marker == self._marker and self._view is not None and self._view.model == model:
+                return
+            self._store.sync_vectors(self.dim)
+            ids, published = self._store.vector_ids(model)
+            self._view = DatabaseView(
+                np.asarray(ids, dtype=np.int64),
+                np.asarray(published, dtype=np.int64),
+                self._store,
+                model,
+                self.dim,
+                lambda aid: self._blob_of(model, aid),
+            )
+            self._marker = store.change_marker()  # after the sync's own writes
+            self.generation += 1
+
+    def snapshot(self) -> DatabaseView:
+        assert self._view is not None, "refresh() first"
+        return self._view
+
+    def prepare_store(self) -> None:
+        """After indexing: fill the store's vector column, and build its ANN index once the
+        store is big enough (minutes at 100k: here, never inside a search)."""
+        self._store.sync_vectors(self.dim)
+        self._store.build_vector_index(self.dim)
+
+    def patch(self, ids: npt.NDArray[np.int64], vecs: Matrix) -> None:
+        """Nothing to do: the next refresh fills the column from the stored vectors."""
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._marker = None
