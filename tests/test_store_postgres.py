@@ -8,6 +8,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
+import numpy as np
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -174,3 +175,19 @@ def test_a_connection_is_given_back_once(pg: PostgresStore) -> None:
     gc.collect()  # the first wrapper's finalizer must not give it back a second time
     assert pg.pool_stats()["pool_available"] == 0  # still lent: nobody else can get it
     assert second.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_a_replaced_vector_is_searched_with_its_new_value(pg: PostgresStore) -> None:
+    arts = [
+        Article(uid=f"v{i}", url=f"https://x.example/v{i}", title=f"t{i}", published=T0, source="X")
+        for i in range(3)
+    ]
+    with pg.transaction() as tx:
+        ids = pg.upsert_articles(arts, source_id=None, conn=tx).new
+    unit = np.eye(4, dtype=np.float16)
+    pg.vectors.save("m", [(aid, unit[i].tobytes()) for i, aid in enumerate(ids)])
+    assert pg.sync_vectors(4) == 3
+    assert [aid for aid, _ in pg.nearest("m", [1.0, 0, 0, 0], 1)] == [ids[0]]
+    pg.vectors.save("m", [(ids[2], unit[0].tobytes()), (ids[0], unit[3].tobytes())])  # re-embedded
+    assert pg.sync_vectors(4) == 2  # their copies were emptied, and are filled again
+    assert [aid for aid, _ in pg.nearest("m", [1.0, 0, 0, 0], 1)] == [ids[2]]

@@ -428,6 +428,7 @@ class DatabaseIndex:
         self._blob_of = blob_of
         self._lock = threading.Lock()
         self._marker: tuple[int, int] | None = None
+        self._stats: tuple[int, int] | None = None  # (count, max id) the view was loaded at
         self._view: DatabaseView | None = None
 
     def refresh(self, store: Store, model: str) -> None:
@@ -435,7 +436,12 @@ class DatabaseIndex:
         with self._lock:
             if marker == self._marker and self._view is not None and self._view.model == model:
                 return
-            self._store.sync_vectors(self.dim)
+            filled = self._store.sync_vectors(self.dim)
+            stats = store.vectors.stats(model)
+            if not filled and self._view is not None and self._view.model == model and stats == self._stats:
+                self._marker = marker  # another write: the searchable vectors did not change
+                return
+            self._stats = stats
             ids, published = self._store.vector_ids(model)
             self._view = DatabaseView(
                 np.asarray(ids, dtype=np.int64),
