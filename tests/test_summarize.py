@@ -44,6 +44,7 @@ from engfeed.summarize import (
 from engfeed.summarize.document import Document, from_html, from_text
 from engfeed.summarize.sentences import split_sentences
 from httpserver import LocalHTTPServer
+from pgserver import NewStore
 
 ROOT = Path(__file__).resolve().parents[1]
 JUDGED = json.loads((ROOT / "bench" / "summaries" / "data" / "judged.json").read_text(encoding="utf-8"))
@@ -615,10 +616,11 @@ def test_render_text_and_note(shared_dir: Path) -> None:
 
 # -- 5. caching in the store -----------------------------------------------------------------------
 @pytest.fixture
-def store_feed(tmp_path: Path, shared_dir: Path) -> Iterator[tuple[Feed, Article, Article]]:
-    """A Feed (lexical summaries) over a store holding a long and a short real article."""
+def store_feed(new_store: NewStore, shared_dir: Path) -> Iterator[tuple[Feed, Article, Article]]:
+    """A Feed (lexical summaries) over a store holding a long and a short real article, on
+    each backend (summaries are cached in the store)."""
     long_art, short_art = real_article(shared_dir, "a13"), short_article(shared_dir)
-    store = Store(tmp_path / "s.db")
+    store = Store(new_store("s"))
     with store.transaction() as tx:
         store.upsert_articles([long_art, short_art], source_id=None, conn=tx)
     feed = Feed(store, embedder=None)

@@ -11,7 +11,6 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,6 +21,7 @@ import test_web
 from engfeed.feed import Feed
 from engfeed.models import Article, ParsedFeed
 from engfeed.parse import parse_feed
+from pgserver import NewStore
 from test_web import ALL, BASE, build_feed, client_for
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -125,7 +125,7 @@ def test_atom_source_and_angle_views(client: TestClient, feed: Feed) -> None:
         assert name in [t.term for t in entry.tags]
 
 
-def test_atom_survives_control_characters(tmp_path: Path) -> None:
+def test_atom_survives_control_characters(new_store: NewStore) -> None:
     odd = Article(
         uid="ctl",
         url="https://example.com/ctl?a=1&b=2",
@@ -134,7 +134,7 @@ def test_atom_survives_control_characters(tmp_path: Path) -> None:
         source="Odd",
         excerpt="form feed \x0c here",
     )
-    feed = build_feed(tmp_path / "ctl.db", [odd])
+    feed = build_feed(new_store("ctl"), [odd])
     with client_for(feed) as c:
         parsed = atom(c)
         assert parsed.entries[0].title == "Bell and NUL in a title & <tags>"
@@ -144,8 +144,8 @@ def test_atom_survives_control_characters(tmp_path: Path) -> None:
         assert jf.articles[0].title == "Bell and NUL in a title & <tags>"
 
 
-def test_empty_feed_is_valid(tmp_path: Path) -> None:
-    feed = build_feed(tmp_path / "empty.db", [])
+def test_empty_feed_is_valid(new_store: NewStore) -> None:
+    feed = build_feed(new_store("empty"), [])
     with client_for(feed) as c:
         assert atom(c).entries == []
         assert jsonfeed(c).articles == []

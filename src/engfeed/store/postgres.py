@@ -142,6 +142,13 @@ def websearch_text(match: str) -> tuple[str, bool]:
     return (" or " if either else " ").join(match_terms(match)), either
 
 
+def _storable(parameters: Sequence[Any]) -> list[Any]:
+    """The parameters, with NUL characters dropped from texts: PostgreSQL text cannot hold
+    NUL (SQLite can, and every page strips control characters when it shows them), and a feed
+    that carries one must not fail to store."""
+    return [p.replace("\x00", "") if isinstance(p, str) and "\x00" in p else p for p in parameters]
+
+
 @contextmanager
 def _lost_connection() -> Iterator[None]:
     """A server that went away (restarted, unreachable) is :class:`DatabaseUnavailable`;
@@ -169,12 +176,12 @@ class PgConnection:
         with _lost_connection():
             if not parameters:
                 return self.raw.execute(sql)  # as written: no parameters to convert, "%" stays "%"
-            return self.raw.execute(psycopg_sql(sql), list(parameters))
+            return self.raw.execute(psycopg_sql(sql), _storable(parameters))
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor:
         with _lost_connection():
             cur = self.raw.cursor()
-            cur.executemany(psycopg_sql(sql), [list(p) for p in parameters])
+            cur.executemany(psycopg_sql(sql), [_storable(p) for p in parameters])
             return cur
 
     def close(self) -> None:
