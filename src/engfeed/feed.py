@@ -392,24 +392,22 @@ class Feed:
         self.index_pending(progress)
         return report
 
-    def due_sources(self, now: datetime | None = None) -> list[Source]:
+    def due_sources(self) -> list[Source]:
         """The sources whose next fetch is due (for a job queue's planner)."""
-        return self._select_sources((), only_due=True, now=now)
+        return self._select_sources((), only_due=True)
 
     def refresh_source(self, source_id: int, *, only_due: bool = True) -> SourceReport | None:
         """Fetch and store one source, and nothing else (no full text, no indexing: a job
         queue runs those as jobs of their own). With ``only_due`` (the default) a source
         that is not due, because another worker fetched it since it was planned, is left
         alone: None. None too when the source is gone."""
-        found = next((s for s in self.store.sources() if s.id == source_id), None)
+        found = self.store.source_by_id(source_id)
         if found is None or (only_due and found.next_due is not None and found.next_due > datetime.now(UTC)):
             return None
         result = asyncio.run(fetch_all([found], self.fetch_config))[0]
         return self._apply_fetch(result)
 
-    def _select_sources(
-        self, names: Sequence[str], *, only_due: bool, now: datetime | None = None
-    ) -> list[Source]:
+    def _select_sources(self, names: Sequence[str], *, only_due: bool) -> list[Source]:
         if names:
             chosen = []
             for name in names:
@@ -418,7 +416,7 @@ class Feed:
                     raise EngfeedError(f"no such source: {name}")
                 chosen.append(found)
             return chosen
-        now = now or datetime.now(UTC)
+        now = datetime.now(UTC)
         everything = self.store.sources()
         if only_due:
             return [s for s in everything if s.next_due is None or s.next_due <= now]

@@ -107,6 +107,9 @@ def _content_hash(a: Article) -> str:
     return h.hexdigest()
 
 
+#: Sources with their article counts (the shared head of the source queries).
+_SOURCES = "SELECT s.*, (SELECT count(*) FROM articles a WHERE a.source_id = s.id) AS n FROM sources s"
+
 #: The condition of a filter that leaves every article in (``WHERE 1`` is SQLite only).
 NO_FILTER = "TRUE"
 
@@ -234,19 +237,19 @@ class Store(ABC):
 
     # -- sources -----------------------------------------------------------------------
     def sources(self) -> list[Source]:
-        rows = self.conn.execute(
-            "SELECT s.*, (SELECT count(*) FROM articles a WHERE a.source_id = s.id) AS n"
-            " FROM sources s ORDER BY s.name COLLATE NOCASE"
-        )
+        rows = self.conn.execute(f"{_SOURCES} ORDER BY s.name COLLATE NOCASE")
         return [source_row(row) for row in dicts(rows)]
 
     def source(self, name_or_url: str) -> Source | None:
-        row = self.conn.execute(
-            "SELECT s.*, (SELECT count(*) FROM articles a WHERE a.source_id = s.id) AS n FROM sources s"
-            " WHERE s.name = ? COLLATE NOCASE OR s.url = ?",
-            (name_or_url, name_or_url),
+        found = dicts(
+            self.conn.execute(
+                f"{_SOURCES} WHERE s.name = ? COLLATE NOCASE OR s.url = ?", (name_or_url, name_or_url)
+            )
         )
-        found = dicts(row)
+        return source_row(found[0]) if found else None
+
+    def source_by_id(self, source_id: int) -> Source | None:
+        found = dicts(self.conn.execute(f"{_SOURCES} WHERE s.id = ?", (source_id,)))
         return source_row(found[0]) if found else None
 
     def add_source(self, name: str, url: str, site_url: str = "") -> Source:
