@@ -961,12 +961,18 @@ class Site:
                 response = json_error(503, "the database is not answering; try again shortly")
                 response.headers.update(headers)
                 return response
-            return HTMLResponse(
-                "<!doctype html><title>Unavailable</title><h1>The feed is not available right now</h1>"
-                "<p>Its database is not answering. Try again in a moment.</p>",
-                status_code=503,
-                headers=headers,
-            )
+            heading, message = "The feed is not available right now", "Its database is not answering."
+            try:  # the site's own error page: it needs no database
+                page = self.error_page(request, 503, heading, f"{message} Try again in a moment.")
+            except Exception:
+                log.exception("the error page could not be rendered")
+                page = HTMLResponse(
+                    f'<!doctype html><html lang="en"><title>Unavailable</title><main><h1>{heading}</h1>'
+                    f"<p>{message}</p></main></html>",
+                    status_code=503,
+                )
+            page.headers.update(headers)
+            return page
         log.error("internal error on %s", request.url.path, exc_info=exc)
         if request.url.path.startswith("/api/"):
             return json_error(500, "internal error")
