@@ -206,3 +206,21 @@ def test_python_m_and_console_script_agree(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode != 0 and "Traceback" not in result.stderr and str(junk) in result.stderr
+
+
+def test_a_database_outage_exits_75_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EX_TEMPFAIL: a script or a systemd unit can tell "try again" from "fix your input"."""
+    from engfeed.errors import DatabaseUnavailable
+    from engfeed.store.base import Store
+
+    def away(*args: object, **kwargs: object) -> object:
+        raise DatabaseUnavailable("the database did not answer: connection refused")
+
+    monkeypatch.setattr(Store, "list_articles", away)
+    code, out, err = run(capsys, "--db", str(tmp_path / "s.db"), "list", "--json")
+    assert code == 75 and out == ""
+    assert err.strip().splitlines() == [
+        "engfeed: unavailable: the database did not answer: connection refused; try again shortly"
+    ]

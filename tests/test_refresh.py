@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from engfeed import feed as feed_module
+from engfeed.errors import DatabaseUnavailable
 from engfeed.feed import Feed
 from engfeed.fetch import FetchConfig
 from engfeed.store import Store
@@ -199,6 +200,35 @@ def test_exception_while_storing_fails_that_source_only(
     assert "disk full" in (report["Bad"].error or "")
     assert {a.source for a in feed.articles(limit=50).articles} == {"Good"}  # nothing half-written
     assert feed.count() == 3
+
+
+def test_a_database_outage_stops_the_refresh_and_blames_no_source(
+    new_store: NewStore, http_server: LocalHTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An outage is not a source's failure: no feed is marked failed (its backoff would
+    grow), and the refresh ends with the outage, for the CLI (exit 75) or the job queue
+    (retry) to handle."""
+    feed = make_feed(new_store)
+    for i in range(4):
+        add(
+            feed,
+            http_server,
+            f"S{i}",
+            f"/s{i}",
+            Response(body=rss(2, prefix=f"s{i}", site=f"https://{i}.example")),
+        )
+
+    def away(*args: object, **kwargs: object) -> object:
+        raise DatabaseUnavailable("the database did not answer: server closed the connection")
+
+    monkeypatch.setattr(feed.store, "upsert_articles", away)
+    with pytest.raises(DatabaseUnavailable):
+        feed.refresh()
+    monkeypatch.undo()
+    assert [s.failures for s in feed.sources()] == [0, 0, 0, 0]
+    assert feed.count() == 0
+    assert {r.status for r in feed.refresh().items} == {"ok"}  # back: everything is fetched
+    assert feed.count() == 8
 
 
 KILLER = """

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engfeed.errors import StoreError
+from engfeed.errors import DatabaseUnavailable, StoreError
 from engfeed.models import Article, ArticleFilter
 from engfeed.query import fts_match
 from engfeed.store import PostgresStore, Store
@@ -160,7 +160,7 @@ def test_a_server_that_went_away_is_a_store_error(pg: PostgresStore, pg_server: 
     pid = pg.conn.execute("SELECT pg_backend_pid()").fetchone()[0]
     with psycopg.connect(pg_server.url, autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-    with pytest.raises(StoreError, match="did not answer"):
+    with pytest.raises(DatabaseUnavailable, match="did not answer"):
         pg.count_articles()
     pg.release()  # the broken connection goes back (the pool discards it)
     assert pg.count_articles() == 0  # and the next call gets a working one

@@ -396,11 +396,17 @@ def test_a_database_outage_is_a_503_not_a_500(tmp_path: Path, monkeypatch: pytes
     def away(*args: object, **kwargs: object) -> object:
         raise DatabaseUnavailable("the database did not answer: connection refused")
 
+    uid = feed.store.list_articles(limit=1)[0].uid
     monkeypatch.setattr(feed.store, "list_articles", away)
+    monkeypatch.setattr(feed, "search", away)  # handlers that turn bad input into 400 let it pass
+    monkeypatch.setattr(feed, "related", away)
     app = create_app(feed, refresh_interval_min=0, allowed_hosts=["testserver"])
     with TestClient(app, base_url="http://testserver", raise_server_exceptions=False) as c:
-        api, page = c.get("/api/articles"), c.get("/")
-    assert api.status_code == 503 and api.headers["retry-after"] == "10"
-    assert "not answering" in api.json()["error"]["message"]
-    assert page.status_code == 503 and "not available right now" in page.text
+        for path in ("/api/articles", "/api/search?q=latency", f"/api/articles/{uid}/related"):
+            api = c.get(path)
+            assert api.status_code == 503 and api.headers["retry-after"] == "10", path
+            assert "not answering" in api.json()["error"]["message"]
+        for path in ("/", "/?q=latency", f"/a/{uid}"):
+            page = c.get(path)
+            assert page.status_code == 503 and "not available right now" in page.text, path
     feed.close()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from engfeed import __version__, config
-from engfeed.errors import ConfigError, EngfeedError
+from engfeed.errors import ConfigError, EngfeedError, Unavailable
 from engfeed.feed import Feed, IngestReport, SourceReport, TextReport
 from engfeed.models import Article, ArticleFilter, SchemaStatus, SearchHit
 from engfeed.parse import EARLIEST_DATE
@@ -27,6 +27,7 @@ from engfeed.urls import redact_credentials
 
 Handler = Callable[[argparse.Namespace], int]
 MAX_QUERY_CHARS = 300  # as on the page
+EX_TEMPFAIL = 75  # sysexits.h: a temporary failure (the database is away); a retry may succeed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EngfeedError as exc:
         _err(f"error: {exc}")
         return 1
+    except Unavailable as exc:  # an outage, not bad input: worth running again later
+        _err(f"unavailable: {exc}; try again shortly")
+        return EX_TEMPFAIL
     except KeyboardInterrupt:
         _err("interrupted")
         return 130

@@ -28,7 +28,7 @@ from engfeed.digest import due as digest_due
 from engfeed.digest import select as select_digest
 from engfeed.digest import send as send_mail
 from engfeed.digest import week_of as digest_week
-from engfeed.errors import ConfigError, EngfeedError
+from engfeed.errors import ConfigError, EngfeedError, Unavailable
 from engfeed.fetch import FetchConfig, FetchResult, fetch_all, next_due
 from engfeed.models import Article, ArticleFilter, DatabaseHealth, SchemaStatus, SearchHit, Source, iso
 from engfeed.naming import short_name
@@ -364,11 +364,17 @@ class Feed:
         if not sources:
             return report
         results: queue.Queue[FetchResult | None] = queue.Queue()
+        outage: list[Unavailable] = []  # the database went away: the refresh stops, and says so
 
         def consume() -> None:
             while (item := results.get()) is not None:
+                if outage:
+                    continue  # drain: nothing can be stored until the database is back
                 try:
                     entry = self._apply_fetch(item)
+                except Unavailable as exc:
+                    outage.append(exc)
+                    continue
                 except Exception as exc:  # a bug or a full disk: that source fails, the others go on
                     entry = SourceReport(item.source.name, "failed", error=f"{type(exc).__name__}: {exc}")
                 report.items.append(entry)
@@ -384,6 +390,8 @@ class Feed:
         finally:
             results.put(None)
             worker.join()
+        if outage:
+            raise outage[0]
         if self.fulltext:
             limit = config.fulltext_per_run()
             report.text = self._fetch_text(
@@ -548,9 +556,12 @@ class Feed:
         report = TextReport()
         if targets:
             done: queue.Queue[tuple[PageTarget, FetchResult | None, str | None] | None] = queue.Queue()
+            outage: list[Unavailable] = []
 
             def consume() -> None:
                 while (item := done.get()) is not None:
+                    if outage:
+                        continue
                     now = datetime.now(UTC)
                     try:
                         outcome = outcome_of(*item, now=now)
@@ -560,6 +571,9 @@ class Feed:
                             outcome.target.uid, outcome.target.url, rec.status, rec.reason,
                             len(rec.text.split()), changed,
                         )  # fmt: skip
+                    except Unavailable as exc:
+                        outage.append(exc)
+                        continue
                     except Exception as exc:  # a bug or a full disk: this page fails, the rest go on
                         log.warning("full text of %s failed: %s", item[0].url, exc)
                         entry = PageReport(item[0].uid, item[0].url, "failed", f"{type(exc).__name__}: {exc}")
@@ -577,6 +591,8 @@ class Feed:
             finally:
                 done.put(None)
                 worker.join()
+            if outage:
+                raise outage[0]
         report.remaining = self.store.pages.missing_count(now=datetime.now(UTC))
         return report
 

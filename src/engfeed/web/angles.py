@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from engfeed.errors import ConfigError, DatabaseUnavailable, EngfeedError
+from engfeed.errors import ConfigError, EngfeedError
 from engfeed.web.params import local_path
 from engfeed.web.responses import JSONResponse, json_error, json_object
 from engfeed.web.security import CSRF_FIELD, same_origin
@@ -58,8 +58,6 @@ class AnglePages:
             return self.site.error_page(request, 404, "Not saved", "No article has this id.")
         try:
             await self.site.in_thread(partial(self.feed.angle_feedback, uid, angle, verdict))
-        except DatabaseUnavailable:
-            raise  # an outage: answered 503 by the app's error handler
         except EngfeedError as exc:
             return self.site.error_page(request, 400, "Not saved", str(exc))
         target = local_path(str(form.get("next") or "")) or f"/a/{uid}"
@@ -75,8 +73,6 @@ class AnglePages:
             return json_error(404, "no such article", "uid")
         try:
             found = await self.site.in_thread(partial(self.feed.explain_angles, uid))
-        except DatabaseUnavailable:
-            raise  # an outage: answered 503 by the app's error handler
         except ConfigError as exc:  # e.g. a broken model install: the server's problem, not the id's
             return json_error(503, str(exc))
         except EngfeedError:
@@ -100,8 +96,6 @@ class AnglePages:
             return json_error(404, "no such article", "uid")
         try:
             result = await self.site.in_thread(partial(self.feed.angle_feedback, uid, angle, str(verdict)))
-        except DatabaseUnavailable:
-            raise  # an outage: answered 503 by the app's error handler
         except EngfeedError as exc:
             return json_error(400, str(exc), "angle")
         return JSONResponse(result.to_json())

@@ -43,7 +43,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from engfeed import config
-from engfeed.errors import ConfigError, DatabaseUnavailable, EngfeedError
+from engfeed.errors import ConfigError, EngfeedError, Unavailable
 from engfeed.feed import Feed, IngestReport, decode_cursor, encode_cursor
 from engfeed.models import Article, ArticleFilter, DatabaseHealth, SearchHit, Source
 from engfeed.readinglist import MAX_LIST_BYTES, NoteTooLarge
@@ -296,8 +296,6 @@ class Site:
         if self._angles is None:
             try:
                 self._angles = self.feed.angles()
-            except DatabaseUnavailable:
-                raise  # an outage: answered 503 by the app's error handler
             except EngfeedError as exc:
                 log.warning("cannot load angles: %s", exc)
                 self._angles = []
@@ -329,8 +327,6 @@ class Site:
     async def related(self, uid: str, limit: int) -> list[SearchHit]:
         try:
             return await self.in_thread(partial(self.feed.related, uid, limit=limit))
-        except DatabaseUnavailable:
-            raise  # an outage: answered 503 by the app's error handler
         except EngfeedError as exc:
             log.info("no related articles for %s: %s", uid, exc)
             return []
@@ -450,8 +446,6 @@ class Site:
         if view.q:
             try:
                 hits, hidden = await self.search_page(view)
-            except DatabaseUnavailable:
-                raise  # an outage: answered 503 by the app's error handler
             except EngfeedError as exc:
                 hits, notice, status = [], f"Search failed: {exc}", 400
             cards = make_cards(view, hits=hits)
@@ -462,8 +456,6 @@ class Site:
         else:
             try:
                 articles, cursor = self.feed.articles_page(view.filter, limit=view.limit, cursor=view.cursor)
-            except DatabaseUnavailable:
-                raise  # an outage: answered 503 by the app's error handler
             except EngfeedError as exc:
                 articles, cursor, notice, status = [], None, str(exc), 400
             cards = make_cards(view, articles)
@@ -526,8 +518,6 @@ class Site:
         summary = await self.in_thread(partial(self.feed.summary, art))
         try:
             explanations = await self.in_thread(partial(self.feed.explain_angles, art.uid))
-        except DatabaseUnavailable:
-            raise  # an outage: answered 503 by the app's error handler
         except EngfeedError as exc:  # a broken angles file: the page still shows the article
             log.info("no angle explanation for %s: %s", art.uid, exc)
             explanations = []
@@ -573,8 +563,6 @@ class Site:
                 art = self.feed.set_note(uid, note if note.strip() else None)
         except NoteTooLarge as exc:
             return self.state_error(request, 413, f"Not saved: {exc}.")
-        except DatabaseUnavailable:
-            raise  # an outage: answered 503 by the app's error handler
         except EngfeedError:
             return self.state_error(request, 404, "No article has this id.")
         if wants_json(request):
@@ -680,8 +668,6 @@ class Site:
             report = await self.in_thread(
                 partial(self.feed.import_reading_list, data.decode("utf-8", "replace"))
             )
-        except DatabaseUnavailable:
-            raise  # an outage: answered 503 by the app's error handler
         except EngfeedError as exc:
             return self.error_page(request, 400, "Import failed", str(exc))
         return RedirectResponse(f"/reading-list?imported={report.matched + report.created}", status_code=303)
@@ -787,8 +773,6 @@ class Site:
     async def _api_articles(self, view: View) -> Response:
         try:
             articles, cursor = self.feed.articles_page(view.filter, limit=view.limit, cursor=view.cursor)
-        except DatabaseUnavailable:
-            raise  # an outage: answered 503 by the app's error handler
         except EngfeedError as exc:
             return json_error(400, str(exc), "cursor")
         return JSONResponse(
@@ -813,8 +797,6 @@ class Site:
     async def _api_search(self, view: View) -> Response:
         try:
             hits = await self.search(view, view.limit)
-        except DatabaseUnavailable:
-            raise  # an outage: answered 503 by the app's error handler
         except EngfeedError as exc:
             return json_error(400, str(exc), "q")
         return JSONResponse({"query": view.q, "hits": [h.to_json() for h in hits], "count": len(hits)})
@@ -878,8 +860,6 @@ class Site:
                 return json_error(405, f"{method} is not allowed on /{action}")
         except NoteTooLarge as exc:
             return json_error(413, str(exc), "note")
-        except DatabaseUnavailable:
-            raise  # an outage: answered 503 by the app's error handler
         except EngfeedError as exc:
             return json_error(404, str(exc), "uid")
         return JSONResponse(art.to_json())
@@ -954,7 +934,7 @@ class Site:
         return response
 
     async def server_error(self, request: Request, exc: Exception) -> Response:
-        if isinstance(exc, DatabaseUnavailable):  # the database is away: an outage, not a bug
+        if isinstance(exc, Unavailable):  # the database is away: an outage, not a bug
             log.warning("database unavailable on %s: %s", request.url.path, exc)
             headers = {"Retry-After": "10"}
             if request.url.path.startswith("/api/"):

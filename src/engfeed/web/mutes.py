@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from engfeed.errors import DatabaseUnavailable, EngfeedError
+from engfeed.errors import EngfeedError
 from engfeed.rules import KINDS, MAX_PATTERN, RuleError
 from engfeed.text import clean_text
 from engfeed.web.responses import JSONResponse, json_error, json_object
@@ -131,8 +131,6 @@ class RulePages:
             )
         try:
             await self.site.in_thread(partial(self.feed.remove_mute, int(request.path_params["id"])))
-        except DatabaseUnavailable:
-            raise  # an outage: answered 503 by the app's error handler
         except EngfeedError as exc:
             return self.site.error_page(request, 404, "Rule not removed", str(exc))
         return RedirectResponse("/rules?done=removed", status_code=303)
@@ -170,8 +168,6 @@ class RulePages:
             return json_error(403, "cross-origin request refused")
         try:
             rule = await self.site.in_thread(partial(self.feed.remove_mute, int(request.path_params["id"])))
-        except DatabaseUnavailable:
-            raise  # an outage: answered 503 by the app's error handler
         except EngfeedError as exc:
             return json_error(404, str(exc), "id")
         return JSONResponse(rule.to_json())

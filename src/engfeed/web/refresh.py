@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from engfeed.errors import Unavailable
+
 log = logging.getLogger("engfeed.web")
 
 Job = Callable[[bool], str]  # (only_due) -> one-line summary of what the refresh did
@@ -101,6 +103,9 @@ class Refresher:
         ok = True
         try:
             summary = self.job(only_due)
+        except Unavailable as exc:  # the database is away: the next run tries again
+            log.warning("background refresh stopped: %s", exc)
+            ok, summary = False, f"refresh stopped: {exc}"
         except Exception as exc:  # a refresh failing must never take the server down
             log.exception("background refresh failed")
             ok, summary = False, f"refresh failed: {type(exc).__name__}: {exc}"
