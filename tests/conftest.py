@@ -40,6 +40,7 @@ def cli_env(monkeypatch: pytest.MonkeyPatch) -> None:
     from the environment."""
     monkeypatch.setenv("ENGFEED_EMBED", "0")
     monkeypatch.delenv("ENGFEED_DB", raising=False)
+    monkeypatch.delenv("ENGFEED_DATABASE_URL", raising=False)
     monkeypatch.delenv("ENGFEED_ANGLES", raising=False)
 
 

@@ -76,6 +76,11 @@ def store_location(request: pytest.FixtureRequest, backend: str, name: str = "st
     return str(Path(folder) / f"{name}.db")
 
 
+def store_argv(location: str) -> list[str]:
+    """The CLI's global option that names the store at ``location`` (``--db`` or ``--database-url``)."""
+    return ["--database-url", location] if location.startswith("postgresql://") else ["--db", location]
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)

@@ -7,7 +7,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +24,7 @@ from engfeed.angle_model import (
 from engfeed.angles import AngleLabeler, angles_signature, load_angles
 from engfeed.angles_feedback import NEIGHBOUR_LOGIT, FeedbackModel
 from engfeed.embed import get_embedder
+from pgserver import NewStore
 from test_angles import FakeEmbedder
 
 ANGLES = load_angles()
@@ -258,11 +258,11 @@ def test_angles_of_both_rules_rank_on_one_scale_and_explain_says_why_one_was_lef
     assert [m.name for m in added] == [NAMES[ARCH], NAMES[IMPL]]  # the reader's angle first
 
 
-def test_the_store_keeps_the_labellers_order(tmp_path: Path) -> None:
+def test_the_store_keeps_the_labellers_order(new_store: NewStore) -> None:
     from engfeed.models import AngleMatch, Article
     from engfeed.store import Store
 
-    store = Store(tmp_path / "order.db")
+    store = Store(new_store("order"))
     try:
         art = Article(uid="u1", url="https://a.example/1", title="One", published=datetime.now(UTC))
         with store.transaction() as tx:

@@ -31,7 +31,7 @@ from engfeed.angles_feedback import (
 from engfeed.errors import EngfeedError
 from engfeed.feed import Feed
 from engfeed.models import AngleMatch, Article
-from pgserver import store_location
+from pgserver import NewStore, store_location
 from test_web import client_for
 from test_web_reading import token_of
 
@@ -588,10 +588,11 @@ CHECKOUT_B = (
 
 
 @pytest.fixture
-def embedded(tmp_path: Path) -> Iterator[Feed]:
+def embedded(tmp_path: Path, new_store: NewStore) -> Iterator[Feed]:
+    """The real model's vectors decide which articles are similar (each backend keeps them)."""
     (tmp_path / "acme.xml").write_bytes(rss([CHECKOUT_A, OUTAGE, HIRING]))
     (tmp_path / "beta.xml").write_bytes(rss([CHECKOUT_B], title="Beta Eng", site="https://beta.example"))
-    feed = Feed.open(tmp_path / "embedded.db", embed=True)
+    feed = Feed.open(new_store("embedded"), embed=True)
     feed.import_paths([tmp_path / "acme.xml", tmp_path / "beta.xml"])
     yield feed
     feed.close()
@@ -637,7 +638,7 @@ def test_a_verdict_relabels_the_near_duplicate_in_another_source(embedded: Feed)
     assert names(embedded.article(arts[OUTAGE[0]].uid)) == names(arts[OUTAGE[0]])  # untouched
 
     embedded.close()  # the example holds in a new process too
-    again = Feed.open(embedded.store.path, embed=True)
+    again = Feed.open(embedded.store.location, embed=True)
     try:
         again.index_pending()
         assert NAMES[PERF] not in names(again.article(b.uid))
@@ -727,7 +728,7 @@ def test_cli_feedback_and_explain(db: str, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_cli_export_then_import_into_another_store(
-    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest, backend: str
 ) -> None:
     ids = uids(capsys, db)
     assert run(capsys, "--db", db, "angles", "feedback", ids[P99[0]], NAMES[PERF], "--no")[0] == 0
@@ -740,7 +741,7 @@ def test_cli_export_then_import_into_another_store(
     code, out, _ = run(capsys, "--db", db, "angles", "feedback-export")
     assert code == 0 and json.loads(out) == exported
 
-    other = str(tmp_path / "other.db")
+    other = store_location(request, backend, "other")
     assert run(capsys, "--db", other, "import", str(tmp_path / "acme.xml"))[0] == 0
     code, out, _ = run(capsys, "--db", other, "angles", "feedback-import", str(out_file), "--json")
     assert code == 0 and json.loads(out) == {"recorded": 2, "skipped": []}
@@ -785,9 +786,9 @@ def test_cli_errors_are_one_line(
 
 
 @pytest.fixture
-def web(tmp_path: Path) -> Iterator[tuple[Feed, TestClient]]:
+def web(tmp_path: Path, new_store: NewStore) -> Iterator[tuple[Feed, TestClient]]:
     (tmp_path / "acme.xml").write_bytes(rss([P99, OUTAGE, HIRING]))
-    feed = Feed.open(tmp_path / "web.db", embed=False)
+    feed = Feed.open(new_store("web"), embed=False)
     feed.import_paths([tmp_path / "acme.xml"])
     with client_for(feed) as client:
         yield feed, client

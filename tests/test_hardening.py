@@ -26,6 +26,7 @@ from engfeed.parse import UNDATED, backfill_dates, parse_feed
 from engfeed.store import Store
 from engfeed.web.app import create_app
 from httpserver import LocalHTTPServer, Response
+from pgserver import NewStore, store_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,19 +42,21 @@ def opml(*urls: str) -> bytes:
 
 # -- OPML ---------------------------------------------------------------------------------------
 def test_opml_import_skips_and_reports_non_http_outlines(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    new_store: NewStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    location = new_store("o")
     path = tmp_path / "subs.opml"
     path.write_bytes(
         opml("https://good.example/feed", "file:///etc/passwd", "javascript:alert(1)", "http:///nohost")
     )
-    code, out, err = run(capsys, "--db", str(tmp_path / "o.db"), "sources", "import", str(path))
+    code, out, err = run(capsys, *store_argv(location), "sources", "import", str(path))
     assert code == 0
     assert "added 1 sources, skipped 3" in out
     assert "file:///etc/passwd" in err and "not an http(s) URL" in err
     assert "javascript:alert(1)" in err
-    feed = Feed.open(tmp_path / "o.db", embed=False)
+    feed = Feed.open(location, embed=False)
     assert [s.url for s in feed.sources()] == ["https://good.example/feed"]
+    feed.close()
 
 
 def test_opml_size_and_outline_caps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -69,18 +72,19 @@ def test_opml_size_and_outline_caps(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 # -- credentials ----------------------------------------------------------------------------
-def test_credentials_in_feed_urls_are_never_shown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    db = tmp_path / "c.db"
+def test_credentials_in_feed_urls_are_never_shown(
+    new_store: NewStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    location = new_store("c")
+    db = store_argv(location)
     secret_url = "https://reader:s3cret-pw@feeds.example/private.xml"
-    code, out, _ = run(
-        capsys, "--db", str(db), "sources", "add", secret_url, "--name", "Private", "--no-discover"
-    )
+    code, out, _ = run(capsys, *db, "sources", "add", secret_url, "--name", "Private", "--no-discover")
     assert code == 0 and "s3cret-pw" not in out and "reader:***@feeds.example" in out
-    code, out, _ = run(capsys, "--db", str(db), "sources", "list")
+    code, out, _ = run(capsys, *db, "sources", "list")
     assert "s3cret-pw" not in out and "reader:***@" in out
-    code, out, _ = run(capsys, "--db", str(db), "sources", "list", "--json")
+    code, out, _ = run(capsys, *db, "sources", "list", "--json")
     assert json.loads(out)[0]["url"] == "https://reader:***@feeds.example/private.xml"
-    feed = Feed.open(db, embed=False)
+    feed = Feed.open(location, embed=False)
     assert feed.sources()[0].url == secret_url  # kept for fetching
     assert "s3cret-pw" in feed.export_opml()  # and for the user's own backup
     client = TestClient(create_app(feed, refresh_interval_min=0, allowed_hosts=["testserver"]))
@@ -90,10 +94,10 @@ def test_credentials_in_feed_urls_are_never_shown(tmp_path: Path, capsys: pytest
     assert "s3cret-pw" not in api and "reader:***@feeds.example" in api
 
 
-def test_fetch_errors_do_not_carry_passwords(http_server: LocalHTTPServer, tmp_path: Path) -> None:
+def test_fetch_errors_do_not_carry_passwords(http_server: LocalHTTPServer, new_store: NewStore) -> None:
     target = f"http://user:hunter2@127.0.0.1:{http_server.port}/loop"
     http_server.route("/loop", status=302, headers={"Location": target})
-    feed = Feed(Store(tmp_path / "e.db"), fetch_config=FetchConfig(max_redirects=3))
+    feed = Feed(Store(new_store("e")), fetch_config=FetchConfig(max_redirects=3))
     feed.store.add_source("Loop", target)
     report = feed.refresh()
     assert report.items[0].error and "hunter2" not in report.items[0].error
@@ -102,7 +106,7 @@ def test_fetch_errors_do_not_carry_passwords(http_server: LocalHTTPServer, tmp_p
 
 # -- control characters ------------------------------------------------------------------------
 def test_server_text_reaches_the_terminal_without_control_characters(
-    http_server: LocalHTTPServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    http_server: LocalHTTPServer, new_store: NewStore, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def handler(request) -> None:  # type: ignore[no-untyped-def]
         request.wfile.write(
@@ -110,17 +114,17 @@ def test_server_text_reaches_the_terminal_without_control_characters(
         )
 
     url = http_server.route("/evil", handler)
-    db = str(tmp_path / "t.db")
-    run(capsys, "--db", db, "sources", "add", url, "--name", "Evil", "--no-discover")
-    _, out, err = run(capsys, "--db", db, "refresh")
-    _, listing, _ = run(capsys, "--db", db, "sources", "list")
+    db = store_argv(new_store("t"))
+    run(capsys, *db, "sources", "add", url, "--name", "Evil", "--no-discover")
+    _, out, err = run(capsys, *db, "refresh")
+    _, listing, _ = run(capsys, *db, "sources", "list")
     for text in (out, err, listing):
         assert "\x1b" not in text and "\x07" not in text and "\x9b" not in text
     assert "HTTP 599" in err
 
 
 def test_list_and_show_strip_control_characters_from_feed_text(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    new_store: NewStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     doc = (
         '<rss version="2.0"><channel><title>Esc</title><item><title>Hi &#x1b;[2J there &#x9b;31m</title>'
@@ -129,11 +133,11 @@ def test_list_and_show_strip_control_characters_from_feed_text(
     )
     path = tmp_path / "esc.xml"
     path.write_text(doc, encoding="utf-8")
-    db = str(tmp_path / "esc.db")
-    assert run(capsys, "--db", db, "import", str(path))[0] == 0
-    _, out, _ = run(capsys, "--db", db, "list")
-    uid = json.loads(run(capsys, "--db", db, "list", "--json")[1])[0]["id"]
-    _, shown, _ = run(capsys, "--db", db, "show", uid)
+    db = store_argv(new_store("esc"))
+    assert run(capsys, *db, "import", str(path))[0] == 0
+    _, out, _ = run(capsys, *db, "list")
+    uid = json.loads(run(capsys, *db, "list", "--json")[1])[0]["id"]
+    _, shown, _ = run(capsys, *db, "show", uid)
     for text in (out, shown):
         assert not any(ch in text for ch in "\x1b\x07\x9b")
 
@@ -153,7 +157,7 @@ def test_a_malformed_angles_file_is_one_line_and_exit_2(
 
 
 def test_import_with_a_broken_angles_file_commits_nothing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    new_store: NewStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     angles = tmp_path / "angles.toml"
     angles.write_text("[[angle]\nname = ", encoding="utf-8")
@@ -163,10 +167,12 @@ def test_import_with_a_broken_angles_file_commits_nothing(
         "</item></channel></rss>",
         encoding="utf-8",
     )
-    db = tmp_path / "i.db"
-    code, _, err = run(capsys, "--db", str(db), "--angles", str(angles), "import", str(feed_file))
+    location = new_store("i")
+    code, _, err = run(capsys, *store_argv(location), "--angles", str(angles), "import", str(feed_file))
     assert code == 2 and "not valid TOML" in err
-    assert Feed.open(db, embed=False).count() == 0
+    feed = Feed.open(location, embed=False)
+    assert feed.count() == 0
+    feed.close()
 
 
 def test_the_web_app_serves_bundled_angles_and_a_warning(tmp_path: Path) -> None:

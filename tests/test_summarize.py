@@ -44,7 +44,7 @@ from engfeed.summarize import (
 from engfeed.summarize.document import Document, from_html, from_text
 from engfeed.summarize.sentences import split_sentences
 from httpserver import LocalHTTPServer
-from pgserver import NewStore
+from pgserver import NewStore, store_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 JUDGED = json.loads((ROOT / "bench" / "summaries" / "data" / "judged.json").read_text(encoding="utf-8"))
@@ -784,19 +784,22 @@ def test_summary_is_remade_when_the_method_changes(
 
 # -- 6. the command line ---------------------------------------------------------------------------
 @pytest.fixture
-def cli_db(tmp_path: Path, shared_dir: Path, cli_env: None) -> tuple[str, Article, Article]:
+def cli_db(new_store: NewStore, shared_dir: Path, cli_env: None) -> tuple[list[str], Article, Article]:
+    """The CLI option naming a store (on each backend) that holds a long and a short article."""
     long_art, short_art = real_article(shared_dir, "a13"), short_article(shared_dir)
-    db = tmp_path / "cli.db"
-    store = Store(db)
+    location = new_store("cli")
+    store = Store(location)
     with store.transaction() as tx:
         store.upsert_articles([long_art, short_art], source_id=None, conn=tx)
-    store.close()
-    return str(db), long_art, short_art
+    store.close_all()
+    return store_argv(location), long_art, short_art
 
 
-def test_cli_summarize_json(cli_db: tuple[str, Article, Article], capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_summarize_json(
+    cli_db: tuple[list[str], Article, Article], capsys: pytest.CaptureFixture[str]
+) -> None:
     db, art, _ = cli_db
-    code, out, err = run_cli(capsys, "--db", db, "summarize", art.uid, "--json")
+    code, out, err = run_cli(capsys, *db, "summarize", art.uid, "--json")
     assert code == 0, err
     data = json.loads(out)
     assert set(data) == SUMMARY_KEYS
@@ -804,46 +807,46 @@ def test_cli_summarize_json(cli_db: tuple[str, Article, Article], capsys: pytest
     assert 3 <= len(data["takeaways"]) <= 6
     assert all(set(s) == {"heading", "points"} for s in data["sections"])
     # The second run reads the stored summary: the same answer.
-    code, again, _ = run_cli(capsys, "--db", db, "summarize", art.uid, "--json")
+    code, again, _ = run_cli(capsys, *db, "summarize", art.uid, "--json")
     assert code == 0 and json.loads(again) == data
 
 
 def test_cli_summarize_human(
-    cli_db: tuple[str, Article, Article], capsys: pytest.CaptureFixture[str]
+    cli_db: tuple[list[str], Article, Article], capsys: pytest.CaptureFixture[str]
 ) -> None:
     db, art, _ = cli_db
-    code, out, err = run_cli(capsys, "--db", db, "summarize", art.uid)
+    code, out, err = run_cli(capsys, *db, "summarize", art.uid)
     assert code == 0, err
     assert out.startswith(art.title) and "Key takeaways" in out and "(extractive, from the feed text" in out
 
 
 def test_cli_summarize_short_article(
-    cli_db: tuple[str, Article, Article], capsys: pytest.CaptureFixture[str]
+    cli_db: tuple[list[str], Article, Article], capsys: pytest.CaptureFixture[str]
 ) -> None:
     db, _, short = cli_db
-    code, out, err = run_cli(capsys, "--db", db, "summarize", short.uid, "--json")
+    code, out, err = run_cli(capsys, *db, "summarize", short.uid, "--json")
     assert code == 0
     assert json.loads(out) is None
     assert "no summary" in err and "too short" in err
-    code, out, _ = run_cli(capsys, "--db", db, "summarize", short.uid)
+    code, out, _ = run_cli(capsys, *db, "summarize", short.uid)
     assert code == 0 and out.startswith("No summary: too short")
 
 
 def test_cli_summarize_unknown_id(
-    cli_db: tuple[str, Article, Article], capsys: pytest.CaptureFixture[str]
+    cli_db: tuple[list[str], Article, Article], capsys: pytest.CaptureFixture[str]
 ) -> None:
     db, _, _ = cli_db
-    code, out, err = run_cli(capsys, "--db", db, "summarize", "no-such-article", "--json")
+    code, out, err = run_cli(capsys, *db, "summarize", "no-such-article", "--json")
     assert code == 1 and out == ""
     assert "no such article" in err and "Traceback" not in err
 
 
 # -- 7. the API ------------------------------------------------------------------------------------
-def test_api_article_has_its_summary(tmp_path: Path, shared_dir: Path) -> None:
+def test_api_article_has_its_summary(new_store: NewStore, shared_dir: Path) -> None:
     from test_web import build_feed, client_for
 
     long_art, short_art = real_article(shared_dir, "a24"), short_article(shared_dir)
-    feed = build_feed(tmp_path / "api.db", [long_art, short_art])
+    feed = build_feed(new_store("api"), [long_art, short_art])
     try:
         with client_for(feed) as client:
             r = client.get(f"/api/articles/{long_art.uid}")

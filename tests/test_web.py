@@ -31,7 +31,7 @@ from engfeed.web.hints import HINT_403, HINT_404, HINT_429, HINT_CONNECT, HINT_N
 from engfeed.web.refresh import Refresher
 from engfeed.web.render import mark_html, safe_url
 from engfeed.web.security import CSP
-from pgserver import store_location
+from pgserver import NewStore, store_location
 
 BASE = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
 
@@ -591,8 +591,8 @@ def failing_sources(feed: Feed) -> None:
     feed.store.add_source("Fresh", "https://fresh.example/feed.xml")
 
 
-def test_sources_page_shows_health_and_hints(tmp_path: Path) -> None:
-    feed = build_feed(tmp_path / "s.db", CORE[:1])
+def test_sources_page_shows_health_and_hints(new_store: NewStore) -> None:
+    feed = build_feed(new_store("s"), CORE[:1])
     failing_sources(feed)
     with client_for(feed) as c:
         r = c.get("/sources")
