@@ -18,11 +18,13 @@ from starlette.testclient import TestClient
 
 from browser_support import subprocess_env
 from engfeed.feed import Feed
+from engfeed.jobs import ensure_queue_schema
 from engfeed.store import PostgresStore, Store
 from engfeed.web.app import create_app
 from feedgen import rss
 from httpserver import LocalHTTPServer, Response
 from pgserver import PgServer
+from test_web import csrf_token
 
 pytestmark = pytest.mark.xdist_group("workers")
 
@@ -109,6 +111,43 @@ def test_two_workers_fetch_every_feed_once(workers: Workers, http_server: LocalH
     assert body["status"] == "ok" and body["database"]["backend"] == "postgresql"
     assert body["background"]["kind"] == "queue" and body["background"]["workers"] == 2
     assert body["background"]["failed"] == 0
+
+
+def test_refresh_now_on_the_page_queues_every_source_for_the_workers(
+    workers: Workers, http_server: LocalHTTPServer
+) -> None:
+    """With workers, the Sources page's button fetches nothing in the web process: it queues a
+    forced job per source. A second click while they wait adds none, and the plan's own job
+    for a due source does not fetch it twice."""
+    store = store_of(workers)
+    for i in range(6):
+        feed = rss(2, title=f"Blog {i}", site=f"https://blog{i}.example", prefix=f"b{i}")
+        store.add_source(f"Blog {i}", http_server.route(f"/f{i}.xml", Response(body=feed)))
+    ensure_queue_schema(store)  # as the first worker does
+    app = create_app(Feed(store, embedder=None), refresh_interval_min=30, allowed_hosts=["testserver"])
+    with TestClient(app, base_url="http://testserver") as client:
+        token = csrf_token(client.get("/sources").text)
+        summaries = []
+        for _ in range(2):
+            r = client.post("/refresh", data={"csrf_token": token}, follow_redirects=False)
+            assert r.status_code == 303 and r.headers["location"] == "/sources?refresh=started"
+            assert app.state.refresher.wait_idle(30) and app.state.refresher.last.ok
+            summaries.append(app.state.refresher.last.summary)
+        assert summaries == [
+            "6 sources queued for the workers",
+            "0 sources queued for the workers (6 already waiting)",
+        ]
+        assert sum(len(http_server.requests_for(f"/f{i}.xml")) for i in range(6)) == 0  # not fetched here
+        page = client.get("/sources").text
+        assert (
+            "Worker processes refresh the sources in the background (0 running now, 6 jobs waiting)" in page
+        )
+        workers.start("w1")
+        until(lambda: fetched(store) == 6, 60, "every source fetched")
+        time.sleep(3)  # the plan came round too: its jobs find nothing due
+        assert [len(http_server.requests_for(f"/f{i}.xml")) for i in range(6)] == [1] * 6
+        assert "1 running now" in client.get("/sources").text
+    assert "Traceback" not in workers.log("w1")
 
 
 def test_a_worker_killed_mid_job_loses_nothing(workers: Workers, http_server: LocalHTTPServer) -> None:

@@ -42,7 +42,14 @@ from engfeed.feed import Feed
 from engfeed.models import Source
 from engfeed.store import PostgresStore, Store
 
-__all__ = ["WorkerSettings", "ensure_queue_schema", "queue_app", "recover_stalled", "run_worker"]
+__all__ = [
+    "WorkerSettings",
+    "ensure_queue_schema",
+    "queue_app",
+    "recover_stalled",
+    "request_refresh",
+    "run_worker",
+]
 
 log = logging.getLogger("engfeed.jobs")
 
@@ -67,9 +74,9 @@ def queue_app(
     retry = procrastinate.RetryStrategy(max_attempts=settings.retries, wait=10)
 
     @app.task(name="engfeed.refresh_source", retry=retry)
-    def refresh_source(source_id: int) -> None:
+    def refresh_source(source_id: int, force: bool = False) -> None:
         with released(feed()) as current:
-            report = current.refresh_source(source_id)
+            report = current.refresh_source(source_id, only_due=not force)
         if report is not None:
             log.info("refreshed %s: %s, %d new", report.name, report.status, report.new)
 
@@ -116,6 +123,39 @@ def queue_app(
         await recover_stalled(app, settings.stalled_after_s)
 
     return app
+
+
+def request_refresh(feed: Feed) -> str:
+    """ "Refresh now" on a store whose workers do the fetching: a forced ``refresh_source``
+    job for every source, for the workers to run at once (``serve``'s button calls this
+    instead of fetching in its own process). Returns a one-line summary.
+
+    A forced job has a queueing lock of its own (``refresh-now:ID``), so a second click while
+    the first is still waiting adds nothing, and a planned job waiting for the same source
+    stays: both take the source's lock in turn, and the second finds the source no longer
+    due."""
+    store = feed.store
+    if not isinstance(store, PostgresStore):
+        raise ConfigError("only a PostgreSQL store has a job queue")
+    ids = [s.id for s in feed.sources() if s.id is not None]
+
+    async def defer_all() -> int:
+        app = queue_app(store.url, lambda: feed)
+        task = app.tasks["engfeed.refresh_source"]
+        queued = 0
+        async with app.open_async():
+            for sid in ids:
+                with contextlib.suppress(AlreadyEnqueued):
+                    await task.configure(
+                        lock=f"source:{sid}", queueing_lock=f"refresh-now:{sid}"
+                    ).defer_async(source_id=sid, force=True)
+                    queued += 1
+        return queued
+
+    queued = asyncio.run(defer_all())
+    waiting = len(ids) - queued
+    line = f"{queued} {'source' if queued == 1 else 'sources'} queued for the workers"
+    return line + (f" ({waiting} already waiting)" if waiting else "")
 
 
 @contextlib.contextmanager

@@ -222,9 +222,12 @@ def view_or_error(params: QueryParams, *, default_limit: int, max_limit: int) ->
 class Site:
     """Request handlers over one :class:`Feed`; holds the caches and the refresher."""
 
-    def __init__(self, feed: Feed, *, refresher: Refresher, csrf: Csrf, search_threads: int = 4) -> None:
+    def __init__(
+        self, feed: Feed, *, refresher: Refresher, csrf: Csrf, search_threads: int = 4, queued: bool = False
+    ) -> None:
         self.feed = feed
         self.refresher = refresher
+        self.queued = queued  # engfeed worker processes do the background work, not this one
         self.csrf = csrf
         self.env = make_env()
         self.cache = TokenCache(feed.change_token)  # counts, totals, sidebar links, sources
@@ -678,6 +681,7 @@ class Site:
         message = REFRESH_MESSAGES.get(request.query_params.get("refresh") or "")
         kinds = ("ok", "failing", "never fetched", "pending")
         summary = {key: sum(1 for r in rows if r.health == key) for key in kinds}
+        queue = (await self.in_thread(self.feed.health)).queue if self.queued else None
         response = self.render(
             request,
             "sources.html",
@@ -686,6 +690,7 @@ class Site:
             message=message,
             csrf_token=self.csrf.sign(nonce),
             refresher=self.refresher,
+            queue=queue,
         )
         if fresh:
             self.set_csrf_cookie(request, response, nonce)
@@ -1066,6 +1071,13 @@ def create_app(
         minutes = 0
 
     def job(only_due: bool) -> str:
+        if queued:  # "Refresh now" with workers: they fetch, this process only asks them to
+            try:
+                from engfeed.jobs import request_refresh
+            except ImportError:
+                log.warning("the job queue is not installed here (engfeed[postgres]): refreshing in-process")
+            else:
+                return request_refresh(feed)
         line = refresh_summary(feed.refresh(only_due=only_due))
         made = feed.warm_summaries()
         return line + (f"; {made} {'summary' if made == 1 else 'summaries'} made ahead" if made else "")
@@ -1076,7 +1088,7 @@ def create_app(
         jitter_s=refresh_jitter_s,
         initial_delay_s=refresh_initial_delay_s,
     )
-    site = Site(feed, refresher=refresher, csrf=Csrf(csrf_secret or feed.web_secret()))
+    site = Site(feed, refresher=refresher, csrf=Csrf(csrf_secret or feed.web_secret()), queued=queued)
     mailer = None if queued else digest_mailer(feed, base_url=base_url, interval_s=digest_check_s)
 
     @asynccontextmanager
