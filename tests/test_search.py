@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -187,12 +186,9 @@ def built(
     request: pytest.FixtureRequest, module_backend: str, embedder
 ) -> Iterator[tuple[SearchEngine, dict[str, int]]]:  # type: ignore[no-untyped-def]
     """The judged corpus, indexed, on each backend: the tests that take it run on both. On
-    PostgreSQL concept search runs in the database (pgvector; an option there), so every
+    PostgreSQL concept search runs in the database (pgvector, the default there), so every
     ranking test below checks that path too (SQLite covers the in-process index)."""
     store, ids = _build(store_location(request, module_backend, "feed"))
-    if module_backend == "postgresql":
-        os.environ["ENGFEED_VECTORS"] = "database"
-        request.addfinalizer(lambda: os.environ.pop("ENGFEED_VECTORS", None))
     engine = SearchEngine(store, embedder)
     assert engine.index_pending() == len(ARTICLES)
     yield engine, ids
@@ -789,6 +785,6 @@ def test_postgresql_searches_its_own_vectors(
     built: tuple[SearchEngine, dict[str, int]], module_backend: str
 ) -> None:
     engine, _ = built
-    # The whole module runs on both: on PostgreSQL (pgvector in the test server, and
-    # ENGFEED_VECTORS=database) the dense side comes from the database.
+    # The whole module runs on both: on PostgreSQL (pgvector in the test server) the dense
+    # side comes from the database.
     assert engine.vectors_in_database == (module_backend == "postgresql")

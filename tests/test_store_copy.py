@@ -77,6 +77,10 @@ def test_a_copy_holds_every_row_and_works_as_a_store(
     assert report.rows["articles"] == 5 and report.rows["article_angles"] == 2
     assert ("articles", 5, 5) in progress
     assert rows(dest) == rows(src)
+    if target == "postgresql":  # the copied vectors are searchable at once (pgvector)
+        assert ("vectors", 2, 2) in progress
+        unsynced = dest.conn.execute("SELECT count(*) FROM article_vectors WHERE embedding IS NULL")
+        assert unsynced.fetchone()[0] == 0
     # A working store: search, the angle order, the reader's state, and new ids after the copied ones.
     assert [a for a, _ in dest.fts_search('"caching"', ArticleFilter(), limit=10)]
     first = dest.article("u0")

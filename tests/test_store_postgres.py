@@ -191,3 +191,86 @@ def test_a_replaced_vector_is_searched_with_its_new_value(pg: PostgresStore) -> 
     pg.vectors.save("m", [(ids[2], unit[0].tobytes()), (ids[0], unit[3].tobytes())])  # re-embedded
     assert pg.sync_vectors(4) == 2  # their copies were emptied, and are filled again
     assert [aid for aid, _ in pg.nearest("m", [1.0, 0, 0, 0], 1)] == [ids[2]]
+
+
+def _vector_articles(pg: PostgresStore, n: int) -> list[int]:
+    arts = [
+        Article(uid=f"h{i}", url=f"https://x.example/h{i}", title=f"t{i}", published=T0, source="X")
+        for i in range(n)
+    ]
+    with pg.transaction() as tx:
+        return pg.upsert_articles(arts, source_id=None, conn=tx).new
+
+
+def test_a_big_store_searches_through_its_hnsw_index(
+    pg: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above HNSW_MIN_ROWS vectors the index is built once and answers for the whole store;
+    a search among given ids stays exact. Both agree with an exact search in numpy here."""
+    from engfeed.store import postgres
+
+    rng = np.random.default_rng(7)
+    ids = _vector_articles(pg, 300)
+    vecs = rng.standard_normal((300, 16)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    pg.vectors.save("m", [(aid, v.astype(np.float16).tobytes()) for aid, v in zip(ids, vecs, strict=True)])
+    assert pg.sync_vectors(16) == 300
+    assert not pg.build_vector_index(16)  # below the threshold: exact scans
+    monkeypatch.setattr(postgres, "HNSW_MIN_ROWS", 200)
+    assert pg.build_vector_index(16) and pg.build_vector_index(16)  # built once, then found
+    pg.conn.execute("SET enable_seqscan = off")  # at 300 rows a scan is cheaper: is the index usable?
+    plan = pg.conn.execute(
+        "EXPLAIN SELECT article_id, embedding::halfvec(16) <=> ?::halfvec(16) AS d FROM article_vectors"
+        " WHERE model = 'm' ORDER BY d LIMIT 10",  # as PostgresStore.nearest asks
+        ("[" + ",".join(["0.25"] * 16) + "]",),
+    ).fetchall()
+    assert "article_vectors_hnsw" in " ".join(str(r[0]) for r in plan)  # the query matches its expression
+    agree = []
+    for q in rng.standard_normal((10, 16)).astype(np.float32):
+        q /= np.linalg.norm(q)
+        exact = [ids[i] for i in np.argsort(-(vecs @ q))[:10]]
+        found = pg.nearest("m", q.tolist(), 10)
+        agree.append(len({aid for aid, _ in found} & set(exact)) / 10)
+        among = pg.nearest("m", q.tolist(), 3, ids[:50])  # exact among these
+        assert [aid for aid, _ in among] == [ids[i] for i in np.argsort(-(vecs[:50] @ q))[:3]]
+        assert found[0][1] == pytest.approx(float(vecs[ids.index(found[0][0])] @ q), abs=2e-3)
+    assert np.mean(agree) >= 0.95  # through the index (scans are still off)
+    pg.conn.execute("RESET enable_seqscan")
+    pg.sync_vectors(8)  # a model of another size: the index of 16-dimension vectors goes
+    assert not pg.conn.execute("SELECT 1 FROM pg_indexes WHERE indexname = 'article_vectors_hnsw'").fetchall()
+
+
+def test_upgrading_a_store_from_schema_2_moves_its_vectors(pg_server: PgServer) -> None:
+    """Schema 3 moved the vector copies into their own table: an older store's vectors are
+    carried over (emptied, then filled from the stored blobs) and search as before."""
+    from engfeed.store.base import migrations
+
+    url = pg_server.fresh_database()
+    with psycopg.connect(url, autocommit=True) as admin:  # a schema-2 store: start from nothing
+        admin.execute("DROP SCHEMA public CASCADE")
+        admin.execute("CREATE SCHEMA public")
+    old = Store(url, migrate=False)
+    assert isinstance(old, PostgresStore)
+    with old.transaction() as tx:
+        tx.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY)")
+        for number, sql in migrations("postgresql"):
+            if number <= 2:
+                tx.execute(sql)
+                tx.execute("INSERT INTO schema_migrations(version) VALUES (?)", (number,))
+    ids = _vector_articles(old, 2)
+    unit = np.eye(4, dtype=np.float16)
+    old.vectors.save("m", [(ids[0], unit[0].tobytes()), (ids[1], unit[1].tobytes())])
+    old.close_all()
+
+    new = Store(url)
+    assert isinstance(new, PostgresStore) and new.schema_status().version >= 3
+    assert new.vector_search and new.sync_vectors(4) == 2
+    assert [aid for aid, _ in new.nearest("m", [0.0, 1.0, 0, 0], 1)] == [ids[1]]
+    columns = {
+        r[0]
+        for r in new.conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'embeddings'"
+        )
+    }
+    assert "embedding" not in columns
+    new.close_all()

@@ -6,8 +6,8 @@ the defaults and command-line flags override both.
 ==========================  ===========================================================
 ``ENGFEED_DB``              SQLite store path (default: platform data dir/engfeed.db)
 ``ENGFEED_DATABASE_URL``    a ``postgresql://`` URL: the store is that database instead
-``ENGFEED_VECTORS``         ``database``: concept search runs in PostgreSQL (pgvector) instead of
-                           an in-process index (less memory per process, slower here)
+``ENGFEED_VECTORS``         ``memory``: concept search on PostgreSQL uses an in-process index
+                           instead of pgvector (the default where the server has it)
 ``ENGFEED_ANGLES``          the reader's angles TOML (default: config dir/angles.toml,
                             else the bundled seven angles)
 ``ENGFEED_REFRESH_INTERVAL`` minutes between background refreshes in ``serve`` (0 = off)
@@ -88,8 +88,10 @@ def store_location(explicit: str | os.PathLike[str] | None = None) -> Path | str
 
 
 def vectors_in_database() -> bool:
-    """``ENGFEED_VECTORS=database``: concept search in PostgreSQL (pgvector), when it has it."""
-    return os.environ.get("ENGFEED_VECTORS", "").strip().lower() == "database"
+    """Whether concept search may run in the database (PostgreSQL with pgvector): the
+    default; ``ENGFEED_VECTORS=memory`` keeps an in-process index instead (SQLite always
+    has one)."""
+    return os.environ.get("ENGFEED_VECTORS", "").strip().lower() != "memory"
 
 
 def angles_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:

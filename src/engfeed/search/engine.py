@@ -144,7 +144,7 @@ class SearchEngine:
         self.tuning = tuning
         self._index: VectorIndex | DatabaseIndex | None = None
         if embedder is not None:
-            if config.vectors_in_database() and getattr(store, "vector_search", False):  # pgvector
+            if getattr(store, "vector_search", False) and config.vectors_in_database():  # pgvector
                 self._index = DatabaseIndex(cast("DatabaseVectors", store), embedder.dim, self._stored_vector)
             else:
                 self._index = VectorIndex(embedder.dim, tuning.index)

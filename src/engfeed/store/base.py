@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -178,9 +178,10 @@ class Store(ABC):
         store has no queue (SQLite; PostgreSQL before any ``engfeed worker`` ran)."""
         return None
 
-    def after_bulk_load(self) -> None:
+    def after_bulk_load(self, progress: Callable[[str, int, int], None] | None = None) -> None:
         """Called after rows were inserted with their ids (a store copy): let the engine's
-        id counters and statistics catch up. Nothing to do by default."""
+        id counters, statistics and derived structures catch up (``progress(stage, done,
+        total)`` hears of long steps). Nothing to do by default."""
         return None
 
     # -- what each backend supplies ---------------------------------------------------------

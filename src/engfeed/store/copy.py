@@ -96,7 +96,7 @@ def copy_store(src: Store, dest: Store, *, progress: CopyProgress | None = None)
     expected = {table: _count(src, table) for table, _, _ in COPIED_TABLES}
     for table, columns, order in COPIED_TABLES:
         _copy_table(src, dest, table, columns, order, expected[table], progress)
-    dest.after_bulk_load()
+    dest.after_bulk_load(progress)
     found = {table: _count(dest, table) for table, _, _ in COPIED_TABLES}
     wrong = [f"{t}: {expected[t]} -> {found[t]}" for t in expected if found[t] < expected[t]]
     if wrong:
