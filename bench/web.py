@@ -1,7 +1,7 @@
 """Web serving benchmark: the real ``engfeed serve`` over a 100k-article synthetic store.
 
     .venv/bin/python bench/web.py                      # build/reuse the store, run, print a table
-    .venv/bin/python bench/web.py --vectors            # + random vectors: hybrid search with the
+    .venv/bin/python bench/web.py --vectors            # + synthetic vectors: hybrid search with the
                                                        #   real query model (realistic cost, not ranking)
     .venv/bin/python bench/web.py --duration 3 --concurrency 1,8 --json bench/results/web.json
     .venv/bin/python bench/web.py --database-url postgresql://... --workers 1,4
@@ -12,8 +12,10 @@ What it does:
 
 1. Builds (once; reused afterwards) ``bench/results/web-100k.db`` (git-ignored): 100,000
    synthetic articles from 60 companies over 13 years, with engineering vocabulary so that
-   angles get labelled and BM25 has something to rank. ``--vectors`` adds one random unit
-   vector per article under the real model's name.
+   angles get labelled and BM25 has something to rank. ``--vectors`` adds one vector per
+   article under the real model's name, drawn like ``bench/search.py``'s (a Gaussian fitted
+   to real MiniLM embeddings: uniform random vectors have none of their structure and are
+   the worst case for any approximate index, in-process or HNSW).
 2. Starts the real server (``python -m engfeed --db ... serve``: uvicorn, uvloop, httptools,
    one worker) on a free 127.0.0.1 port, with ``ENGFEED_REFRESH_INTERVAL=0`` and
    ``ENGFEED_EMBED=0`` (``1`` with ``--vectors``).
@@ -59,6 +61,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 STORE_VERSION = "web-bench-1"
+VECTORS_VERSION = "fitted-gaussian-1"  # bump when the vectors change (they are redrawn)
 UNCACHED_VIEWS = 400  # distinct views per "uncached" scenario: more than the page cache holds
 
 COMPANIES = [
@@ -200,21 +203,21 @@ def build_store(path: Path, n: int, *, vectors: bool) -> None:
         print(f"  assigned angles in {time.perf_counter() - t0:.0f}s")
         store.set_meta("bench", f"{STORE_VERSION}:{n}")
     if vectors:
-        import numpy as np
-
         from engfeed.embed import MINILM_DIM, MiniLMEmbedder, to_blob
+        from search import VectorModel  # bench/search.py: embedding-like synthetic vectors
 
         model = MiniLMEmbedder().name
-        if store.vectors.count(model) < n:
+        if store.vectors.count(model) < n or store.get_meta("bench_vectors") != VECTORS_VERSION:
             t0 = time.perf_counter()
-            rng = np.random.default_rng(3)
+            draw = VectorModel(seed=3)
             ids = store.all_ids()
             for start in range(0, len(ids), 10000):
                 chunk = ids[start : start + 10000]
-                mat = rng.standard_normal((len(chunk), MINILM_DIM)).astype(np.float32)
-                mat /= np.linalg.norm(mat, axis=1, keepdims=True)
+                mat = draw.draw(len(chunk))
+                assert mat.shape[1] == MINILM_DIM
                 store.vectors.save(model, ((aid, to_blob(vec)) for aid, vec in zip(chunk, mat, strict=True)))
-            print(f"  stored {len(ids):,} random vectors in {time.perf_counter() - t0:.0f}s")
+            store.set_meta("bench_vectors", VECTORS_VERSION)
+            print(f"  stored {len(ids):,} embedding-like vectors in {time.perf_counter() - t0:.0f}s")
     store.close()
 
 
@@ -439,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--articles", type=int, default=100_000)
     p.add_argument("--db", type=Path, default=None, help="store to use (default bench/results/web-<n>.db)")
-    p.add_argument("--vectors", action="store_true", help="store random vectors; serve with embeddings on")
+    p.add_argument("--vectors", action="store_true", help="store synthetic vectors; serve with embeddings on")
     p.add_argument("--duration", type=float, default=5.0, help="measured seconds per run (max 60)")
     p.add_argument("--warmup", type=float, default=1.5, help="unmeasured seconds before each run (max 30)")
     p.add_argument("--concurrency", default="1,8", help="comma-separated connection counts (each <= 64)")
