@@ -788,3 +788,21 @@ def test_postgresql_searches_its_own_vectors(
     # The whole module runs on both: on PostgreSQL (pgvector in the test server) the dense
     # side comes from the database.
     assert engine.vectors_in_database == (module_backend == "postgresql")
+
+
+def test_on_postgresql_memory_keeps_the_in_process_index_and_ranks_alike(
+    built: tuple[SearchEngine, dict[str, int]], module_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ENGFEED_VECTORS=memory``: the vectors are loaded into this process, as on SQLite, and
+    concept search ranks as it does in the database (float16 against halfvec: the same values)."""
+    if module_backend != "postgresql":
+        pytest.skip("SQLite always searches in process")
+    engine, _ = built
+    monkeypatch.setenv("ENGFEED_VECTORS", "memory")
+    local = SearchEngine(engine.store, engine.embedder)
+    assert not local.vectors_in_database and engine.vectors_in_database
+    for query in ("keeping services up when a region fails", "making pages load faster"):
+        assert [h.article.uid for h in local.search(query, limit=5)] == [
+            h.article.uid for h in engine.search(query, limit=5)
+        ]
+    local.close()
