@@ -27,13 +27,12 @@ Reports p50/p95 per query (the client's round trip included) and the ratio to ``
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from backends import embedded_postgres  # noqa: E402  (bench/backends.py: a throwaway server)
 from engfeed.embed import get_embedder  # noqa: E402
 from engfeed.models import Article  # noqa: E402
 from engfeed.search.vectors import VectorIndex  # noqa: E402
@@ -54,18 +54,6 @@ QUERIES = ROOT / "bench" / "relevance" / "data" / "queries.json"
 RESULTS = ROOT / "bench" / "results" / "pgvector.json"
 MODEL = "bench"
 K = 100
-
-
-@contextlib.contextmanager
-def embedded_postgres() -> Iterator[str]:
-    import embedded_postgres
-
-    with tempfile.TemporaryDirectory(prefix="engfeed-pgv-") as tmp:
-        server = embedded_postgres.get_server(Path(tmp) / "data", cleanup_mode="delete")
-        try:
-            yield server.get_uri()
-        finally:
-            server._cleanup()
 
 
 def real_vectors() -> np.ndarray:
