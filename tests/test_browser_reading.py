@@ -28,6 +28,7 @@ from browser_support import (
 )
 from engfeed.feed import Feed
 from feedgen import rss
+from pgserver import store_location
 
 pytestmark = browser_marks()
 
@@ -38,9 +39,12 @@ NOTE = "1. **Overall design**: two queues\n   - retries with backoff\n2. **Ongoi
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest, module_backend: str
+) -> Iterator[Served]:
+    """The real server over a store on each backend (the reader's state lives in the store)."""
     home = tmp_path_factory.mktemp("reading")
-    db = home / "engfeed.db"
+    db = store_location(request, module_backend, "engfeed")
     (home / "acme.xml").write_bytes(rss(8))
     feed = Feed.open(db, embed=False)
     try:

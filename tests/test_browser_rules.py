@@ -38,6 +38,7 @@ from browser_support import (
 )
 from engfeed.feed import Feed
 from engfeed.models import ArticleFilter
+from pgserver import store_location
 from test_web import NETFLIX_TEXT, SLACK_TEXT
 
 pytestmark = browser_marks()
@@ -69,9 +70,12 @@ SAVED_TITLE = "How we sharded the ledger"
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest, module_backend: str
+) -> Iterator[Served]:
+    """The real server over a store on each backend (the reader's state lives in the store)."""
     home = tmp_path_factory.mktemp("rules")
-    db = home / "engfeed.db"
+    db = store_location(request, module_backend, "engfeed")
     (home / "acme.xml").write_bytes(rss_items("Acme Engineering", "https://acme.example", ACME))
     (home / "vendor.xml").write_bytes(rss_items("Vendor News", "https://vendor.example", VENDOR))
     feed = Feed.open(db, angles_file=BUNDLED_ANGLES, embed=False)
