@@ -348,11 +348,8 @@ class PostgresStore(Store):
         done = 0
         total = 0
         if progress is not None:
-            total = int(
-                self.conn.execute("SELECT count(*) FROM article_vectors WHERE embedding IS NULL").fetchone()[
-                    0
-                ]
-            )
+            missing = self.conn.execute("SELECT count(*) FROM article_vectors WHERE embedding IS NULL")
+            total = int(missing.fetchone()[0])
         while True:
             rows = self.conn.execute(
                 "SELECT v.article_id, e.vec FROM article_vectors v JOIN embeddings e USING (article_id)"
@@ -389,7 +386,8 @@ class PostgresStore(Store):
         log.info("building the HNSW index of %d vectors (once)", count)
         started = time.monotonic()
         # The graph must fit in maintenance_work_mem or the build slows down threefold
-        # (100k vectors: 79 s with the default 64 MB, 25 s with room): this session only.
+        # (100k vectors: 79 s with the default 64 MB, 23 s with room). A cap, not an
+        # allocation, and for this session only.
         self.conn.execute("SELECT set_config('maintenance_work_mem', ?, false)", (HNSW_BUILD_MEMORY,))
         try:
             self.conn.execute(

@@ -2,8 +2,8 @@
 -- vector moves out of the wide `embeddings` row into a narrow table of half-precision
 -- vectors (`halfvec`, 2 bytes a dimension, stored inline). A 384-dimension float32 copy
 -- beside the float16 blob made each `embeddings` row ~2.3 KB, past PostgreSQL's TOAST
--- threshold, so an exact scan de-toasted every row: 27 ms at 17k vectors here, against
--- 3.6 ms for this table (bench/pgvector.py). Without pgvector nothing changes.
+-- threshold, so an exact scan de-toasted every row: 29 ms at 17k vectors here, against
+-- 4.1 ms for this table (bench/pgvector.py, "layout"). Without pgvector nothing changes.
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector') THEN
