@@ -218,6 +218,16 @@ def test_a_big_store_searches_through_its_hnsw_index(
     assert not pg.build_vector_index(16)  # below the threshold: exact scans
     monkeypatch.setattr(postgres, "HNSW_MIN_ROWS", 200)
     assert pg.build_vector_index(16) and pg.build_vector_index(16)  # built once, then found
+    # A build that died half-way leaves an invalid index: it is not used, and built again.
+    pg.conn.execute(
+        "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'article_vectors_hnsw'::regclass"
+    )
+    assert pg.vector_index_dim() is None
+    assert pg.build_vector_index(16) and pg.vector_index_dim() == 16
+    valid = pg.conn.execute(
+        "SELECT indisvalid FROM pg_index WHERE indexrelid = 'article_vectors_hnsw'::regclass"
+    )
+    assert valid.fetchone()[0] is True
     pg.conn.execute("SET enable_seqscan = off")  # at 300 rows a scan is cheaper: is the index usable?
     plan = pg.conn.execute(
         "EXPLAIN SELECT article_id, embedding::halfvec(16) <=> ?::halfvec(16) AS d FROM article_vectors"

@@ -388,10 +388,14 @@ class PostgresStore(Store):
         # The graph must fit in maintenance_work_mem or the build slows down threefold
         # (100k vectors: 79 s with the default 64 MB, 23 s with room). A cap, not an
         # allocation, and for this session only.
+        # CONCURRENTLY: other processes keep writing vectors meanwhile (a plain build would
+        # stop every writer for its duration). A build that died half-way (a killed worker)
+        # left an invalid index behind: it is dropped first and built again.
+        self.conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {HNSW_INDEX}")
         self.conn.execute("SELECT set_config('maintenance_work_mem', ?, false)", (HNSW_BUILD_MEMORY,))
         try:
             self.conn.execute(
-                f"CREATE INDEX IF NOT EXISTS {HNSW_INDEX} ON article_vectors"
+                f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {HNSW_INDEX} ON article_vectors"
                 f" USING hnsw ((embedding::halfvec({int(dim)})) halfvec_cosine_ops)"
             )
         finally:
@@ -400,14 +404,20 @@ class PostgresStore(Store):
         log.info("HNSW index built in %.1f s", time.monotonic() - started)
         return self._hnsw_dim(refresh=True) is not None
 
+    def vector_index_dim(self) -> int | None:
+        """The dimension of the usable HNSW index, or None when there is none (looked up now)."""
+        return self._hnsw_dim(refresh=True)
+
     def _hnsw_dim(self, *, refresh: bool = False) -> int | None:
         """The dimension of the HNSW index when there is one (looked up at most once a
         minute: another process may build it meanwhile)."""
         now = time.monotonic()
         if refresh or now - self._hnsw_checked > 60:
             row = self.conn.execute(
-                "SELECT substring(indexdef from 'halfvec\\((\\d+)\\)') FROM pg_indexes"
-                " WHERE indexname = ? AND schemaname = current_schema()",
+                "SELECT substring(pg_get_indexdef(i.indexrelid) from 'halfvec\\((\\d+)\\)')"
+                " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                " WHERE c.relname = ? AND c.relnamespace = current_schema()::regnamespace"
+                " AND i.indisvalid",  # a build that died half-way leaves an invalid one
                 (HNSW_INDEX,),
             ).fetchone()
             self._hnsw = int(row[0]) if row is not None and row[0] else None
