@@ -75,9 +75,9 @@ SCHEDULE_LOCK = 0x656E6773636865
 #: Vectors from which concept search in the database uses an HNSW index instead of an exact
 #: scan. Measured here (bench/pgvector.py: 2 cores, 384 dimensions, the 44 judged queries,
 #: top 100): an exact scan costs ~0.3-0.45 us a vector (7.8 ms at 17k real vectors, 28 ms at
-#: 100k); the index answers in 3.2 ms at 17k (recall@10 0.998, @100 0.995) and 7.1 ms at
+#: 100k); the index answers in 3.2-3.6 ms at 17k (recall@10 0.998, @100 0.995) and 7-10 ms at
 #: 100k (0.995 and 0.957; the 100k are the 17k real ones and more drawn from their
-#: Gaussian), and is built in 2.7 s and 23 s. At 10k an exact scan costs ~4.5 ms and loses
+#: Gaussian), and is built (concurrently) in 3 s and 30 s. At 10k an exact scan costs ~4.5 ms and loses
 #: nothing; above, the index is faster and loses little. The in-process index answers in
 #: 0.6 ms and 1.9 ms: faster still, but each web process then holds every vector.
 HNSW_MIN_ROWS = 10_000
@@ -375,7 +375,7 @@ class PostgresStore(Store):
         return done
 
     def build_vector_index(self, dim: int) -> bool:
-        """Make the HNSW index once the store holds ``HNSW_MIN_ROWS`` vectors (~23 s at 100k
+        """Make the HNSW index once the store holds ``HNSW_MIN_ROWS`` vectors (~30 s at 100k
         on two cores: done by indexing, a worker's job or ``db copy``, never by a page).
         True when it exists afterwards."""
         if self._hnsw_dim(refresh=True) is not None:
@@ -386,7 +386,7 @@ class PostgresStore(Store):
         log.info("building the HNSW index of %d vectors (once)", count)
         started = time.monotonic()
         # The graph must fit in maintenance_work_mem or the build slows down threefold
-        # (100k vectors: 79 s with the default 64 MB, 23 s with room). A cap, not an
+        # (100k vectors, not concurrently: 79 s with the default 64 MB, 23 s with room). A cap, not an
         # allocation, and for this session only.
         # CONCURRENTLY: other processes keep writing vectors meanwhile (a plain build would
         # stop every writer for its duration). A build that died half-way (a killed worker)
