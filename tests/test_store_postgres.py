@@ -284,3 +284,16 @@ def test_upgrading_a_store_from_schema_2_moves_its_vectors(pg_server: PgServer) 
     }
     assert "embedding" not in columns
     new.close_all()
+
+
+def test_vectors_of_another_size_never_hold_up_the_others(
+    pg: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engfeed.store import postgres
+
+    monkeypatch.setattr(postgres, "VECTOR_BATCH", 1)
+    ids = _vector_articles(pg, 3)
+    pg.vectors.save("old", [(ids[0], np.ones(8, dtype=np.float16).tobytes())])  # another model's size
+    pg.vectors.save("m", [(aid, np.eye(4, dtype=np.float16)[i].tobytes()) for i, aid in enumerate(ids[1:])])
+    assert pg.sync_vectors(4) == 2
+    assert [aid for aid, _ in pg.nearest("m", [0.0, 1.0, 0, 0], 1)] == [ids[2]]

@@ -348,17 +348,21 @@ class PostgresStore(Store):
         done = 0
         total = 0
         if progress is not None:
-            missing = self.conn.execute("SELECT count(*) FROM article_vectors WHERE embedding IS NULL")
+            missing = self.conn.execute(
+                "SELECT count(*) FROM article_vectors v JOIN embeddings e USING (article_id)"
+                " WHERE v.embedding IS NULL AND octet_length(e.vec) = ?",
+                (2 * dim,),
+            )
             total = int(missing.fetchone()[0])
         while True:
             rows = self.conn.execute(
                 "SELECT v.article_id, e.vec FROM article_vectors v JOIN embeddings e USING (article_id)"
-                " WHERE v.embedding IS NULL ORDER BY v.article_id LIMIT ?",
-                (VECTOR_BATCH,),
+                " WHERE v.embedding IS NULL AND octet_length(e.vec) = ? ORDER BY v.article_id LIMIT ?",
+                (2 * dim, VECTOR_BATCH),  # vectors of another size (another model) stay empty
             ).fetchall()
-            usable = [(int(aid), bytes(vec)) for aid, vec in rows if len(bytes(vec)) == 2 * dim]
+            usable = [(int(aid), bytes(vec)) for aid, vec in rows]
             if not usable:
-                break  # none missing, or only vectors of another size (another model)
+                break
             values = [
                 (np.frombuffer(blob, dtype=np.float16).astype(np.float32).tolist(), aid)
                 for aid, blob in usable
