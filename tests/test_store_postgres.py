@@ -252,7 +252,7 @@ def test_a_big_store_searches_through_its_hnsw_index(
 
 def test_upgrading_a_store_from_schema_2_moves_its_vectors(pg_server: PgServer) -> None:
     """Schema 3 moved the vector copies into their own table: an older store's vectors are
-    carried over (emptied, then filled from the stored blobs) and search as before."""
+    carried over (filled from the stored blobs by the upgrade) and search as before."""
     from engfeed.store.base import migrations
 
     url = pg_server.fresh_database()
@@ -274,7 +274,7 @@ def test_upgrading_a_store_from_schema_2_moves_its_vectors(pg_server: PgServer) 
 
     new = Store(url)
     assert isinstance(new, PostgresStore) and new.schema_status().version >= 3
-    assert new.vector_search and new.sync_vectors(4) == 2
+    assert new.vector_search and new.sync_vectors(4) == 0  # filled by the upgrade itself
     assert [aid for aid, _ in new.nearest("m", [0.0, 1.0, 0, 0], 1)] == [ids[1]]
     columns = {
         r[0]
@@ -297,3 +297,39 @@ def test_vectors_of_another_size_never_hold_up_the_others(
     pg.vectors.save("m", [(aid, np.eye(4, dtype=np.float16)[i].tobytes()) for i, aid in enumerate(ids[1:])])
     assert pg.sync_vectors(4) == 2
     assert [aid for aid, _ in pg.nearest("m", [0.0, 1.0, 0, 0], 1)] == [ids[2]]
+
+
+def test_indexing_through_the_feed_builds_the_hnsw_index(
+    pg: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store that grows past HNSW_MIN_ROWS by ordinary indexing gets its index (not only
+    through db copy), and concept search uses it."""
+    from engfeed.feed import Feed
+    from engfeed.store import postgres
+    from test_angles import FakeEmbedder
+
+    monkeypatch.setattr(postgres, "HNSW_MIN_ROWS", 20)
+    _vector_articles(pg, 30)
+    feed = Feed(pg, embedder=FakeEmbedder())  # type: ignore[arg-type]
+    feed.index_pending()
+    assert pg.vector_index_dim() == FakeEmbedder.dim
+    assert feed.search_engine.vectors_in_database
+    assert len(feed.search("t7", limit=5)) == 5
+
+
+def test_an_outage_during_full_text_search_is_not_a_query_error(
+    pg: PostgresStore, pg_server: PgServer
+) -> None:
+    pid = pg.conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    with psycopg.connect(pg_server.url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    with pytest.raises(DatabaseUnavailable):
+        pg.fts_search('"caching"', ArticleFilter(), limit=5)
+    pg.release()
+
+
+def test_a_query_vector_with_nan_is_searched_not_refused(pg: PostgresStore) -> None:
+    ids = _vector_articles(pg, 2)
+    pg.vectors.save("m", [(aid, np.eye(4, dtype=np.float16)[i].tobytes()) for i, aid in enumerate(ids)])
+    pg.sync_vectors(4)
+    assert [aid for aid, _ in pg.nearest("m", [float("nan"), 1.0, 0, float("inf")], 1)] == [ids[1]]

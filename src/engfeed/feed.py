@@ -723,6 +723,7 @@ class Feed:
             self.labeler.label_pending(self.store, _stage(progress, "angles"))
             if engine is not None:
                 engine.embed_pending_passages(_stage(progress, "passages"))
+                engine.prepare_store()
 
     def reindex(self, progress: ProgressFn | None = None) -> int:
         with self._index_lock:
@@ -731,6 +732,7 @@ class Feed:
             self.labeler.label_pending(self.store, _stage(progress, "angles"))
             if engine is not None:
                 engine.embed_pending_passages(_stage(progress, "passages"))
+                engine.prepare_store()
         return count
 
     # -- reading -----------------------------------------------------------------------

@@ -132,8 +132,8 @@ def request_refresh(feed: Feed) -> str:
 
     A forced job has a queueing lock of its own (``refresh-now:ID``), so a second click while
     the first is still waiting adds nothing, and a planned job waiting for the same source
-    stays: both take the source's lock in turn, and the second finds the source no longer
-    due."""
+    stays: the forced one runs first (a higher priority; both take the source's lock in
+    turn), and the planned one then finds the source no longer due."""
     store = feed.store
     if not isinstance(store, PostgresStore):
         raise ConfigError("only a PostgreSQL store has a job queue")
@@ -146,8 +146,8 @@ def request_refresh(feed: Feed) -> str:
         async with app.open_async():
             for sid in ids:
                 with contextlib.suppress(AlreadyEnqueued):
-                    await task.configure(
-                        lock=f"source:{sid}", queueing_lock=f"refresh-now:{sid}"
+                    await task.configure(  # before a planned job of the same source
+                        lock=f"source:{sid}", queueing_lock=f"refresh-now:{sid}", priority=1
                     ).defer_async(source_id=sid, force=True)
                     queued += 1
         return queued

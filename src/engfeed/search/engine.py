@@ -183,9 +183,15 @@ class SearchEngine:
         passage; returns the count of articles embedded."""
         count = self.embed_missing(progress)
         self.embed_pending_passages(passages)
-        if isinstance(self._index, DatabaseIndex):  # the store searches its own vectors
-            self._index.prepare_store()
+        self.prepare_store()
         return count
+
+    def prepare_store(self) -> None:
+        """After indexing: where the store searches its own vectors (PostgreSQL with
+        pgvector), fill their searchable copies and build its ANN index once it is big
+        enough (seconds to a minute: here, never inside a search). Nothing otherwise."""
+        if isinstance(self._index, DatabaseIndex):
+            self._index.prepare_store()
 
     def reindex(self, progress: Progress | None = None, passages: Progress | None = None) -> int:
         """Re-embed every article (after a model change, or to refresh edited articles)."""

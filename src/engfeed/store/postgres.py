@@ -255,13 +255,18 @@ class PostgresStore(Store):
                 )
         self.conn.execute("ANALYZE")
         if self.vector_search:
-            row = self.conn.execute(
-                "SELECT octet_length(vec) FROM embeddings GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
-            ).fetchone()
-            if row is not None:
-                dim = int(row[0]) // 2  # float16
-                self.sync_vectors(dim, progress=progress)
-                self.build_vector_index(dim)
+            self.prepare_vectors(progress)
+
+    def prepare_vectors(self, progress: Callable[[str, int, int], None] | None = None) -> None:
+        """Fill the searchable copies of the stored vectors (of their most common size) and
+        build the HNSW index if the store is big enough: after a copy or an upgrade."""
+        row = self.conn.execute(
+            "SELECT octet_length(vec) FROM embeddings GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
+        ).fetchone()
+        if row is not None:
+            dim = int(row[0]) // 2  # float16
+            self.sync_vectors(dim, progress=progress)
+            self.build_vector_index(dim)
 
     # -- connections -------------------------------------------------------------------
     @property
@@ -343,7 +348,7 @@ class PostgresStore(Store):
         partial index)."""
         if (indexed := self._hnsw_dim()) is not None and indexed != dim:  # another model's size
             log.info("dropping the HNSW index of %d-dimension vectors (now %d)", indexed, dim)
-            self.conn.execute(f"DROP INDEX IF EXISTS {HNSW_INDEX}")
+            self.conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {HNSW_INDEX}")
             self._hnsw = None
         done = 0
         total = 0
@@ -364,12 +369,14 @@ class PostgresStore(Store):
             if not usable:
                 break
             values = [
-                (np.frombuffer(blob, dtype=np.float16).astype(np.float32).tolist(), aid)
+                (np.frombuffer(blob, dtype=np.float16).astype(np.float32).tolist(), aid, blob)
                 for aid, blob in usable
             ]
-            with self.transaction() as tx:
+            with self.transaction() as tx:  # only if the vector is still the one read above
                 tx.executemany(
-                    "UPDATE article_vectors SET embedding = ?::real[]::halfvec WHERE article_id = ?", values
+                    "UPDATE article_vectors v SET embedding = ?::real[]::halfvec FROM embeddings e"
+                    " WHERE v.article_id = ? AND e.article_id = v.article_id AND e.vec = ?",
+                    values,
                 )
             done += len(values)
             if progress is not None:
@@ -396,6 +403,10 @@ class PostgresStore(Store):
         # stop every writer for its duration). A build that died half-way (a killed worker)
         # left an invalid index behind: it is dropped first and built again.
         self.conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {HNSW_INDEX}")
+        with self.transaction() as tx:  # an earlier model's copies of another size: unsearchable now
+            tx.execute(
+                "UPDATE article_vectors SET embedding = NULL WHERE vector_dims(embedding) <> ?", (int(dim),)
+            )
         self.conn.execute("SELECT set_config('maintenance_work_mem', ?, false)", (HNSW_BUILD_MEMORY,))
         try:
             self.conn.execute(
@@ -448,6 +459,8 @@ class PostgresStore(Store):
         # the select list and again in ORDER BY computes it twice (17k vectors: 7.2 against
         # 4.1 ms here). Similarity is 1 - distance.
         q = _vector_literal(query)
+        dim: int | None = None
+        rows: list[Any] = []
         if ids is not None:
             rows = self.conn.execute(
                 "SELECT article_id, embedding <=> ?::halfvec AS d FROM article_vectors"
@@ -461,10 +474,12 @@ class PostgresStore(Store):
             self.conn.execute("SELECT set_config('hnsw.ef_search', ?, false)", (ef,))  # this session's
             rows = self.conn.execute(
                 f"SELECT article_id, embedding::{cast} <=> ?::{cast} AS d FROM article_vectors"
-                f" WHERE model = ? ORDER BY d LIMIT ?",
+                f" WHERE model = ? AND embedding IS NOT NULL ORDER BY d LIMIT ?",
                 (q, model, k),
             ).fetchall()
-        else:
+        if ids is None and (dim is None or len(query) != dim or len(rows) < k):
+            # Exact: a small store, or the index came up short (it filters by model after
+            # its search: mid-way through a switch to another model of the same size).
             rows = self.conn.execute(
                 "SELECT article_id, embedding <=> ?::halfvec AS d FROM article_vectors"
                 " WHERE model = ? AND embedding IS NOT NULL ORDER BY d, article_id LIMIT ?",
@@ -561,6 +576,8 @@ class PostgresStore(Store):
                 tx.execute(sql)
                 tx.execute(f"INSERT INTO {SCHEMA_VERSION_TABLE}(version) VALUES (?)", (number,))
                 version = number
+        if VECTOR_TABLE_MIGRATION in applied_now(done, version) and self.vector_search:
+            self.prepare_vectors()  # the moved copies, filled here once, not by a first search
         return version
 
     def apply_addon_schema(self, table: str, sql: str) -> bool:
@@ -650,6 +667,8 @@ class PostgresStore(Store):
                 )
                 args = [*rank_args, text, *params, limit]
             rows = self.conn.execute(sql, args).fetchall()
+        except DatabaseUnavailable:
+            raise  # an outage, not a query the engine could not run
         except Exception as exc:
             if _is_cancel(exc):
                 raise
@@ -735,7 +754,17 @@ def _vector_literal(values: Sequence[float]) -> str:
     """A query vector as pgvector's text form, ``[0.1,0.2,...]``: sent as an untyped literal
     and cast once (``?::halfvec``). A ``real[]`` parameter cast to halfvec in the query
     costs ~30 % more per exact scan (17k vectors: 9.5 against 7.2 ms here)."""
-    return "[" + ",".join(repr(float(x)) for x in values) + "]"
+    finite = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    return "[" + ",".join(repr(float(x)) for x in finite) + "]"  # pgvector refuses NaN and inf
+
+
+#: The migration that moved the vector copies into ``article_vectors``.
+VECTOR_TABLE_MIGRATION = 3
+
+
+def applied_now(before: set[int], after: int) -> set[int]:
+    """The migration numbers a run took the store through (from ``before`` to ``after``)."""
+    return {n for n in range(1, after + 1) if n not in before}
 
 
 def _latest() -> int:

@@ -7,6 +7,15 @@
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector') THEN
+        BEGIN  -- halfvec needs pgvector 0.7: update an older install if we may
+            ALTER EXTENSION vector UPDATE;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE NOTICE 'pgvector could not be updated: %', SQLERRM;
+        END;
+    END IF;
+    IF to_regtype('halfvec') IS NULL THEN
+        RAISE NOTICE 'pgvector 0.7 or later is not available: concept search uses the in-process index';
+    ELSE
         DROP TRIGGER IF EXISTS embeddings_vector_stale ON embeddings;
         DROP FUNCTION IF EXISTS embeddings_vector_stale();
         DROP INDEX IF EXISTS embeddings_hnsw;
