@@ -163,3 +163,29 @@ def test_a_worker_killed_mid_job_loses_nothing(workers: Workers, http_server: Lo
     until(lambda: store.count_articles() == 4, 90, "the stalled job retried by another worker")
     assert fetched(store) == 1
     assert "stalled" in workers.log("second")
+
+
+def test_a_queue_that_does_not_answer_is_an_outage(
+    pg_server: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "Refresh now" while the queue's own connections fail: an outage (503 on the page, a
+    line in the log), not a traceback."""
+    from procrastinate.exceptions import ConnectorException
+
+    from engfeed import jobs
+    from engfeed.errors import DatabaseUnavailable
+
+    store = Store(pg_server.fresh_database())
+    store.add_source("Blog", "https://blog.example/feed.xml")
+
+    class Away:
+        def __init__(self) -> None:
+            self.tasks = {"engfeed.refresh_source": None}
+
+        def open_async(self) -> object:
+            raise ConnectorException("connection refused")
+
+    monkeypatch.setattr(jobs, "queue_app", lambda *a, **k: Away())
+    with pytest.raises(DatabaseUnavailable, match="the job queue did not answer"):
+        jobs.request_refresh(Feed(store, embedder=None))
+    store.close_all()

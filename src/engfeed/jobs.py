@@ -32,12 +32,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import procrastinate
-from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
+from procrastinate.exceptions import AlreadyEnqueued, ConnectorException, UniqueViolation
 from procrastinate.jobs import Status
 from procrastinate.schema import SchemaManager
+from psycopg_pool import PoolTimeout
 
 from engfeed import config
-from engfeed.errors import ConfigError
+from engfeed.errors import ConfigError, DatabaseUnavailable
 from engfeed.feed import Feed
 from engfeed.models import Source
 from engfeed.store import PostgresStore, Store
@@ -152,7 +153,10 @@ def request_refresh(feed: Feed) -> str:
                     queued += 1
         return queued
 
-    queued = asyncio.run(defer_all())
+    try:
+        queued = asyncio.run(defer_all())
+    except (ConnectorException, PoolTimeout) as exc:  # the queue's own connections
+        raise DatabaseUnavailable(f"the job queue did not answer: {exc}") from exc
     waiting = len(ids) - queued
     line = f"{queued} {'source' if queued == 1 else 'sources'} queued for the workers"
     return line + (f" ({waiting} already waiting)" if waiting else "")
