@@ -570,13 +570,15 @@ class PostgresStore(Store):
             tx.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA_VERSION_TABLE} (version INTEGER PRIMARY KEY)")
             done = {int(row[0]) for row in tx.execute(f"SELECT version FROM {SCHEMA_VERSION_TABLE}")}
             version = max(done, default=0)
+            ran: list[int] = []
             for number, sql in migrations(self.backend):
                 if number in done:
                     continue
                 tx.execute(sql)
                 tx.execute(f"INSERT INTO {SCHEMA_VERSION_TABLE}(version) VALUES (?)", (number,))
                 version = number
-        if VECTOR_TABLE_MIGRATION in applied_now(done, version) and self.vector_search:
+                ran.append(number)
+        if VECTOR_TABLE_MIGRATION in ran and self.vector_search:
             self.prepare_vectors()  # the moved copies, filled here once, not by a first search
         return version
 
@@ -760,11 +762,6 @@ def _vector_literal(values: Sequence[float]) -> str:
 
 #: The migration that moved the vector copies into ``article_vectors``.
 VECTOR_TABLE_MIGRATION = 3
-
-
-def applied_now(before: set[int], after: int) -> set[int]:
-    """The migration numbers a run took the store through (from ``before`` to ``after``)."""
-    return {n for n in range(1, after + 1) if n not in before}
 
 
 def _latest() -> int:

@@ -43,25 +43,23 @@ class ReadingPart:
         Saving an article already saved keeps its first ``saved_at``."""
         ts = to_ts(when)
         with self._db.transaction() as tx:
-            for aid in ids:
-                tx.execute(
-                    "INSERT INTO reading_state(user_id, article_id, saved, saved_at) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT(user_id, article_id) DO UPDATE SET saved = excluded.saved,"
-                    " saved_at = CASE WHEN excluded.saved != 0"
-                    " THEN coalesce(reading_state.saved_at, excluded.saved_at) ELSE NULL END",
-                    (user, aid, int(saved), ts if saved else None),
-                )
+            tx.executemany(
+                "INSERT INTO reading_state(user_id, article_id, saved, saved_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(user_id, article_id) DO UPDATE SET saved = excluded.saved,"
+                " saved_at = CASE WHEN excluded.saved != 0"
+                " THEN coalesce(reading_state.saved_at, excluded.saved_at) ELSE NULL END",
+                [(user, aid, int(saved), ts if saved else None) for aid in ids],
+            )
 
     def set_read(self, ids: Sequence[int], read: bool, *, when: datetime, user: int = USER) -> None:
         ts = to_ts(when)
         with self._db.transaction() as tx:
-            for aid in ids:
-                tx.execute(
-                    "INSERT INTO reading_state(user_id, article_id, read, read_at) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT(user_id, article_id) DO UPDATE SET read = excluded.read,"
-                    " read_at = excluded.read_at",
-                    (user, aid, int(read), ts if read else None),
-                )
+            tx.executemany(
+                "INSERT INTO reading_state(user_id, article_id, read, read_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(user_id, article_id) DO UPDATE SET read = excluded.read,"
+                " read_at = excluded.read_at",
+                [(user, aid, int(read), ts if read else None) for aid in ids],
+            )
 
     def mark_read_through(
         self, flt: ArticleFilter, through: tuple[int, int], *, when: datetime, user: int = USER
