@@ -88,3 +88,17 @@ def test_the_fast_build_uses_quantised_fused_attention(tmp_path: Path) -> None:
     texts = ["How we fail over between AWS regions", "Profiling p99 latency of gRPC services"]
     agree = np.einsum("ij,ij->i", fast.embed(texts), reference.embed(texts))
     assert (agree > 0.98).all()
+
+
+def test_the_unfused_build_is_still_available_for_comparison(tmp_path: Path) -> None:
+    """``fuse=False`` and ``disabled_fusions=()``: the build engfeed ran before, which
+    ``bench/relevance/embedders.py`` measures against; it agrees with the fused one."""
+    cache = tmp_path / "cache"
+    unfused = MiniLMEmbedder(cache_dir=cache, disabled_fusions=())
+    build_query_model(unfused.model_path, unfused.query_model_path, fuse=False)
+    ops = Counter(n.op_type for n in onnx.load(str(unfused.query_model_path)).graph.node)
+    assert ops["QAttention"] == 0 and ops["Softmax"] == 6
+    texts = ["How we fail over between AWS regions", "Profiling p99 latency of gRPC services"]
+    fused = MiniLMEmbedder(cache_dir=tmp_path / "fused")
+    agree = np.einsum("ij,ij->i", unfused.embed(texts), fused.embed(texts))
+    assert (agree > 0.99).all()

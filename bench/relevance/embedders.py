@@ -9,12 +9,15 @@ embedded the same way for both (the dynamic-int8 query model), so only the docum
 vectors differ:
 
 * ``reference``: the pinned model in length-sorted padded batches on 2 intra-op threads
-  (``MiniLMEmbedder(fast_documents=False)``, what engfeed ran before);
-* ``fast``: the dynamic-int8 build, one text per call on 2 worker threads (the default).
+  (``MiniLMEmbedder(fast_documents=False)``, what engfeed ran until 2026-11);
+* ``unfused``: the dynamic-int8 build as engfeed ran it until 2026-12-04: self-attention not
+  fused, ORT's load-time fusions all on; its queries run that build too;
+* ``fast``: the dynamic-int8 build with fused attention, one text per call on 2 worker
+  threads (the default).
 
-Reports each build's time and texts/s, the speed ratio, nDCG@10 per mode, and for dense and
-hybrid a paired bootstrap interval of (fast - reference) over the queries. Both builds run
-in this process, one after the other, on the same machine state.
+Reports each build's time and texts/s, the speed ratios, nDCG@10 per mode, and for dense and
+hybrid a paired bootstrap interval of (fast - reference) and (fast - unfused) over the
+queries. The builds run in this process, one after the other, on the same machine state.
 """
 
 from __future__ import annotations
@@ -33,10 +36,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import DEFAULT_DB, MODES, evaluate, load_queries, open_corpus, paired_bootstrap
 
 from engfeed.embed import MiniLMEmbedder
+from engfeed.fastmodel import build_query_model
 from engfeed.search import SearchEngine, passages_of
 from engfeed.store import Store
 
-BUILDS = {"reference": {"fast_documents": False}, "fast": {"fast_documents": True}}
+BUILDS: dict[str, dict[str, Any]] = {
+    "reference": {"fast_documents": False},
+    "unfused": {"fast_documents": True, "disabled_fusions": ()},
+    "fast": {"fast_documents": True},
+}
 
 
 def copy_store(src: Path, dst: Path) -> None:
@@ -59,7 +67,11 @@ def run_build(name: str, db: Path, workdir: Path) -> dict[str, Any]:
     copy = workdir / f"{name}.db"
     copy_store(db, copy)
     store = Store(copy)
-    embedder = MiniLMEmbedder(**BUILDS[name])
+    if name == "unfused":  # its own cache, holding the build without the attention fusion
+        embedder = MiniLMEmbedder(**BUILDS[name], cache_dir=workdir / "unfused-models")
+        build_query_model(embedder.model_path, embedder.query_model_path, fuse=False)
+    else:
+        embedder = MiniLMEmbedder(**BUILDS[name])
     embedder.load()
     engine = SearchEngine(store, embedder)
     started = time.perf_counter()
@@ -82,17 +94,22 @@ def run_build(name: str, db: Path, workdir: Path) -> dict[str, Any]:
 
 
 def compare(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    ref, fast = results["reference"], results["fast"]
-    ids = ref["query_ids"]
-    out: dict[str, Any] = {"speedup": round(ref["seconds"] / fast["seconds"], 2), "ndcg_delta": {}}
-    for mode in ("dense", "hybrid"):
-        a = [fast["search"][mode]["per_query"][i] for i in ids]
-        b = [ref["search"][mode]["per_query"][i] for i in ids]
-        lo, hi = paired_bootstrap(a, b)
-        out["ndcg_delta"][mode] = {
-            "mean": round((sum(a) - sum(b)) / len(ids), 4),
-            "ci95": [round(lo, 4), round(hi, 4)],
-        }
+    """Speed ratio and paired nDCG@10 differences of the fast build against each other one."""
+    fast = results["fast"]
+    ids = fast["query_ids"]
+    out: dict[str, Any] = {"speedup": {}, "ndcg_delta": {}}
+    for base in ("reference", "unfused"):
+        other = results[base]
+        out["speedup"][base] = round(other["seconds"] / fast["seconds"], 2)
+        out["ndcg_delta"][base] = {}
+        for mode in ("dense", "hybrid"):
+            a = [fast["search"][mode]["per_query"][i] for i in ids]
+            b = [other["search"][mode]["per_query"][i] for i in ids]
+            lo, hi = paired_bootstrap(a, b)
+            out["ndcg_delta"][base][mode] = {
+                "mean": round((sum(a) - sum(b)) / len(ids), 4),
+                "ci95": [round(lo, 4), round(hi, 4)],
+            }
     return out
 
 
@@ -127,10 +144,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:<10} {r['articles']:>8} {r['texts']:>7} {r['seconds']:>8.1f}"
             f" {r['texts_per_s']:>8.1f}  {nd}"
         )
-    print(f"speed: fast is {summary['speedup']:.2f}x the reference build")
-    for mode, d in summary["ndcg_delta"].items():
-        lo, hi = d["ci95"]
-        print(f"nDCG@10 {mode}: fast - reference = {d['mean']:+.4f} (95% CI {lo:+.4f}..{hi:+.4f})")
+    for base, deltas in summary["ndcg_delta"].items():
+        print(f"speed: fast is {summary['speedup'][base]:.2f}x the {base} build")
+        for mode, d in deltas.items():
+            lo, hi = d["ci95"]
+            print(f"nDCG@10 {mode}: fast - {base} = {d['mean']:+.4f} (95% CI {lo:+.4f}..{hi:+.4f})")
     return 0
 
 

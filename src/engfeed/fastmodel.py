@@ -55,10 +55,11 @@ class _DropRootWarnings(logging.Filter):
         )
 
 
-def build_query_model(src: Path, dst: Path) -> None:
+def build_query_model(src: Path, dst: Path, *, fuse: bool = True) -> None:
     """Derive the fast build from the weight-only int8 file at ``src`` (see the module
-    docstring). Written atomically: concurrent builders (test workers, two servers) each
-    write a temporary file and rename it."""
+    docstring); ``fuse=False`` skips step 2 (the build engfeed used before 2026-12-04, kept
+    for ``bench/relevance/embedders.py``). Written atomically: concurrent builders (test
+    workers, two servers) each write a temporary file and rename it."""
     import onnx
     import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -73,12 +74,12 @@ def build_query_model(src: Path, dst: Path) -> None:
         opts.optimized_model_filepath = str(folded)
         opts.log_severity_level = 3
         ort.InferenceSession(str(src), sess_options=opts, providers=["CPUExecutionProvider"])
-        model = onnx.load(str(folded))
-        fused = fuse_attention(model)
-        if fused:
-            onnx.save(model, str(folded))
-        else:
-            log.info("self-attention not fused: the graph is not the packaged model's")
+        if fuse:
+            model = onnx.load(str(folded))
+            if fuse_attention(model):
+                onnx.save(model, str(folded))
+            else:
+                log.info("self-attention not fused: the graph is not the packaged model's")
         root.addFilter(quiet)
         try:
             quantize_dynamic(
