@@ -176,7 +176,7 @@ def index_build(corpora: list[Path], repeat: int) -> None:
         rss = max(r for _, r in samples)
         print(f"{labels[name]:<36} {t:>8.1f} {t / base:>8.2f}x {rss:>12.0f}")
     print(
-        f"(median of {repeat}; target: concept-searchable within 3x of reader. Concept-searchable:"
+        f"(median of {repeat}; target: within 3x of reader, passages included. Concept-searchable:"
         " every article has its document vector and angles, polled every 0.2 s; passages fill in after)"
     )
 
