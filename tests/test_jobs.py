@@ -189,3 +189,28 @@ def test_a_queue_that_does_not_answer_is_an_outage(
     with pytest.raises(DatabaseUnavailable, match="the job queue did not answer"):
         jobs.request_refresh(Feed(store, embedder=None))
     store.close_all()
+
+
+def test_serve_knows_whether_workers_run_the_background_work(
+    pg_server: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No queue: serve refreshes itself; a queue: it leaves that to the workers; a database
+    that does not answer at that moment: an outage, not "no queue" (which would have serve
+    refresh in-process next to the workers)."""
+    from engfeed.errors import DatabaseUnavailable
+
+    store = Store(pg_server.fresh_database())
+    feed = Feed(store, embedder=None)
+    assert feed.has_job_queue is False
+    assert create_app(feed, refresh_interval_min=30).state.refresher.enabled
+    ensure_queue_schema(store)
+    assert feed.has_job_queue is True
+    assert not create_app(feed, refresh_interval_min=30).state.refresher.enabled
+
+    def away(table: str) -> bool:
+        raise DatabaseUnavailable("the database did not answer: connection refused")
+
+    monkeypatch.setattr(store, "has_table", away)
+    with pytest.raises(DatabaseUnavailable):
+        create_app(feed, refresh_interval_min=30)
+    store.close_all()

@@ -248,11 +248,11 @@ class Feed:
     @property
     def has_job_queue(self) -> bool:
         """Whether ``engfeed worker`` processes run the background work (a PostgreSQL store
-        whose queue was set up): ``serve`` then leaves refreshing to them."""
-        try:
-            return self.store.queue_state() is not None
-        except Exception:
-            return False
+        whose queue was set up): ``serve`` then leaves refreshing to them.
+
+        A database that does not answer raises :class:`DatabaseUnavailable`: read as "no
+        queue", ``serve`` would start refreshing in-process next to the workers."""
+        return self.store.has_job_queue()
 
     @staticmethod
     def schema_status(db: str | Path | None = None) -> SchemaStatus:

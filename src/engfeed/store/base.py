@@ -173,6 +173,11 @@ class Store(ABC):
         """A round trip to the database (raises when it cannot answer)."""
         self.conn.execute("SELECT 1").fetchone()
 
+    def has_job_queue(self) -> bool:
+        """Whether the shared job queue was set up in this store (PostgreSQL, once an
+        ``engfeed worker`` ran); never on SQLite. An outage raises, it is not a "no"."""
+        return False
+
     def queue_state(self) -> dict[str, int] | None:
         """The shared job queue's state (jobs per status, live workers), or None when this
         store has no queue (SQLite; PostgreSQL before any ``engfeed worker`` ran)."""

@@ -594,10 +594,13 @@ class PostgresStore(Store):
     def has_table(self, table: str) -> bool:
         return self.conn.execute("SELECT to_regclass(?)", (table,)).fetchone()[0] is not None
 
+    def has_job_queue(self) -> bool:
+        return self.has_table("procrastinate_jobs")
+
     def queue_state(self, live_s: float = 60.0) -> dict[str, int] | None:
         """Jobs per status on procrastinate's queue, and the workers that beat in the last
         ``live_s`` seconds; None when no worker ever set the queue up."""
-        if not self.has_table("procrastinate_jobs"):
+        if not self.has_job_queue():
             return None
         state = {"todo": 0, "doing": 0, "failed": 0}
         for status, count in self.conn.execute(
