@@ -13,11 +13,11 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlencode, urlsplit
 
 from engfeed import config
@@ -155,6 +155,45 @@ class Page:
     next_cursor: str | None
 
 
+_Item = TypeVar("_Item")
+_DONE = object()
+
+
+def _on_a_worker_thread(
+    name: str,
+    produce: Callable[[Callable[[_Item], None]], Coroutine[Any, Any, object]],
+    handle: Callable[[_Item], None],
+) -> None:
+    """Run the coroutine ``produce(put)`` on an event loop while a worker thread hands each
+    item it puts to ``handle``: CPU work on an item (parsing, extraction, storing) never
+    stalls the loop, so it never eats the other fetches' time budgets.
+
+    An outage (:class:`Unavailable`) raised by ``handle`` stops the handling: the items still
+    coming are drained unread (nothing can be stored until the database is back), and the
+    outage is raised here once the loop is done. Anything else ``handle`` raises is a bug
+    and ends the worker thread, as before."""
+    items: queue.Queue[object] = queue.Queue()
+    outage: list[Unavailable] = []
+
+    def consume() -> None:
+        while (item := items.get()) is not _DONE:
+            if not outage:
+                try:
+                    handle(cast("_Item", item))
+                except Unavailable as exc:
+                    outage.append(exc)
+
+    worker = threading.Thread(target=consume, name=name, daemon=True)
+    worker.start()
+    try:
+        asyncio.run(produce(items.put))
+    finally:
+        items.put(_DONE)
+        worker.join()
+    if outage:
+        raise outage[0]
+
+
 class Feed:
     """Engineering Feed over one store."""
 
@@ -244,6 +283,10 @@ class Feed:
         """Whether this process runs the background schedule on this store: the first of
         several ``serve`` processes does, the others serve pages only."""
         return self.store.claim_schedule()
+
+    def queue_state(self) -> dict[str, int] | None:
+        """The job queue's state (jobs per status, live workers), or None without a queue."""
+        return self.store.queue_state()
 
     @property
     def has_job_queue(self) -> bool:
@@ -363,35 +406,23 @@ class Feed:
         report = IngestReport()
         if not sources:
             return report
-        results: queue.Queue[FetchResult | None] = queue.Queue()
-        outage: list[Unavailable] = []  # the database went away: the refresh stops, and says so
 
-        def consume() -> None:
-            while (item := results.get()) is not None:
-                if outage:
-                    continue  # drain: nothing can be stored until the database is back
-                try:
-                    entry = self._apply_fetch(item)
-                except Unavailable as exc:
-                    outage.append(exc)
-                    continue
-                except Exception as exc:  # a bug or a full disk: that source fails, the others go on
-                    entry = SourceReport(item.source.name, "failed", error=f"{type(exc).__name__}: {exc}")
-                report.items.append(entry)
-                if on_source:
-                    on_source(entry)
-                if progress:
-                    progress("fetch", len(report.items), len(sources))
+        def store_one(item: FetchResult) -> None:
+            try:
+                entry = self._apply_fetch(item)
+            except Unavailable:
+                raise  # the database went away: the refresh stops, and says so
+            except Exception as exc:  # a bug or a full disk: that source fails, the others go on
+                entry = SourceReport(item.source.name, "failed", error=f"{type(exc).__name__}: {exc}")
+            report.items.append(entry)
+            if on_source:
+                on_source(entry)
+            if progress:
+                progress("fetch", len(report.items), len(sources))
 
-        worker = threading.Thread(target=consume, name="engfeed-ingest", daemon=True)
-        worker.start()
-        try:
-            asyncio.run(fetch_all(sources, self.fetch_config, on_result=results.put))
-        finally:
-            results.put(None)
-            worker.join()
-        if outage:
-            raise outage[0]
+        _on_a_worker_thread(
+            "engfeed-ingest", lambda put: fetch_all(sources, self.fetch_config, on_result=put), store_one
+        )
         if self.fulltext:
             limit = config.fulltext_per_run()
             report.text = self._fetch_text(
@@ -555,44 +586,34 @@ class Feed:
 
         report = TextReport()
         if targets:
-            done: queue.Queue[tuple[PageTarget, FetchResult | None, str | None] | None] = queue.Queue()
-            outage: list[Unavailable] = []
 
-            def consume() -> None:
-                while (item := done.get()) is not None:
-                    if outage:
-                        continue
-                    now = datetime.now(UTC)
-                    try:
-                        outcome = outcome_of(*item, now=now)
-                        changed = self.store.pages.record(outcome.target.article_id, outcome.record, now=now)
-                        rec = outcome.record
-                        entry = PageReport(
-                            outcome.target.uid, outcome.target.url, rec.status, rec.reason,
-                            len(rec.text.split()), changed,
-                        )  # fmt: skip
-                    except Unavailable as exc:
-                        outage.append(exc)
-                        continue
-                    except Exception as exc:  # a bug or a full disk: this page fails, the rest go on
-                        log.warning("full text of %s failed: %s", item[0].url, exc)
-                        entry = PageReport(item[0].uid, item[0].url, "failed", f"{type(exc).__name__}: {exc}")
-                        changed = False
-                    if changed:
-                        self._stale.add(item[0].article_id)
-                    report.items.append(entry)
-                    if progress:
-                        progress("text", len(report.items), len(targets))
+            def record(item: tuple[PageTarget, FetchResult | None, str | None]) -> None:
+                now = datetime.now(UTC)
+                try:
+                    outcome = outcome_of(*item, now=now)
+                    changed = self.store.pages.record(outcome.target.article_id, outcome.record, now=now)
+                    rec = outcome.record
+                    entry = PageReport(
+                        outcome.target.uid, outcome.target.url, rec.status, rec.reason,
+                        len(rec.text.split()), changed,
+                    )  # fmt: skip
+                except Unavailable:
+                    raise
+                except Exception as exc:  # a bug or a full disk: this page fails, the rest go on
+                    log.warning("full text of %s failed: %s", item[0].url, exc)
+                    entry = PageReport(item[0].uid, item[0].url, "failed", f"{type(exc).__name__}: {exc}")
+                    changed = False
+                if changed:
+                    self._stale.add(item[0].article_id)
+                report.items.append(entry)
+                if progress:
+                    progress("text", len(report.items), len(targets))
 
-            worker = threading.Thread(target=consume, name="engfeed-fulltext", daemon=True)
-            worker.start()
-            try:
-                asyncio.run(fetch_pages(targets, self.store.pages, self.fetch_config, lambda *r: done.put(r)))
-            finally:
-                done.put(None)
-                worker.join()
-            if outage:
-                raise outage[0]
+            _on_a_worker_thread(
+                "engfeed-fulltext",
+                lambda put: fetch_pages(targets, self.store.pages, self.fetch_config, lambda *r: put(r)),
+                record,
+            )
         report.remaining = self.store.pages.missing_count(now=datetime.now(UTC))
         return report
 

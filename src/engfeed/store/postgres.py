@@ -365,12 +365,12 @@ class PostgresStore(Store):
                 " WHERE v.embedding IS NULL AND octet_length(e.vec) = ? ORDER BY v.article_id LIMIT ?",
                 (2 * dim, VECTOR_BATCH),  # vectors of another size (another model) stay empty
             ).fetchall()
-            usable = [(int(aid), bytes(vec)) for aid, vec in rows]
-            if not usable:
+            if not rows:
                 break
+            blobs = [(int(aid), bytes(vec)) for aid, vec in rows]
             values = [
                 (np.frombuffer(blob, dtype=np.float16).astype(np.float32).tolist(), aid, blob)
-                for aid, blob in usable
+                for aid, blob in blobs
             ]
             with self.transaction() as tx:  # only if the vector is still the one read above
                 tx.executemany(

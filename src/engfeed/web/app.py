@@ -681,7 +681,7 @@ class Site:
         message = REFRESH_MESSAGES.get(request.query_params.get("refresh") or "")
         kinds = ("ok", "failing", "never fetched", "pending")
         summary = {key: sum(1 for r in rows if r.health == key) for key in kinds}
-        queue = (await self.in_thread(self.feed.health)).queue if self.queued else None
+        queue = await self.in_thread(self.feed.queue_state) if self.queued else None
         response = self.render(
             request,
             "sources.html",
