@@ -204,7 +204,12 @@ def test_search_with_undecodable_bytes_in_the_query() -> None:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
     assert proc.returncode == 0, proc.stderr
-    assert b"no matches" in proc.stdout and proc.stderr == b""
+    assert b"no matches" in proc.stdout
+    # one line says how the argument was read; never a traceback
+    assert (
+        proc.stderr
+        == "engfeed: warning: an argument was not valid UTF-8; read it as '\ufffd cache'\n".encode()
+    )
 
 
 # -- store paths and versions -------------------------------------------------------------------

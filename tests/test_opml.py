@@ -78,3 +78,21 @@ def test_short_names(title: str, expected: str) -> None:
 def test_short_name_falls_back_to_host() -> None:
     assert short_name("", "https://blog.cloudflare.com/") == "Cloudflare"
     assert short_name("", "", fallback="file-stem") == "file-stem"
+
+
+@pytest.mark.parametrize(
+    ("link", "expected"),
+    [
+        ("https://engineering.acme.co.uk/", "Acme"),  # not "Uk": two such feeds would share it
+        ("https://engineering.widgets.co.uk/", "Widgets"),
+        ("https://tech.example.com.au/feed", "Example"),
+        ("https://engineering.fb.com/", "Fb"),
+        ("http://127.0.0.1:8765/slow.xml", "127.0.0.1:8765"),  # not "1"
+        ("http://[::1]:8080/feed", "[::1]:8080"),
+        ("https://user:secret@10.1.2.3/feed", "10.1.2.3"),  # never the credentials
+        ("http://localhost/feed", "Localhost"),
+        ("http://[bad", "Unknown source"),
+    ],
+)
+def test_short_name_from_hosts(link: str, expected: str) -> None:
+    assert short_name("", link) == expected

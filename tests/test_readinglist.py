@@ -319,3 +319,33 @@ def _check_api_state(client: TestClient) -> None:
     assert {"post", "delete"} <= set(paths["/api/articles/{uid}/save"])
     assert "put" in paths["/api/articles/{uid}/note"]
     assert {"post", "delete"} <= set(paths["/api/articles/{uid}/read"])
+    for response in ("413", "415"):
+        assert response in paths["/api/articles/{uid}/note"]["put"]["responses"]
+
+
+def test_api_notes_are_never_lost_by_accident(db: str) -> None:
+    """A PUT without "note" (a typo, an empty body) clears nothing; text no database can hold
+    (a lone surrogate) is a 400 that changes nothing, not even the save it came with; a note
+    of whitespace is no note, as on the page."""
+    feed = Feed.open(db, embed=False)
+    with TestClient(create_app(feed, refresh_interval_min=0, allowed_hosts=["testserver"])) as client:
+        uid, other = [a["id"] for a in client.get("/api/articles").json()["articles"][:2]]
+        client.put(f"/api/articles/{uid}/note", json={"note": "precious"})
+        typo = client.put(f"/api/articles/{uid}/note", json={"text": "typo key"})
+        assert typo.status_code == 400 and typo.json()["error"]["param"] == "note"
+        empty = client.put(f"/api/articles/{uid}/note", content=b"", headers={"content-type": "text/plain"})
+        assert empty.status_code == 400
+        assert client.get(f"/api/articles/{uid}").json()["note"] == "precious"
+        raw = b'{"note": "ok\\ud800"}'
+        bad = client.put(
+            f"/api/articles/{uid}/note", content=raw, headers={"content-type": "application/json"}
+        )
+        assert bad.status_code == 400 and "surrogate" in bad.json()["error"]["message"]
+        bad = client.post(
+            f"/api/articles/{other}/save", content=raw, headers={"content-type": "application/json"}
+        )
+        assert bad.status_code == 400
+        assert client.get(f"/api/articles/{other}").json()["saved"] is False  # nothing half-done
+        assert client.get(f"/api/articles/{uid}").json()["note"] == "precious"
+        assert client.put(f"/api/articles/{uid}/note", json={"note": " \n "}).json()["note"] is None
+    feed.close()

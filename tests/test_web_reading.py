@@ -179,6 +179,51 @@ def test_reading_list_page_export_and_import(client: TestClient, feed: Feed) -> 
     )
     assert too_big.status_code in (400, 413)
     assert len(card_uids(client.get("/reading-list").text)) == 2
+    mixed = b"* [Bad](javascript:alert(1))\n* [Rel](/relative)\n* [Ok](https://other.example/b)\n"
+    r = client.post(
+        "/reading-list/import",
+        data={"csrf_token": token},
+        files={"file": ("l.md", mixed, "text/markdown")},
+        follow_redirects=False,
+    )
+    assert r.headers["location"] == "/reading-list?imported=1&skipped=2"
+    assert "Skipped 2 lines" in client.get(r.headers["location"]).text  # never dropped silently
+
+
+def test_mark_unread_stays_unread_whatever_the_article_url_carried(client: TestClient, feed: Feed) -> None:
+    """The article page reads an article on opening, except when a state form returns to it:
+    that must hold for a page opened with parameters (the "notes from the summary" link)."""
+    page = client.get(f"/a/{UID}?note=summary").text
+    assert feed.article(UID).read  # type: ignore[union-attr]
+    r = client.post(
+        f"/a/{UID}/read",
+        data={"csrf_token": token_of(page), "value": "0", "next": f"/a/{UID}?note=summary#notes"},
+        follow_redirects=False,
+    )
+    assert r.headers["location"] == f"/a/{UID}?note=summary&done=unread#notes"
+    assert "Marked as unread." in client.get(r.headers["location"]).text
+    assert not feed.article(UID).read  # type: ignore[union-attr]
+
+
+def test_state_messages_show_on_every_page_a_form_returns_to(client: TestClient) -> None:
+    assert 'id="state-message"' not in client.get("/?q=latency").text
+    for path in ("/?q=latency&done=angle-removed", "/reading-list?done=angle-added"):
+        page = client.get(path).text
+        assert 'id="state-message"' in page and "Similar articles were labelled again." in page
+
+
+def test_bad_input_to_the_page_forms_is_a_400(client: TestClient) -> None:
+    token = token_of(client.get("/").text)
+    for through in ("99999999999999999999999.1", "1.99999999999999999999999", "x"):
+        r = client.post("/mark-read", data={"csrf_token": token, "view": "", "through": through})
+        assert r.status_code == 400 and "Cannot mark these as read" in r.text
+    many = "source=" + ",".join(f"s{i}" for i in range(50_000))
+    r = client.post("/mark-read", data={"csrf_token": token, "view": many, "through": "1.1"})
+    assert r.status_code == 400 and "at most 20 sources" in r.text
+    # a view bounded within one day keeps its hours when the search form sends it again
+    page = client.get("/", params={"since": "2025-03-02T06:00:00Z", "until": "2025-03-02T18:00:00Z"}).text
+    assert 'name="since" value="2025-03-02T06:00:00Z"' in page
+    assert 'name="until" value="2025-03-02T18:00:00Z"' in page
 
 
 @pytest.mark.parametrize(

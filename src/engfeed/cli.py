@@ -7,6 +7,7 @@ break. Bad input gets a one-line error on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import html
 import json
 import logging
@@ -27,12 +28,13 @@ from engfeed.urls import redact_credentials
 
 Handler = Callable[[argparse.Namespace], int]
 MAX_QUERY_CHARS = 300  # as on the page
+MAX_PROFILE_BYTES = 256 * 1024  # `angles suggest --from`: a resume is ~10 KB; every word is embedded
 EX_TEMPFAIL = 75  # sysexits.h: a temporary failure (the database is away); a retry may succeed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_decodable(sys.argv[1:] if argv is None else argv))
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
@@ -58,6 +60,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         _err(f"internal error: {type(exc).__name__}: {exc} (set ENGFEED_DEBUG=1 for details)")
         return 70
+
+
+def _decodable(argv: Sequence[str]) -> list[str]:
+    """``argv`` as text every layer can store and print: bytes that are not UTF-8 (which
+    Python hands over as lone surrogates) become U+FFFD, with a warning, so that no command
+    fails half-way on them."""
+    out = []
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            fixed = arg.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            fixed = fixed.encode("utf-8", "replace").decode("utf-8")  # surrogates not from bytes
+            _err(f"warning: an argument was not valid UTF-8; read it as {terminal_safe(fixed)[:80]!r}")
+            arg = fixed
+        out.append(arg)
+    return out
 
 
 # -- parser ------------------------------------------------------------------------------
@@ -87,7 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = ssub.add_parser("add", help="subscribe to a feed (or a site whose page links its feed)")
     s.add_argument("url")
     s.add_argument("--name", help="display name (default: from the feed title)")
-    s.add_argument("--no-discover", action="store_true", help="store the URL as given, without fetching it")
+    s.add_argument(
+        "--no-discover",
+        action="store_true",
+        help="store the URL as given, without fetching it (name it with --name, else the host names it)",
+    )
     s.add_argument("--json", action="store_true")
     s.set_defaults(handler=cmd_sources_add)
     s = ssub.add_parser("remove", help="unsubscribe (stored articles are kept)")
@@ -225,12 +248,15 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument(
         "--title", help="the front matter's title (default: the imported list's, else 'Reading list')"
     )
-    ex.add_argument("--since", type=_date, help="saved on or after (YYYY-MM-DD or ISO 8601)")
-    ex.add_argument("--format", choices=("md", "json"), default="md")
+    # SUPPRESS: not given here, the value given before "export" stands (reading-list --since D export)
+    ex.add_argument(
+        "--since", type=_date, default=argparse.SUPPRESS, help="saved on or after (YYYY-MM-DD or ISO 8601)"
+    )
+    ex.add_argument("--format", choices=("md", "json"), default="md", help="md (default), or json (= --json)")
     ex.set_defaults(handler=cmd_reading_list_export)
     im = rsub.add_parser("import", help="save every entry of a Markdown reading list")
     im.add_argument("file", metavar="FILE.md")
-    im.add_argument("--json", action="store_true")
+    im.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     im.set_defaults(handler=cmd_reading_list_import)
 
     mu = sub.add_parser("mute", help="hide articles from the feed and search by source, term, regex or angle")
@@ -248,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--json", action="store_true")
     m.set_defaults(handler=cmd_mute_list)
     m = msub.add_parser("remove", help="delete a rule (what it hid shows again)")
-    m.add_argument("n", type=_positive, metavar="N", help="the rule's number (see `mute list`)")
+    m.add_argument("n", type=_rule_number, metavar="N", help="the rule's number (see `mute list`)")
     m.add_argument("--json", action="store_true")
     m.set_defaults(handler=cmd_mute_remove)
     mu.set_defaults(handler=cmd_mute_list, json=False)
@@ -293,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sv = sub.add_parser("serve", help="serve the web page")
     sv.add_argument("--host", default="127.0.0.1")
-    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--port", type=_port, default=8000, help="0 to 65535; 0 picks a free one (default 8000)")
     sv.add_argument(
         "--workers", type=_positive, default=1, metavar="N", help="web processes sharing the port (default 1)"
     )
@@ -330,6 +356,27 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return min(value, 10_000)
+
+
+def _rule_number(text: str) -> int:
+    """A mute rule's number as ``mute list`` shows it (never capped: a cap would name another rule)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 1 <= value < 2**63:
+        raise argparse.ArgumentTypeError("not a rule number (see `engfeed mute list`)")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("a port is 0 to 65535")
+    return value
 
 
 def _days(text: str) -> int:
@@ -422,7 +469,7 @@ def cmd_sources_add(args: argparse.Namespace) -> int:
 
 def cmd_sources_remove(args: argparse.Namespace) -> int:
     src = _open_light(args).remove_source(args.name)
-    print(f"removed {src.name} (its {src.article_count} stored articles are kept)")
+    print(f"removed {terminal_safe(src.name)} (its {src.article_count} stored articles are kept)")
     return 0
 
 
@@ -711,7 +758,7 @@ def cmd_note(args: argparse.Namespace) -> int:
     else:
         note = args.text
     art = _open_light(args).set_note(args.id, note)
-    return _state_report([art], args.json, "note cleared on" if note is None else "note saved on")
+    return _state_report([art], args.json, "note saved on" if art.note else "note cleared on")
 
 
 def cmd_mark(args: argparse.Namespace) -> int:
@@ -740,7 +787,9 @@ def cmd_reading_list(args: argparse.Namespace) -> int:
 
 def cmd_reading_list_export(args: argparse.Namespace) -> int:
     _emit(
-        _open_light(args).export_reading_list(title=args.title, since=args.since, fmt=args.format),
+        _open_light(args).export_reading_list(
+            title=args.title, since=args.since, fmt="json" if args.json else args.format
+        ),
         args.output,
     )
     return 0
@@ -779,9 +828,12 @@ def _write_atomically(path: Path, text: str) -> None:
     try:
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise EngfeedError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise EngfeedError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise
 
 
 def cmd_angles_list(args: argparse.Namespace) -> int:
@@ -814,10 +866,8 @@ def cmd_angles_list(args: argparse.Namespace) -> int:
 def cmd_angles_suggest(args: argparse.Namespace) -> int:
     from engfeed.angles import dump_angles, suggest_angles
 
-    try:
-        text = Path(args.source_file).read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise EngfeedError(f"cannot read {args.source_file}: {exc.strerror or exc}") from exc
+    data = _read_capped(args.source_file, MAX_PROFILE_BYTES, "profile")
+    text = data.decode("utf-8", errors="replace")
     feed = _open(args)
     suggestions = suggest_angles(text, feed.embedder, existing=feed.angles())
     if args.json:
@@ -831,7 +881,7 @@ def cmd_angles_suggest(args: argparse.Namespace) -> int:
 
 def cmd_mute_add(args: argparse.Namespace) -> int:
     kind, value = next(
-        (k, getattr(args, k)) for k in ("source", "term", "regex", "angle") if getattr(args, k)
+        (k, getattr(args, k)) for k in ("source", "term", "regex", "angle") if getattr(args, k) is not None
     )
     feed = _open(args)
     if kind == "angle":
@@ -880,6 +930,8 @@ def cmd_mute_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
+    if args.send and (args.output or args.format != "md"):
+        raise EngfeedError("--send mails the digest; -o and --format are for a digest written out, not sent")
     feed = _open(args)
     feed.index_pending()
     if args.send:
@@ -893,12 +945,15 @@ def cmd_digest(args: argparse.Namespace) -> int:
             print(f"not sent: {report.message}")
         return 0
     digest = feed.digest(days=args.days, base_url=config.base_url())
-    if args.json:
+    if args.json and not args.output:
         _print_json(digest.to_json())
         return 0
     from engfeed.digest import render
 
-    text = render(digest, args.format)
+    if args.json:
+        text = json.dumps(digest.to_json(), ensure_ascii=False, indent=2) + "\n"
+    else:
+        text = render(digest, args.format)
     if args.output:
         _write_atomically(Path(args.output), text)
         print(
@@ -1056,7 +1111,8 @@ def _read_capped(path: str, limit: int, what: str) -> bytes:
     except OSError as exc:
         raise EngfeedError(f"cannot read {path}: {exc.strerror or exc}") from exc
     if len(data) > limit:
-        raise EngfeedError(f"{what} too large: {path} is over {limit // 1024 // 1024} MB")
+        size = f"{limit // 1024 // 1024} MB" if limit >= 1024 * 1024 else f"{limit // 1024} KB"
+        raise EngfeedError(f"{what} too large: {path} is over {size}")
     return data
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import queue
+import re
 import secrets
 import threading
 import time
@@ -45,7 +47,7 @@ from engfeed.store import FetchOutcome, Store, open_store
 from engfeed.store.copy import CopyReport, copy_store
 from engfeed.store.digests import DigestSend
 from engfeed.store.pages import PageTarget
-from engfeed.text import clip, terminal_safe
+from engfeed.text import clean_text, clip, terminal_safe
 from engfeed.urls import article_uid, canonical_url, dedup_key, redact_credentials
 
 if TYPE_CHECKING:
@@ -62,6 +64,7 @@ SUMMARY_VERSION = "extractive-1"
 LLM_RETRY = timedelta(hours=1)
 #: Summaries made ahead of time after each background refresh of ``serve`` (about 1 s each).
 WARM_SUMMARIES = 20
+MAX_SOURCE_NAME = 120  # characters; the web filters accept names this long
 FEED_SUFFIXES = {".xml", ".rss", ".atom", ".rdf", ".json", ".feed"}
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
@@ -337,6 +340,10 @@ class Feed:
         """Subscribe to a feed; an HTML page's URL is resolved to its feed via ``<link rel=alternate>``."""
         url = url.strip()
         check_feed_url(url)
+        if name is not None:
+            name = clean_text(name, MAX_SOURCE_NAME)
+            if not name:
+                raise EngfeedError("the source name is empty")
         feed_url, title, site = url, "", ""
         if discover:
             from engfeed.discover import discover as discover_feed
@@ -347,7 +354,7 @@ class Feed:
                 if not name:
                     raise
                 # With an explicit name, keep the URL as given: the first refresh records any error.
-        if not name:
+        if not name and discover:
             title, site = self._peek_title(feed_url)
         return self.store.add_source(name or short_name(title, site or feed_url), feed_url, site)
 
@@ -522,7 +529,7 @@ class Feed:
             entry = self._import_file(path, source)
             report.items.append(entry)
             if on_file:
-                on_file(str(path), entry)
+                on_file(_path_text(path), entry)
             if progress:
                 progress("import", done, len(files))
         self.index_pending(progress)
@@ -534,16 +541,16 @@ class Feed:
             with path.open("rb") as handle:
                 data = handle.read(limit + 1)
         except OSError as exc:
-            return SourceReport(str(path), "failed", error=f"cannot read: {exc.strerror or exc}")
+            return SourceReport(_path_text(path), "failed", error=f"cannot read: {exc.strerror or exc}")
         if len(data) > limit:
             return SourceReport(
-                str(path), "failed", error=f"larger than {limit // 1024 // 1024} MB; not read"
+                _path_text(path), "failed", error=f"larger than {limit // 1024 // 1024} MB; not read"
             )
         try:
             parsed = parse_feed(data, url="", source=source or "")
         except ParseError as exc:
-            return SourceReport(str(path), "failed", error=str(exc))
-        name = source or short_name(parsed.title, parsed.link, fallback=path.stem)
+            return SourceReport(_path_text(path), "failed", error=str(exc))
+        name = source or short_name(parsed.title, parsed.link, fallback=_path_text(path.stem))
         articles = [replace(a, source=name) for a in backfill_dates(parsed.articles)]
         known = self.store.source(name)
         written = self.store.write_articles(
@@ -817,7 +824,8 @@ class Feed:
         return found
 
     def save(self, uids: Sequence[str], *, note: str | None = None) -> list[Article]:
-        """Put articles on the reading list; ``note`` (when given) replaces each one's note."""
+        """Put articles on the reading list; ``note`` (when given) replaces each one's note (a
+        blank one clears it). A note that cannot be stored is refused before anything changes."""
         if note is not None:
             check_note(note)
         articles = self.resolve(uids)
@@ -826,7 +834,7 @@ class Feed:
         self.store.reading.set_saved(ids, True, when=now)
         if note is not None:
             for aid in ids:
-                self.store.reading.set_note(aid, note or None, when=now)
+                self.store.reading.set_note(aid, note if note.strip() else None, when=now)
         return self.resolve(uids)
 
     def unsave(self, uids: Sequence[str]) -> list[Article]:
@@ -837,12 +845,12 @@ class Feed:
         return self.resolve(uids)
 
     def set_note(self, uid: str, note: str | None) -> Article:
-        """Replace (``None`` or ``""``: clear) the reader's note on one article."""
+        """Replace (``None``, ``""`` or only whitespace: clear) the reader's note on one article."""
         if note:
             check_note(note)
         [art] = self.resolve([uid])
         assert art.id is not None
-        self.store.reading.set_note(art.id, note or None, when=datetime.now(UTC))
+        self.store.reading.set_note(art.id, note if note and note.strip() else None, when=datetime.now(UTC))
         return self.resolve([uid])[0]
 
     def mark_read(self, uids: Sequence[str], read: bool = True) -> list[Article]:
@@ -951,6 +959,8 @@ class Feed:
         (canonical match); the rest are reported, never an error. One transaction."""
         try:
             data = json.loads(text)
+        except RecursionError:
+            raise EngfeedError("not an angle feedback file: nested too deeply") from None
         except ValueError as exc:
             raise EngfeedError(f"not an angle feedback file (JSON): {exc}") from None
         items = data.get("feedback") if isinstance(data, dict) else None
@@ -965,7 +975,14 @@ class Feed:
                 continue
             url, angle, verdict = item.get("url"), item.get("angle"), item.get("verdict")
             if not isinstance(url, str) or not isinstance(angle, str) or verdict not in ("yes", "no"):
-                skipped.append(f"an entry without url, angle and yes/no: {str(item)[:80]}")
+                skipped.append(
+                    f"an entry without url, angle and yes/no: {_SURROGATE.sub('?', str(item)[:80])}"
+                )
+                continue
+            if _SURROGATE.search(url + angle):  # "\ud800" in JSON: no store can hold it
+                skipped.append(
+                    f"an entry whose url or angle is not valid text: {_SURROGATE.sub('?', url[:80])}"
+                )
                 continue
             aid = self.store.find_article_by_url(url) if len(url) <= 8192 else None
             name = names.get(angle.strip().casefold())
@@ -1380,7 +1397,10 @@ def _list_date(text: str | None) -> datetime | None:
     except ValueError:
         return None
     value = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-05:00 is past the last representable moment
+        return None
 
 
 def _single_matcher(rule: MuteRule) -> Callable[[str, str], list[int] | None] | None:
@@ -1409,17 +1429,29 @@ def encode_cursor(article: Article) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[int, int]:
+    """``PUBLISHED.ROWID`` as two integers a database column holds (64-bit), else EngfeedError."""
     try:
         published, _, rowid = cursor.partition(".")
-        return int(published), int(rowid)
+        position = int(published), int(rowid)
     except ValueError as exc:
-        raise EngfeedError(f"bad page cursor: {cursor!r}") from exc
+        raise EngfeedError(f"bad page cursor: {cursor[:40]!r}") from exc
+    if not all(-(2**63) <= n < 2**63 for n in position):
+        raise EngfeedError(f"bad page cursor: {cursor[:40]!r} (out of range)")
+    return position
 
 
 def _stage(progress: ProgressFn | None, stage: str) -> Callable[[int, int], None] | None:
     if progress is None:
         return None
     return lambda done, total: progress(stage, done, total)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _path_text(path: str | Path) -> str:
+    """A file name as text to store or print: bytes of it that are not UTF-8 become U+FFFD."""
+    return os.fsencode(path).decode("utf-8", "replace")
 
 
 def _expand(paths: Iterable[str | Path]) -> Iterable[Path]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from urllib.parse import urlsplit
 
@@ -33,6 +34,9 @@ _HOST_NOISE = {
     "io",
 }
 
+# Second-level labels under a country code that name no company (co.uk, com.au, ac.jp, ...).
+_SECOND_LEVEL = {"co", "com", "ac", "org", "net", "gov", "edu", "ne", "or", "go", "gv"}
+
 
 def short_name(title: str, link: str = "", fallback: str = "") -> str:
     """Strip the words feeds wrap around a company name; fall back to the site's host."""
@@ -45,8 +49,28 @@ def short_name(title: str, link: str = "", fallback: str = "") -> str:
             break
     if name:
         return name[:80]
-    host = urlsplit(link).hostname or "" if link else ""
-    parts = [p for p in host.split(".") if p and p not in _HOST_NOISE]
-    if parts:
-        return parts[-1].capitalize()
-    return fallback or "Unknown source"
+    return _host_name(link) or fallback or "Unknown source"
+
+
+def _host_name(link: str) -> str:
+    """The company in a URL's host: ``engineering.acme.co.uk`` -> "Acme"; an IP address as
+    it is, with its port (two local feeds must not share a name)."""
+    try:
+        parts = urlsplit(link)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        return ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        shown = f"[{host}]" if ":" in host else host
+        return f"{shown}:{port}" if port else shown
+    labels = [p for p in host.split(".") if p]
+    if len(labels) >= 2:
+        tld = labels.pop()
+        if len(labels) >= 2 and len(tld) == 2 and labels[-1] in _SECOND_LEVEL:  # acme.co.uk
+            labels.pop()
+    named = [p for p in labels if p not in _HOST_NOISE]
+    return named[-1].capitalize() if named else ""

@@ -67,9 +67,22 @@ class NoteTooLarge(EngfeedError):
     """A note over :data:`MAX_NOTE_BYTES`: refused whole, nothing saved."""
 
 
+class NoteNotText(EngfeedError):
+    """A note that is not text a database can hold (an unpaired surrogate: what undecodable
+    command-line bytes or a JSON ``"\\ud800"`` become): refused whole, nothing saved."""
+
+
 def check_note(note: str) -> str:
-    """``note`` if it fits, else :class:`NoteTooLarge` with the sizes in the message."""
-    size = len(note.encode("utf-8", "surrogatepass"))
+    """``note`` if it fits and is storable text, else :class:`NoteTooLarge` (with the sizes)
+    or :class:`NoteNotText` (with where)."""
+    try:
+        note.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise NoteNotText(
+            f"the note is not valid text (character {exc.start + 1} is an unpaired surrogate)."
+            " Nothing was saved"
+        ) from None
+    size = len(note.encode("utf-8"))
     if size > MAX_NOTE_BYTES:
         raise NoteTooLarge(
             f"the note is {size / 1024:.0f} KB; notes are limited to {MAX_NOTE_BYTES // 1024} KB."
@@ -183,25 +196,33 @@ def _front_matter(text: str) -> tuple[str | None, str | None, tuple[str, ...] | 
             title = _yaml_scalar(value)
         elif key.strip() == "date" and value:
             date = _yaml_scalar(value)
-        elif key.strip() == "tags" and value.startswith("["):
+        elif key.strip() == "tags" and value.startswith("[") and value.endswith("]"):
             try:
                 found = json.loads(value)
-            except ValueError:
-                continue
+            except ValueError:  # YAML's unquoted flow list: [eng, reads]
+                found = [_yaml_scalar(t.strip()) for t in value[1:-1].split(",") if t.strip()]
             if isinstance(found, list):
-                tags = tuple(str(t) for t in found)
+                tags = tuple(_storable(str(t)) for t in found)
     return title, date, tags, rest
 
 
 def _yaml_scalar(value: str) -> str:
     if len(value) >= 2 and value[0] == value[-1] == '"':
         try:
-            return str(json.loads(value))
+            return _storable(str(json.loads(value)))
         except ValueError:
             return value[1:-1]
     if len(value) >= 2 and value[0] == value[-1] == "'":
         return value[1:-1].replace("''", "'")
     return value
+
+
+def _storable(value: str) -> str:
+    """``value`` with lone surrogates (a JSON ``"\\ud800"``) as U+FFFD: text a store can hold."""
+    return _SURROGATE.sub("\ufffd", value)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _parse_link(rest: str) -> tuple[str, str] | None:

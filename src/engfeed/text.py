@@ -376,20 +376,24 @@ def cap_html(html: str, limit: int) -> tuple[str, bool]:
 
 
 # C0 and C1 control characters (ESC, CSI U+009B, BEL, ...): a terminal acts on them.
-_TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_TERMINAL_CONTROL_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# C0/C1 controls, and the bidirectional overrides and isolates (U+202A-202E, U+2066-2069),
+# which reorder what follows them on the line.
+_TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_TERMINAL_CONTROL_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def terminal_safe(text: str, *, multiline: bool = False) -> str:
     """``text`` fit to print on a terminal: every C0/C1 control character removed (tabs and,
     with ``multiline``, newlines kept), so a server's text can never move the cursor, retitle
-    the window or rewrite what was printed before."""
+    the window or rewrite what was printed before; bidirectional overrides removed too, so it
+    cannot reorder the rest of the line."""
     pattern = _TERMINAL_CONTROL if multiline else _TERMINAL_CONTROL_LINE
     return pattern.sub("", text) if pattern.search(text) else text
 
 
-# C0/C1 controls and lone surrogates: never meaningful in a query, and unsafe in XML/SQLite.
-_QUERY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# C0/C1 controls, bidirectional overrides and lone surrogates: never meaningful in a query or
+# a name, and unsafe in XML/SQLite or on a terminal.
+_QUERY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def clean_text(value: str, limit: int) -> str:

@@ -149,15 +149,35 @@ class SQLiteStore(Store):
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
+        """One write transaction. A store that cannot be written (a read-only file or folder)
+        is a :class:`StoreError` naming it, with nothing written."""
         with self._write_lock:
             conn = self.conn
-            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                self._raise_if_unwritable(exc)
+                raise
             try:
                 yield conn
-            except BaseException:
+            except BaseException as exc:
                 conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError):
+                    self._raise_if_unwritable(exc)
                 raise
-            conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                self._raise_if_unwritable(exc)
+                raise
+
+    def _raise_if_unwritable(self, exc: sqlite3.OperationalError) -> None:
+        """A StoreError from ``exc`` when the file cannot be written (SQLITE_READONLY,
+        SQLITE_PERM, SQLITE_CANTOPEN and their extended codes)."""
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (3, 8, 14):
+            raise StoreError(f"cannot write to store {self.path}: {exc} (check its permissions)") from exc
 
     # -- migrations --------------------------------------------------------------------
     def migrate(self) -> int:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import anyio
 import anyio.to_thread
@@ -46,7 +46,7 @@ from engfeed import config
 from engfeed.errors import ConfigError, EngfeedError, Unavailable
 from engfeed.feed import Feed, IngestReport, decode_cursor, encode_cursor
 from engfeed.models import Article, ArticleFilter, DatabaseHealth, SearchHit, Source
-from engfeed.readinglist import MAX_LIST_BYTES, NoteTooLarge
+from engfeed.readinglist import MAX_LIST_BYTES, NoteNotText, NoteTooLarge
 from engfeed.summarize import note_from
 from engfeed.text import clean_text
 from engfeed.web.angles import AnglePages
@@ -343,6 +343,8 @@ class Site:
         # Where a form on this page sends the reader back (without JavaScript).
         kept = [(k, v) for k, v in request.query_params.multi_items() if k not in ("partial", "done")]
         context.setdefault("return_to", request.url.path + (f"?{urlencode(kept)}" if kept else ""))
+        # What the form the reader just used did (a redirect back here carries "done=...").
+        context.setdefault("state_message", STATE_MESSAGES.get(request.query_params.get("done") or ""))
         html = self.env.get_template(template).render(
             path=request.url.path,
             title=TITLE,
@@ -432,9 +434,10 @@ class Site:
             return self.personal(
                 request, await self._home(request, view, fragment, notice=notice, status=400)
             )
+        done = params.get("done") or ""  # the message a form returning here shows
         return await self.cached(
             request,
-            ("home", view, fragment),
+            ("home", view, fragment, done if done in STATE_MESSAGES else ""),
             partial(self._home, request, view, fragment),
             ttl=SEARCH_TTL if view.q else None,
         )
@@ -566,6 +569,8 @@ class Site:
                 art = self.feed.set_note(uid, note if note.strip() else None)
         except NoteTooLarge as exc:
             return self.state_error(request, 413, f"Not saved: {exc}.")
+        except NoteNotText as exc:
+            return self.state_error(request, 400, f"Not saved: {exc}.")
         except EngfeedError:
             return self.state_error(request, 404, "No article has this id.")
         if wants_json(request):
@@ -576,8 +581,8 @@ class Site:
         target = local_path(str(form.get("next") or "")) or f"/a/{quote(art.uid, safe='')}"
         if action == "note":
             target = f"/a/{quote(art.uid, safe='')}?done=note#note"
-        elif "?" not in target and target.startswith("/a/"):
-            target += f"?done={done[action]}"
+        elif target.startswith("/a/"):  # an article page must know (or opening it reads it again)
+            target = with_done(target, done[action])
         return RedirectResponse(target, status_code=303)
 
     def state_error(self, request: Request, status: int, message: str) -> Response:
@@ -620,6 +625,12 @@ class Site:
         message = None
         if imported and imported.isdigit():
             message = f"Imported {plural(int(imported), 'entry', 'entries')} into your reading list."
+            skipped = request.query_params.get("skipped") or ""
+            if skipped.isdigit() and int(skipped):
+                message += (
+                    f" Skipped {plural(int(skipped), 'line')} that {'is' if int(skipped) == 1 else 'are'}"
+                    " not a [title](https://...) link (engfeed reading-list import FILE names them)."
+                )
         page = self.render(
             request,
             "reading_list.html",
@@ -673,7 +684,10 @@ class Site:
             )
         except EngfeedError as exc:
             return self.error_page(request, 400, "Import failed", str(exc))
-        return RedirectResponse(f"/reading-list?imported={report.matched + report.created}", status_code=303)
+        done = f"imported={report.matched + report.created}"
+        if report.skipped:
+            done += f"&skipped={len(report.skipped)}"
+        return RedirectResponse(f"/reading-list?{done}", status_code=303)
 
     async def sources_page(self, request: Request) -> Response:
         rows = [SourceRow(s, health(s), failure_hint(s), due_now(s)) for s in await self.sources()]
@@ -849,6 +863,8 @@ class Site:
             if isinstance(parsed, Response):
                 return parsed
             body = parsed
+        if action == "note" and method == "PUT" and "note" not in body:  # never clear by accident
+            return json_error(400, 'send {"note": TEXT}, or {"note": null} to clear it', "note")
         note = body.get("note")
         if note is not None and not isinstance(note, str):
             return json_error(400, "note must be a string or null", "note")
@@ -865,6 +881,8 @@ class Site:
                 return json_error(405, f"{method} is not allowed on /{action}")
         except NoteTooLarge as exc:
             return json_error(413, str(exc), "note")
+        except NoteNotText as exc:
+            return json_error(400, str(exc), "note")
         except EngfeedError as exc:
             return json_error(404, str(exc), "uid")
         return JSONResponse(art.to_json())
@@ -1004,6 +1022,15 @@ class Site:
             *DigestPages(self).routes(),
             Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
         ]
+
+
+def with_done(target: str, done: str) -> str:
+    """``target`` (a local path) with ``done=`` set to ``done``, its other parameters and its
+    fragment kept."""
+    parts = urlsplit(target)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "done"]
+    query.append(("done", done))
+    return urlunsplit(("", "", parts.path, urlencode(query), parts.fragment))
 
 
 def opened_here(request: Request) -> bool:

@@ -35,19 +35,23 @@ def _state_op(op_id: str, summary: str, description: str = "", *, body: bool = F
         "parameters": [_UID],
         "responses": {
             "200": _json(_ref("Article"), "The article with its new state."),
-            "403": {"$ref": "#/components/responses/BadRequest"},
+            "403": _REFUSED,
             "404": {"$ref": "#/components/responses/NotFound"},
             **_ERRORS,
         },
     }
     if body:
         op["requestBody"] = {"required": False, "content": {"application/json": {"schema": _ref("NoteBody")}}}
+        op["responses"].update(_BODY_ERRORS)
     return op
 
 
 _ERRORS: JSON = {
     "400": {"$ref": "#/components/responses/BadRequest"},
 }
+_REFUSED: JSON = {"$ref": "#/components/responses/Refused"}
+#: What any operation that reads a JSON body may also answer.
+_BODY_ERRORS: JSON = {"413": _REFUSED, "415": _REFUSED}
 
 _FILTERS: list[JSON] = [
     {
@@ -188,7 +192,9 @@ def openapi_document() -> JSON:
                 "put": _state_op(
                     "setNote",
                     "Write, replace or clear the note on an article",
-                    "A note over 100 KB is a 413.",
+                    'The body must hold `note` (`null`, `""` or only whitespace clears it): a body '
+                    "without it is a 400, so a typo never clears a note. A note over 100 KB is a 413; "
+                    "text that is not valid Unicode (a lone surrogate) is a 400.",
                     body=True,
                 ),
             },
@@ -227,9 +233,10 @@ def openapi_document() -> JSON:
                     },
                     "responses": {
                         "200": _json(_ref("AngleFeedbackResult"), "The article as now labelled."),
-                        "403": {"$ref": "#/components/responses/BadRequest"},
+                        "403": _REFUSED,
                         "404": {"$ref": "#/components/responses/NotFound"},
                         **_ERRORS,
+                        **_BODY_ERRORS,
                     },
                 },
             },
@@ -337,7 +344,9 @@ def openapi_document() -> JSON:
                     "responses": {
                         "200": _json(_ref("MutePreview"), "The preview (nothing saved)."),
                         "201": _json(_ref("MutePreview"), "The rule, saved, with what it hides."),
+                        "403": _REFUSED,
                         **_ERRORS,
+                        **_BODY_ERRORS,
                     },
                 },
             },
@@ -540,10 +549,14 @@ def openapi_document() -> JSON:
                     "type": "object",
                     "required": ["id", "kind", "value", "created", "hidden"],
                     "properties": {
-                        "id": {"type": "integer"},
+                        "id": {"type": ["integer", "null"], "description": "null in a preview."},
                         "kind": {"type": "string", "enum": ["source", "term", "regex", "angle"]},
                         "value": {"type": "string"},
-                        "created": {"type": "string", "format": "date-time"},
+                        "created": {
+                            "type": ["string", "null"],
+                            "format": "date-time",
+                            "description": "null in a preview.",
+                        },
                         "hidden": {"type": "integer", "description": "Stored articles it hides now."},
                     },
                 },
@@ -664,7 +677,8 @@ def openapi_document() -> JSON:
                     "properties": {
                         "note": {
                             "type": ["string", "null"],
-                            "description": "Markdown, at most 100 KB; null or empty clears the note.",
+                            "description": "Markdown, at most 100 KB; null, empty or only whitespace"
+                            " clears the note.",
                         }
                     },
                 },
@@ -799,6 +813,10 @@ def openapi_document() -> JSON:
             },
             "responses": {
                 "BadRequest": _json(_ref("Error"), "A parameter is invalid."),
+                "Refused": _json(
+                    _ref("Error"),
+                    "Refused: from another origin (403), a body too large (413) or not JSON (415).",
+                ),
                 "NotFound": _json(_ref("Error"), "No such article (or rule)."),
             },
         },

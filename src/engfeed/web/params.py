@@ -112,13 +112,15 @@ class View:
     @classmethod
     def from_query(cls, params: QueryParams, *, default_limit: int = 30, max_limit: int = MAX_LIMIT) -> View:
         sources: list[str] = []
+        seen: set[str] = set()
         for raw in params.getlist("source"):
             for part in raw.split(","):
                 name = clean_text(part, MAX_NAME_CHARS)
-                if name and name.lower() not in {s.lower() for s in sources}:
+                if name and name.lower() not in seen:
+                    if len(sources) == MAX_SOURCES:  # stop at once: a long list costs no more
+                        raise BadParam("source", f"at most {MAX_SOURCES} sources at once")
+                    seen.add(name.lower())
                     sources.append(name)
-        if len(sources) > MAX_SOURCES:
-            raise BadParam("source", f"at most {MAX_SOURCES} sources at once")
         angle = clean_text(params.get("angle") or "", MAX_NAME_CHARS) or None
         since = parse_date("since", params.get("since") or "")
         until = parse_date("until", params.get("until") or "")

@@ -28,6 +28,7 @@ from engfeed.parse import EARLIEST_DATE
 from engfeed.text import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, strip_html_trailer
 from engfeed.urls import redact_credentials
 from engfeed.web.cache import SizedLRU
+from engfeed.web.params import date_param
 
 WEB_DIR = Path(str(resources.files("engfeed") / "web"))
 TEMPLATES = WEB_DIR / "templates"
@@ -272,6 +273,7 @@ def make_env() -> jinja2.Environment:
         "date": fmt_date,
         "datetime": fmt_datetime,
         "iso": iso,
+        "date_param": date_param,
         "ago": ago,
         "number": number,
         "score": fmt_score,
