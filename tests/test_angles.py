@@ -175,6 +175,14 @@ def test_bundled_file_has_the_seven_angles_of_the_seed_page() -> None:
         ("[[angle]]\nname = 'a'\ndescription = 'd'\nterms = ['t']\nexclude = [1]\n", "'exclude' must"),
         ("[[angle]]\nname = 'a'\ndescription = 'd'\nterms = ['t']\nterm = ['x']\n", "unknown key(s) 'term'"),
         ("[[angle]]\nname = 'a'\ndescription = 'd'\nterms = ['t']\nguideline = ['x']\n", "'guideline' must"),
+        ("[[angle]]\nname = 'a'\ndescription = 'd'\nterms = ['-']\n", "has no letter or digit"),
+        (
+            "[[angle]]\nname = 'a'\ndescription = 'd'\nterms = ['t']\nexclude = [' - ']\n",
+            "has no letter or digit",
+        ),
+        ('[[angle]]\nname = "bell\\u0007 ctl"\ndescription = "d"\nterms = ["t"]\n', "control or direction"),
+        ("[[angle]]\nname = '\u202elatency'\ndescription = 'd'\nterms = ['t']\n", "control or direction"),
+        ("[[angle]]\nname = 'latency " + "x" * 80 + "'\ndescription = 'd'\nterms = ['t']\n", "at most 80"),
         (
             "[[angle]]\nname = 'Speed'\ndescription = 'd'\nterms = ['t']\n"
             "[[angle]]\nname = 'speed'\ndescription = 'e'\nterms = ['u']\n",
@@ -254,6 +262,18 @@ def test_dump_round_trips_through_load(tmp_path: Path) -> None:
 def evidence_for(angle: Angle, title: str, text: str) -> dict[str, int]:
     labeler = AngleLabeler([angle], None)
     return dict(labeler.evidence(title, text)[0].counts)
+
+
+def test_the_passage_shown_is_where_the_cue_counted_not_an_excluded_mention() -> None:
+    angle = Angle("graphics", "d", ("rendering", "webgl"), ("server-side rendering",))
+    title = "Maps in the browser"
+    text = (
+        "Last year we dropped server-side rendering for the map pages. "
+        "Today the browser does the rendering of every tile with WebGL shaders."
+    )
+    labeler = AngleLabeler([angle], None)
+    [explained] = labeler.explain(title, "", text, None)
+    assert explained.passage.startswith("Today the browser does the rendering"), explained.passage
 
 
 def test_cues_match_whole_words_plurals_case_and_hyphen_variants() -> None:
@@ -481,4 +501,7 @@ def test_suggest_respects_limit_existing_and_works_without_embedder(minilm: Embe
     assert "computational geometry and graphics" not in names  # only the reader's own angles map
     plain = suggest_angles(PROFILE, None)
     assert plain and all(isinstance(a, Angle) for a in plain)
+    bundled = {a.name: a.guideline for a in load_angles()}
+    for angle in out:  # a suggestion built on a bundled angle keeps its written guideline
+        assert angle.guideline == bundled.get(angle.name, angle.guideline), angle.name
     assert "ml inference serving" in [a.name for a in plain]

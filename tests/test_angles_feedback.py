@@ -439,6 +439,73 @@ def test_no_removes_the_angle_at_once_and_for_good(plain: Feed, tmp_path: Path) 
         again.close()
 
 
+def test_a_verdict_from_another_process_holds_in_this_one(plain: Feed, tmp_path: Path) -> None:
+    """A second web worker, the CLI next to ``serve``, a queue worker: each holds its own
+    feedback model, and a stale one must not undo a verdict recorded elsewhere."""
+    art = by_title(plain)[P99[0]]
+    assert [e.angle for e in plain.explain_angles(art.uid) if e.chosen] == [NAMES[PERF]]  # model built
+    other = Feed.open(plain.store.location, embed=False)
+    try:
+        other.angle_feedback(art.uid, NAMES[PERF], "no")
+    finally:
+        other.close()
+    explained = plain.explain_angles(art.uid)
+    assert not [e for e in explained if e.chosen] and names(plain.article(art.uid)) == []
+    changed = (P99[0], P99[1] + " The p99 latency and throughput both improved again this quarter.")
+    (tmp_path / "acme.xml").write_bytes(rss([changed, OUTAGE, HIRING]))
+    assert plain.import_paths([tmp_path / "acme.xml"]).total("updated") == 1
+    assert names(plain.article(art.uid)) == []  # re-labelled here, and still not this angle
+
+
+def test_serve_relabels_at_start_after_an_angles_file_edit(tmp_path: Path) -> None:
+    """Labels made under other angles (an edited file) are redone when the server starts, so
+    a card's chips, its "why" and the verdict buttons speak of the same angles."""
+    (tmp_path / "acme.xml").write_bytes(rss([P99, OUTAGE, HIRING]))
+    feed = Feed.open(tmp_path / "s.db", embed=False)
+    feed.import_paths([tmp_path / "acme.xml"])
+    uid = by_title(feed)[P99[0]].uid
+    assert names(feed.article(uid)) == [NAMES[PERF]]
+    feed.close()
+    angles = tmp_path / "angles.toml"
+    angles.write_text('[[angle]]\nname = "speed"\ndescription = "Fast code"\nterms = ["p99", "latency"]\n')
+    feed = Feed.open(tmp_path / "s.db", embed=False, angles_file=angles)
+    try:
+        with client_for(feed):
+            deadline = time.monotonic() + 30
+            while names(feed.article(uid)) != ["speed"] and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert names(feed.article(uid)) == ["speed"]
+    finally:
+        feed.close()
+
+
+def test_clearing_a_verdict_after_a_case_only_rename_of_the_angle(tmp_path: Path) -> None:
+    """SQLite's NOCASE folds ASCII only; the labeller matches names with casefold."""
+    angles = tmp_path / "angles.toml"
+
+    def write(name: str) -> None:
+        angles.write_text(
+            f'[[angle]]\nname = "{name}"\ndescription = "Latency work"\nterms = ["latency", "p99"]\n'
+        )
+
+    write("Überblick latency")
+    (tmp_path / "acme.xml").write_bytes(rss([P99, HIRING]))
+    feed = Feed.open(tmp_path / "s.db", embed=False, angles_file=angles)
+    feed.import_paths([tmp_path / "acme.xml"])
+    uid = by_title(feed)[P99[0]].uid
+    feed.angle_feedback(uid, "Überblick latency", "no")
+    feed.close()
+    write("überblick latency")
+    feed = Feed.open(tmp_path / "s.db", embed=False, angles_file=angles)
+    try:
+        feed.angle_feedback(uid, "überblick latency", "yes")
+        assert [r.verdict for r in feed.store.feedback.all()] == [1]  # replaced, not a second row
+        feed.angle_feedback(uid, "überblick latency", "clear")
+        assert feed.store.feedback.count() == 0
+    finally:
+        feed.close()
+
+
 def test_yes_adds_an_angle_with_empty_terms_and_clear_forgets(plain: Feed) -> None:
     arts = by_title(plain)
     hiring, p99 = arts[HIRING[0]], arts[P99[0]]

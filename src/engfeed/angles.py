@@ -82,6 +82,11 @@ EXCLUDE_REACH = 120
 PROTOTYPE_MARGIN_SCALE = 12.0
 
 _ALLOWED_KEYS = {"name", "description", "terms", "exclude", "guideline"}
+#: An angle's name is a filter value in URLs (``?angle=``), where longer ones are cut.
+MAX_NAME_CHARS = 80
+# Controls, direction overrides and lone surrogates: a name holding one could not be filtered
+# on (the page's filters drop them), shown safely, or stored by PostgreSQL.
+_NAME_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 # --------------------------------------------------------------------------- the angle
@@ -173,6 +178,10 @@ def _angle_from_table(table: dict[str, Any], where: str) -> Angle:
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"{where}: missing 'name' (a non-empty string)")
     name = " ".join(name.split())
+    if _NAME_UNSAFE.search(name):
+        raise ConfigError(f"{where}: the name {name[:80]!a} holds a control or direction-override character")
+    if len(name) > MAX_NAME_CHARS:
+        raise ConfigError(f"{where}: the name is {len(name)} characters; at most {MAX_NAME_CHARS}")
     where = f"{where} ({name!r})"
     unknown = sorted(set(table) - _ALLOWED_KEYS)
     if unknown:
@@ -197,9 +206,14 @@ def _angle_from_table(table: dict[str, Any], where: str) -> Angle:
     guideline = table.get("guideline", "")
     if not isinstance(guideline, str):
         raise ConfigError(f"{where}: 'guideline' must be a string")
-    return Angle(
-        name, " ".join(description.split()), clean, _clean_terms(exclude), " ".join(guideline.split())
-    )
+    clean_exclude = _clean_terms(exclude)
+    for key, values in (("terms", clean), ("exclude", clean_exclude)):
+        for term in values:
+            if not any(ch.isalnum() for ch in term):
+                raise ConfigError(
+                    f"{where}: {key} entry {term!r} has no letter or digit: it would match anywhere"
+                )
+    return Angle(name, " ".join(description.split()), clean, clean_exclude, " ".join(guideline.split()))
 
 
 def angles_signature(angles: Sequence[Angle], model_name: str, heads: Sequence[str] = ()) -> str:
@@ -305,6 +319,9 @@ class Evidence:
     counts: Counter[str] = field(default_factory=Counter)
     surface: dict[str, Counter[str]] = field(default_factory=dict)
     in_title: set[str] = field(default_factory=set)
+    #: Where each surface form first counted, in ``title + "\n" + text`` (an excluded
+    #: occurrence before it is not evidence, so "why this angle" must not quote it).
+    first_at: dict[str, int] = field(default_factory=dict)
 
     def strength(self, specificity: dict[str, float]) -> float:
         total = 0.0
@@ -404,7 +421,9 @@ class _Matcher:
                     continue
                 term = terms[int(name[1:])]
                 ev.counts[term] += 1
-                ev.surface.setdefault(term, Counter())[" ".join(hit.group(0).split())] += 1
+                shown = " ".join(hit.group(0).split())
+                ev.surface.setdefault(term, Counter())[shown] += 1
+                ev.first_at.setdefault(shown, start)
                 if start < title_len:
                     ev.in_title.add(term)
         return found
@@ -529,9 +548,12 @@ def _log_odds(p: float) -> float:
     return math.log(p / (1 - p))
 
 
-def _passage(text: str, term: str, limit: int = 320) -> str:
-    """The sentence of ``text`` that holds ``term`` first (case-insensitive), clipped."""
-    at = text.lower().find(term.lower())
+def _passage(text: str, term: str, limit: int = 320, *, at: int | None = None) -> str:
+    """The sentence of ``text`` that holds ``term`` at offset ``at`` (where the cue counted),
+    else its first occurrence (case-insensitive), clipped."""
+    lowered = text.lower()
+    if at is None or lowered.find(term.lower(), max(0, at - 2), at + len(term) + 2) < 0:
+        at = lowered.find(term.lower())
     if at < 0:
         return ""
     start = max(text.rfind(". ", 0, at), text.rfind("\n", 0, at))
@@ -952,7 +974,9 @@ class AngleLabeler:
                     judgement=replace(judged, reason=reason),
                     threshold=self._threshold(a, learned),
                     terms=(terms := self._terms(a, ev, learned)),
-                    passage=_passage(f"{title}\n{text}", terms[0]) if terms else "",
+                    passage=_passage(f"{title}\n{text}", terms[0], at=ev.first_at.get(terms[0]))
+                    if terms
+                    else "",
                     rule=rule,
                 )
             )
@@ -1343,7 +1367,15 @@ def _suggest(
         base = pool[i]
         found = [t for t in base.terms if t in distinct[i]]
         rest = [t for t in base.terms if t not in distinct[i]]
-        out.append(Angle(base.name, base.description, _clean_terms([*found, *added[i], *rest]), base.exclude))
+        out.append(
+            Angle(
+                base.name,
+                base.description,
+                _clean_terms([*found, *added[i], *rest]),
+                base.exclude,
+                base.guideline,
+            )
+        )
     return out
 
 

@@ -225,6 +225,7 @@ class Feed:
         self.fulltext = config.fulltext_enabled() if fulltext is None else fulltext
         self._search: SearchEngine | None = None
         self._labeler: AngleLabeler | None = None
+        self._feedback_version: tuple[int, int, int] | None = None  # of the labeller's feedback model
         self._index_lock = threading.Lock()
         self._stale: set[int] = set()  # updated in place since the last index_pending: re-embed
         self._matcher: tuple[tuple[object, ...], TextMatcher] | None = None  # compiled text rules
@@ -701,6 +702,21 @@ class Feed:
             self._labeler.feedback = self._feedback_model(self._labeler)
         return self._labeler
 
+    def _labeler_now(self) -> AngleLabeler:
+        """:attr:`labeler` with the verdicts as stored now: another process (a second web
+        worker, the CLI next to ``serve``, a queue worker) may have recorded one since this
+        one built its feedback model, and a stale model would undo it when it labels."""
+        labeler = self.labeler
+        if self.store.feedback.version() != self._feedback_version:
+            labeler.feedback = self._feedback_model(labeler)
+        return labeler
+
+    def label_pending(self) -> None:
+        """Label the articles whose angles were made under other angles or another model (an
+        edited angles file, a run without the model): labels only, nothing embedded."""
+        with self._index_lock:
+            self._labeler_now().label_pending(self.store, None)
+
     def _load_angles(self) -> list[Angle]:
         from engfeed.angles import load_angles
 
@@ -748,7 +764,7 @@ class Feed:
                 finally:
                     self._embedding = None
                 engine.embed_documents(stale, patch=True)
-            self.labeler.label_pending(self.store, _stage(progress, "angles"))
+            self._labeler_now().label_pending(self.store, _stage(progress, "angles"))
             if engine is not None:
                 engine.embed_pending_passages(_stage(progress, "passages"))
                 engine.prepare_store()
@@ -757,7 +773,7 @@ class Feed:
         with self._index_lock:
             engine = self.search_engine if self.embedder is not None else None
             count = engine.embed_documents(self.store.all_ids(), _stage(progress, "embed")) if engine else 0
-            self.labeler.label_pending(self.store, _stage(progress, "angles"))
+            self._labeler_now().label_pending(self.store, _stage(progress, "angles"))
             if engine is not None:
                 engine.embed_pending_passages(_stage(progress, "passages"))
                 engine.prepare_store()
@@ -941,7 +957,7 @@ class Feed:
         assert art.id is not None
         title, excerpt, body = self.store.bodies([art.id])[art.id]
         vector = self._stored_vectors([art.id]).get(art.id)
-        return self.labeler.explain(title, excerpt, body, vector, article_id=art.id)
+        return self._labeler_now().explain(title, excerpt, body, vector, article_id=art.id)
 
     def export_feedback(self) -> str:
         """The reader's angle verdicts as JSON, keyed by article URL, to keep across stores."""
@@ -1012,6 +1028,7 @@ class Feed:
         return found
 
     def _feedback_model(self, labeler: AngleLabeler) -> FeedbackModel:
+        self._feedback_version = self.store.feedback.version()  # read first: never newer than the rows
         rows = [(r.article_id, r.angle, r.verdict) for r in self.store.feedback.all()]
         vectors = self._stored_vectors([r[0] for r in rows]) if rows else {}
         return FeedbackModel.build([a.name for a in labeler.angles], rows, vectors)

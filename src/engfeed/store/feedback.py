@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from engfeed.store.pages import Database
+from engfeed.store.sql import Connection
 
 USER = 1
 
@@ -36,6 +37,22 @@ _SET_VERDICT = (
 )
 
 
+def _forget(tx: Connection, user: int, article_id: int, angle: str) -> None:
+    """Delete the reader's verdict on ``angle`` for the article, whatever the case of the name
+    it was given under: the column's NOCASE folds ASCII only (SQLite), and "Überblick" renamed
+    "überblick" is the same angle to the labeller (names compare with ``casefold``)."""
+    key = angle.casefold()
+    stored = tx.execute(
+        "SELECT angle FROM angle_feedback WHERE user_id = ? AND article_id = ?", (user, article_id)
+    ).fetchall()
+    for (name,) in stored:
+        if str(name).casefold() == key:
+            tx.execute(
+                "DELETE FROM angle_feedback WHERE user_id = ? AND article_id = ? AND angle = ?",
+                (user, article_id, name),
+            )
+
+
 class FeedbackPart:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -45,20 +62,18 @@ class FeedbackPart:
     ) -> None:
         """Record ``verdict`` (+1 or -1) on ``angle`` for the article; None clears it."""
         with self._db.transaction() as tx:
-            if verdict is None:
+            _forget(tx, user, article_id, angle)
+            if verdict is not None:
                 tx.execute(
-                    "DELETE FROM angle_feedback WHERE user_id = ? AND article_id = ? AND angle = ?",
-                    (user, article_id, angle),
+                    _SET_VERDICT,
+                    (user, article_id, angle, 1 if verdict > 0 else -1, int(now.timestamp())),
                 )
-                return
-            tx.execute(
-                _SET_VERDICT,
-                (user, article_id, angle, 1 if verdict > 0 else -1, int(now.timestamp())),
-            )
 
     def set_many(self, rows: Sequence[tuple[int, str, int]], *, now: datetime, user: int = USER) -> None:
         """Record many (article id, angle, verdict) at once, in one transaction."""
         with self._db.transaction() as tx:
+            for aid, angle, _ in rows:
+                _forget(tx, user, aid, angle)
             tx.executemany(
                 _SET_VERDICT,
                 [(user, aid, angle, 1 if v > 0 else -1, int(now.timestamp())) for aid, angle, v in rows],
@@ -86,6 +101,17 @@ class FeedbackPart:
             (user, article_id),
         )
         return {str(angle): int(v) for angle, v in rows}
+
+    def version(self, user: int = USER) -> tuple[int, int, int]:
+        """A cheap fingerprint of the reader's verdicts: it moves whenever one is recorded,
+        changed or cleared, in any process (the count, the newest time, a weighted sum), so a
+        process can tell that its feedback model is stale."""
+        row = self._db.conn.execute(
+            "SELECT count(*), coalesce(max(created), 0), coalesce(sum(verdict * article_id), 0)"
+            " FROM angle_feedback WHERE user_id = ?",
+            (user,),
+        ).fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
 
     def count(self, user: int = USER) -> int:
         row = self._db.conn.execute("SELECT count(*) FROM angle_feedback WHERE user_id = ?", (user,))

@@ -1126,6 +1126,7 @@ def create_app(
         if scheduled and not await anyio.to_thread.run_sync(feed.claim_schedule):
             log.info("another engfeed serve process on this store runs the refresh schedule")
         else:
+            _relabel(feed)  # angles edited, or labelled without the model, since the last run
             refresher.start()
             if mailer is not None:
                 mailer.start()
@@ -1186,6 +1187,20 @@ def _warm(feed: Feed) -> None:
             log.exception("search warm-up failed")
 
     threading.Thread(target=run, name="engfeed-warm", daemon=True).start()
+
+
+def _relabel(feed: Feed) -> None:
+    """Bring every article's angles in line with this server's angles and model, on a daemon
+    thread (labels only; a few seconds for the whole shared corpus, nothing when none is due),
+    so a card's chips and its "why this angle" never disagree after an angles-file edit."""
+
+    def run() -> None:
+        try:
+            feed.label_pending()
+        except Exception:  # best effort: the next refresh labels them too
+            log.exception("re-labelling at start failed")
+
+    threading.Thread(target=run, name="engfeed-relabel", daemon=True).start()
 
 
 __all__ = ["Site", "create_app", "local_path"]
