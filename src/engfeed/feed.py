@@ -931,10 +931,10 @@ class Feed:
                 text="",
             )
             pairs.append((art, entry.note))
-        matched, created = self.store.reading.import_list(pairs, when=now)
-        self.store.set_meta(_LIST_TITLE, parsed.title)
+        meta = [(_LIST_TITLE, parsed.title)]
         if parsed.tags is not None:
-            self.store.set_meta(_LIST_TAGS, json.dumps(list(parsed.tags)))
+            meta.append((_LIST_TAGS, json.dumps(list(parsed.tags))))
+        matched, created = self.store.reading.import_list(pairs, when=now, meta=meta)
         self.index_pending()
         return ReadingListImport(matched, created, [*parsed.skipped, *invalid])
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from engfeed.models import Article, ArticleFilter
 from engfeed.store.rows import ARTICLE_COLUMNS, article_row, dicts, to_ts
 from engfeed.store.sql import Connection, select_in
+from engfeed.store.vectors import SET_META
 
 if TYPE_CHECKING:
     from engfeed.store.base import Store
@@ -106,15 +107,18 @@ class ReadingPart:
         entries: Sequence[tuple[Article, str | None]],
         *,
         when: datetime,
+        meta: Sequence[tuple[str, str]] = (),
         user: int = USER,
     ) -> tuple[int, int]:
         """Save every entry (an article to match by ``uid``/URL, stored as a link-only article
-        when there is none) with its note, in one transaction: a crash leaves the old state or
-        the new one. Saving order follows ``entries`` (the first is the newest saved, as in an
-        exported list). Returns (matched, created)."""
+        when there is none) with its note, and set the ``meta`` keys (the list's title and tags),
+        in one transaction: a crash leaves the old state or the new one. Saving order follows
+        ``entries`` (the first is the newest saved, as in an exported list). Returns (matched,
+        created)."""
         matched = created = 0
         base = to_ts(when)
         with self._db.transaction() as tx:
+            tx.executemany(SET_META, list(meta))
             for position, (art, note) in enumerate(entries):
                 aid = self._existing_id(tx, art)
                 if aid is None:
