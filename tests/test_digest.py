@@ -422,6 +422,22 @@ def test_week_and_period_words() -> None:
     assert Digest(END - timedelta(days=7), END, (), 0).period == "27 Nov – 4 Dec 2026"
 
 
+def test_period_words_are_in_the_servers_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Weeks start on the local Monday: their labels must be local dates too."""
+    import time as clock
+
+    try:
+        for zone, start in (("Asia/Tokyo", datetime(2026, 11, 29, 15, tzinfo=UTC)),
+                            ("America/Los_Angeles", datetime(2026, 11, 30, 8, tzinfo=UTC))):  # fmt: skip
+            monkeypatch.setenv("TZ", zone)
+            clock.tzset()
+            d = Digest(start, start + timedelta(weeks=1), (), 0)
+            assert d.period == "30 Nov – 6 Dec 2026", zone  # Monday to Sunday of ISO week 49
+    finally:
+        monkeypatch.undo()
+        clock.tzset()
+
+
 # -- the store's digest ----------------------------------------------------------------------------
 def test_feed_digest_groups_by_angle_order_then_company(feed: Feed) -> None:
     d = feed.digest()

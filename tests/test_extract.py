@@ -288,6 +288,32 @@ def test_an_article_that_lives_under_an_auth_path_is_read_when_not_redirected(sh
     assert moved.status == "not_article" and "log in" in moved.reason
 
 
+def test_an_article_under_an_auth_path_is_read_after_a_redirect_within_it(shared_dir: Path) -> None:
+    """A trailing slash or https added to /sso/... is not a login wall."""
+    [article] = real_articles(shared_dir, (("feeds/dropbox-tech.xml", 1),))
+    body = article_page(article.title, body_html(article))
+    for requested in ("https://example.com/sso/how-we-built-sso", "http://example.com/sso/how-we-built-sso/"):
+        got = extract_page(body, url="https://example.com/sso/how-we-built-sso/", requested=requested)
+        assert got.status == "ok", requested
+
+
+def test_a_meta_charset_of_utf16_is_read_as_utf8(shared_dir: Path) -> None:
+    """A meta tag readable as ASCII cannot be UTF-16; browsers read such pages as UTF-8."""
+    [article] = real_articles(shared_dir, (("feeds/thoughtbot-giant-robots.xml", 0),))
+    page = article_page(article.title, body_html(article), extra=f"<p>{ACCENTS}</p>").decode()
+    page = page.replace('<meta charset="utf-8">', '<meta charset="utf-16">')
+    got = extract(page.encode("utf-8"), content_type="text/html")
+    assert got.status == "ok" and ACCENTS in got.text
+
+
+def test_the_element_cap_holds_for_utf16_pages() -> None:
+    body = ("<html><body><article>" + "<p>word word word word</p>" * (MAX_TREE_ELEMENTS + 10)).encode(
+        "utf-16-le"
+    )
+    got = extract(body, content_type="text/html; charset=utf-16le")
+    assert got.status == "not_article" and "elements" in got.reason  # refused before parsing
+
+
 def test_a_paywall_teaser_is_too_little_text() -> None:
     content = (
         "<p>Our storage layer handles millions of writes a second. In this post we explain how "

@@ -556,6 +556,33 @@ def test_an_unreachable_robots_txt_holds_pages_back_for_an_hour_only(
     assert stored is not None and close_to(stored.next_try, datetime.now(UTC) + timedelta(hours=1))
 
 
+def test_a_robots_txt_over_the_cap_is_read_from_its_start(
+    new_store: NewStore, tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
+) -> None:
+    """RFC 9309: parse at least the first 500 KiB (it used to block the whole site)."""
+    feed = make_feed(new_store)
+    items = posts(shared_dir, 2)
+    serve_pages(http_server, items)
+    big = b"User-agent: *\nDisallow: /post-1\n" + b"# padding\n" * 70_000  # ~700 KB
+    http_server.route("/robots.txt", body=big, headers={"Content-Type": "text/plain"})
+    publish(http_server, feed, items)
+    report = feed.refresh()
+    assert statuses(report.text) == {"post-0": "ok", "post-1": "blocked"}
+
+
+def test_a_robots_txt_redirect_loop_means_none(
+    new_store: NewStore, tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
+) -> None:
+    """RFC 9309 2.3.1.2: not reached within the redirect limit, it is unavailable: allow all."""
+    feed = make_feed(new_store)
+    items = posts(shared_dir, 1)
+    serve_pages(http_server, items)
+    http_server.redirect("/robots.txt", "/robots-2.txt")
+    http_server.redirect("/robots-2.txt", "/robots.txt")
+    publish(http_server, feed, items)
+    assert statuses(feed.refresh().text) == {"post-0": "ok"}
+
+
 # -- conditional GET -----------------------------------------------------------------------------------
 @pytest.mark.usefixtures("cli_env")
 def test_fetch_text_by_id_revalidates_and_a_304_keeps_the_text(

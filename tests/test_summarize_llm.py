@@ -336,6 +336,24 @@ def test_grounding_checks_whole_numbers_and_names() -> None:
     assert flags == [True, False, False, False, False, True]
 
 
+def test_grounding_refuses_a_claim_that_negates_the_article() -> None:
+    article = [
+        "We split the keyspace into 64 shards so that each cache host holds a slice.",
+        "The cache hosts run in three zones.",
+        "Clients find a shard with a consistent hash of the key.",
+        "Latency stayed flat during the migration.",
+        "Each shard has two replicas in other zones, and none of them is ever promoted by hand.",
+    ]
+    model = LexicalEmbedder.from_texts(article)
+    units = [
+        "We split the keyspace into 64 shards so each cache host holds a slice.",
+        "We did not split the keyspace into 64 shards so each cache host holds a slice.",
+        "None of the replicas is ever promoted by hand.",  # the article says "none" too
+    ]
+    flags = llm.supported(units, article, model.embed(article), model, article_text="\n".join(article))
+    assert flags == [True, False, True]
+
+
 # -- (d) answers that are not a summary ---------------------------------------------------------------
 NOT_A_SUMMARY = {
     "prose": completion("Sure! Here is a summary of the article: it is about the pandemic."),

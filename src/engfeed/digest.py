@@ -109,8 +109,9 @@ class Digest:
 
     @property
     def period(self) -> str:
-        """The period in words: "28 Nov – 4 Dec 2026"."""
-        first, last = self.start, self.end - timedelta(seconds=1)
+        """The period in words, in the server's time zone (where the weeks start on Monday
+        00:00): "30 Nov – 6 Dec 2026"."""
+        first, last = self.start.astimezone(), (self.end - timedelta(seconds=1)).astimezone()
         if first.year != last.year:
             return f"{first:%-d %b %Y} – {last:%-d %b %Y}"
         return f"{first:%-d %b} – {last:%-d %b %Y}"

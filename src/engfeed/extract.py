@@ -91,12 +91,17 @@ def extract_page(
     kind = content_type.split(";", 1)[0].strip().lower()
     if kind and kind not in HTML_TYPES:
         return not_article(f"not an HTML page ({kind})")
-    if (requested is None or requested != url) and _looks_like_login(url):
+    if (
+        (requested is None or requested != url)
+        and _looks_like_login(url)
+        and not _looks_like_login(requested)
+    ):
         return not_article("the page asks to log in")
-    if _too_many_elements(body):
+    page = _decoded(body, content_type)
+    if _too_many_elements(page):
         return not_article(f"the page has over {MAX_TREE_ELEMENTS:,} elements (not an article)")
     try:
-        html = _trafilatura(_decoded(body, content_type), url)
+        html = _trafilatura(page, url)
     except Exception as exc:  # the contract: a page never breaks a refresh
         log.info("extraction failed for %s: %s: %s", url, type(exc).__name__, exc)
         return not_article(f"the page could not be read ({type(exc).__name__})")
@@ -158,6 +163,8 @@ def _decoded(body: bytes, content_type: str) -> bytes | str:
             continue
         label = found.group(1)
         label = (label.decode("ascii", "replace") if isinstance(label, bytes) else label).lower()
+        if found.re is _META_CHARSET and label.replace("_", "-").startswith("utf-16"):
+            label = "utf-8"  # a meta tag read as ASCII cannot be in UTF-16: browsers read UTF-8
         try:
             return body.decode("cp1252" if label in _LEGACY_LABELS else label, "replace")
         except (LookupError, UnicodeError, ValueError):  # unknown, not a text encoding, strict only
@@ -166,17 +173,23 @@ def _decoded(body: bytes, content_type: str) -> bytes | str:
 
 
 _START_TAG = re.compile(rb"<[A-Za-z]")
+_START_TAG_TEXT = re.compile(r"<[A-Za-z]")
 
 
-def _too_many_elements(body: bytes) -> bool:
+def _too_many_elements(page: bytes | str) -> bool:
     """More than :data:`MAX_TREE_ELEMENTS` start tags (every element starts with ``<`` and a
     letter, so this bounds the element count from above), counted before lxml builds a tree
-    of a hostile page; stops counting at the limit."""
-    tags = _START_TAG.finditer(body)
+    of a hostile page; stops counting at the limit. Counted on the decoded text when the page
+    said its encoding (in UTF-16 bytes no tag looks like one)."""
+    tags = _START_TAG_TEXT.finditer(page) if isinstance(page, str) else _START_TAG.finditer(page)
     return next(itertools.islice(tags, MAX_TREE_ELEMENTS, None), None) is not None
 
 
-def _looks_like_login(url: str) -> bool:
+def _looks_like_login(url: str | None) -> bool:
+    """Is ``url``'s path a login page's (an article under /sso/ redirected to itself with a
+    slash, or to https, is not: the caller also asks it of the requested URL)?"""
+    if not url:
+        return False
     try:
         path = urlsplit(url).path
     except ValueError:

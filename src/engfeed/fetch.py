@@ -73,6 +73,9 @@ class FetchConfig:
     total_timeout: float = 45.0  # per-source budget, hard cap including redirects and body
     max_bytes: int = 10 * 1024 * 1024  # of decoded body
     max_redirects: int = 5
+    #: Past ``max_bytes``: keep the first ``max_bytes`` and stop reading (robots.txt, of which
+    #: RFC 9309 has crawlers parse the first 500 KiB) instead of failing the fetch.
+    truncate: bool = False
     user_agent: str = USER_AGENT
     accept: str = ACCEPT  # feeds by default; article pages ask for HTML (engfeed.fulltext)
     #: Loopback and private-range addresses may be fetched (``ENGFEED_FETCH_PRIVATE``);
@@ -409,30 +412,35 @@ async def _exchange(
         if status == 304:
             return _Final(not_modified=True)
         if 200 <= status < 300:
-            return _Final(body=await _read_body(resp, config.max_bytes))
+            return _Final(body=await _read_body(resp, config.max_bytes, truncate=config.truncate))
         retry_after = None
         if status in RETRY_AFTER_STATUSES:
             retry_after = parse_retry_after(resp.headers.get("retry-after"))
         return _Final(error=_status_message(status, resp.reason_phrase), retry_after=retry_after)
 
 
-async def _read_body(resp: httpx.Response, cap: int) -> bytes:
-    """The decoded body, or _Failure as soon as it (or its encoded form) passes ``cap`` bytes."""
+async def _read_body(resp: httpx.Response, cap: int, *, truncate: bool = False) -> bytes:
+    """The decoded body, or _Failure as soon as it (or its encoded form) passes ``cap`` bytes
+    (``truncate``: its first ``cap`` bytes, read no further)."""
     too_big = f"body larger than {_human_bytes(cap)}"
     decoder = _Decoder(resp.headers.get("content-encoding", ""))
     declared = resp.headers.get("content-length", "").strip()
-    if not decoder.stages and declared.isdigit() and int(declared) > cap:
+    if not truncate and not decoder.stages and declared.isdigit() and int(declared) > cap:
         raise _Failure(too_big)
     body = bytearray()
     received = 0
     async for chunk in resp.aiter_raw():
         received += len(chunk)
-        if received > cap:
+        if received > cap and not truncate:
             raise _Failure(too_big)
         for piece in decoder.decode(chunk):
             if len(body) + len(piece) > cap:
+                if truncate:
+                    return bytes(body + piece[: cap - len(body)])
                 raise _Failure(too_big)
             body += piece
+        if received > cap:  # truncating: as much as the cap allows has been read
+            return bytes(body)
     for piece in decoder.flush():
         if len(body) + len(piece) > cap:
             raise _Failure(too_big)

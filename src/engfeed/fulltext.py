@@ -37,6 +37,7 @@ import httpx
 from engfeed.extract import extract_page
 from engfeed.fetch import FetchConfig, FetchResult, fetch_one, make_client
 from engfeed.models import Source
+from engfeed.robots import MAX_BYTES as ROBOTS_MAX_BYTES
 from engfeed.robots import RobotsRules, origin_of, robots_url
 from engfeed.store.pages import PageRecord, PagesPart, PageTarget
 
@@ -148,7 +149,7 @@ async def _robots_for(
             rules[origin] = known
         else:
             wanted.append(origin)
-    robots_cfg = replace(cfg, accept="text/plain, */*;q=0.5", max_bytes=512 * 1024)
+    robots_cfg = replace(cfg, accept="text/plain, */*;q=0.5", max_bytes=ROBOTS_MAX_BYTES, truncate=True)
 
     async def fetch(origin: str) -> None:
         result = await fetch_one(client, Source(name=origin, url=robots_url(origin)), robots_cfg)

@@ -22,6 +22,7 @@ path per rule), so a hostile file of wildcards cannot make it slow.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import quote, unquote, urlsplit
@@ -29,7 +30,9 @@ from urllib.parse import quote, unquote, urlsplit
 AGENT = "EngineeringFeed"
 TTL = timedelta(hours=24)
 RETRY_UNREACHABLE = timedelta(hours=1)
-MAX_BYTES = 512 * 1024  # RFC 9309: crawlers must parse at least 500 KiB
+MAX_BYTES = 512 * 1024  # RFC 9309: crawlers must parse at least 500 KiB (a longer file: its start)
+# The fetcher's words for a robots.txt not reached within its redirect limit.
+_REDIRECTS_FAILED = re.compile(r"too many redirects|redirect loop")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,8 @@ class RobotsRules:
         if status is not None and 200 <= status < 300 and body is not None:
             return cls(origin, fetched, body=body[:MAX_BYTES].decode("utf-8", "replace"))
         if status is not None and 400 <= status < 500:
+            return cls(origin, fetched, allow_all=True)
+        if error and _REDIRECTS_FAILED.match(error):  # RFC 9309 2.3.1.2: then it is unavailable
             return cls(origin, fetched, allow_all=True)
         return cls(origin, fetched, deny_all=True, error=error or (f"HTTP {status}" if status else ""))
 

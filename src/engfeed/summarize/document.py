@@ -35,7 +35,6 @@ _BLOCKS = frozenset(
         "ul",
         "ol",
         "dl",
-        "br",
         "hr",
         "figure",
         "aside",
@@ -118,6 +117,17 @@ _BYLINE = re.compile(
 )
 
 
+_NUMBER_END = re.compile(r"(?<![\d.,])(\d+)$")
+
+
+def _is_power_base(before: str) -> bool:
+    """A number of 3+ digits right before a ``<sup>`` is raised to it ("1000<sup>2</sup>"
+    reads "1000^2": deleting the mark would change the figure), unless it is a year, whose
+    superscript is a footnote ("in 2019<sup>3</sup>")."""
+    found = _NUMBER_END.search(before)
+    return found is not None and not (len(found.group(1)) == 4 and 1800 <= int(found.group(1)) <= 2100)
+
+
 def from_html(html: str, title: str = "") -> Document:
     parser = _Parser()
     parser.feed(strip_html_trailer(html))  # "<title> was originally published in <pub> on Medium"
@@ -154,6 +164,7 @@ class _Parser(HTMLParser):
         self._skip = 0
         self._heading: int | None = None
         self._sup: int | None = None  # where a <sup> began in the buffer
+        self._br: int | None = None  # where the buffer stood after the last <br>
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _SKIPPED:
@@ -161,6 +172,13 @@ class _Parser(HTMLParser):
             self._skip += 1
         elif tag == "sup":
             self._sup = len(self._buf)
+        elif tag == "br":  # a line break inside a sentence; two in a row end a paragraph
+            if self._br is not None and not "".join(self._buf[self._br :]).strip():
+                self.flush()
+                self._br = 0
+            else:
+                self._buf.append(" ")
+                self._br = len(self._buf)
         elif tag in _HEADINGS:
             self.flush()
             self._heading = _HEADINGS[tag]
@@ -172,7 +190,8 @@ class _Parser(HTMLParser):
             self._skip = max(0, self._skip - 1)
         elif tag == "sup" and self._sup is not None:
             marker = "".join(self._buf[self._sup :]).strip()
-            if _EXPONENT.fullmatch(marker) and _BASE.search("".join(self._buf[: self._sup])):
+            before = "".join(self._buf[: self._sup])
+            if _EXPONENT.fullmatch(marker) and (_BASE.search(before) or _is_power_base(before)):
                 self._buf.insert(self._sup, "^")
             elif _FOOTNOTE.fullmatch(marker):  # "1", "[2]", "*": a footnote mark, not prose
                 del self._buf[self._sup :]
@@ -203,5 +222,6 @@ class _Parser(HTMLParser):
             return  # a block inside a heading: keep collecting the heading's text
         text = "".join(self._buf)
         self._buf = []
+        self._br = None
         if text.strip():
             self.sections[-1].sentences.extend(split_sentences(text))

@@ -12,7 +12,10 @@ overview sentence, section point and takeaway must pass three checks against the
    occurs in the article as a whole number or word ("4%" is not supported by "40%", "Java"
    not by "JavaScript"): a changed figure or system is the commonest invention;
 3. at least :data:`GROUND_COVERAGE` of its content words occur in the three article
-   sentences nearest to it (an invented mechanism brings words the article never uses).
+   sentences nearest to it (an invented mechanism brings words the article never uses);
+4. a negation in it ("not", "never", "without", ...) is in one of those three sentences too
+   ("we did not shard the keyspace" shares every word with "we sharded the keyspace", and
+   says the opposite).
 
 Calibrated on the dev half of the judged set (bench/summaries), whose distractors are
 exactly such plausible-but-false claims: the checks keep 49% of the hand-written,
@@ -233,8 +236,12 @@ def supported(
         pool = {w[:5] for i in nearest for w in tokens(sentences[int(i)])}
         words = [w[:5] for w in tokens(unit)]
         coverage = sum(w in pool for w in words) / max(1, len(words))
-        flags.append(numbers_ok and names_ok and coverage >= GROUND_COVERAGE)
+        negation_ok = not _NEGATION.search(unit) or any(_NEGATION.search(sentences[int(i)]) for i in nearest)
+        flags.append(numbers_ok and names_ok and coverage >= GROUND_COVERAGE and negation_ok)
     return flags
+
+
+_NEGATION = re.compile(r"\b(?:not|no|never|none|neither|nor|without|cannot)\b|n['’]t\b", re.I)
 
 
 def _mentions(lowered: str, name: str) -> bool:

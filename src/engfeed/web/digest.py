@@ -25,7 +25,7 @@ from engfeed.digest import Digest, render, week_of, week_start
 from engfeed.errors import ConfigError
 from engfeed.text import clean_text
 from engfeed.web.feeds import DigestItem, FeedMeta, digest_atom
-from engfeed.web.params import BadParam, parse_limit
+from engfeed.web.params import BadParam, date_param, parse_limit
 from engfeed.web.responses import JSONResponse, json_error
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ class DigestPages:
             digest = self.feed.digest_between(first, end, base_url=base)
             week = week_of(first)
             title = f"Week {week[-2:]}: {digest.period}" + (" (so far)" if back == 0 else "")
-            since = f"{first.astimezone(UTC):%Y-%m-%d}"
+            since = date_param(first)  # the local Monday 00:00, as a UTC instant
             items.append(
                 DigestItem(week, title, end.astimezone(UTC), render(digest, "html"), f"{base}/?since={since}")
             )
