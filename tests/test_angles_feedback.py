@@ -457,6 +457,16 @@ def test_a_verdict_from_another_process_holds_in_this_one(plain: Feed, tmp_path:
     assert names(plain.article(art.uid)) == []  # re-labelled here, and still not this angle
 
 
+def test_every_verdict_write_moves_the_serial(plain: Feed) -> None:
+    """Within one second too: clear then yes on another angle kept count, time and sums."""
+    art = by_title(plain)[HIRING[0]]
+    seen = [plain.store.feedback.version()]
+    for angle, verdict in ((NAMES[BENCH], "yes"), (NAMES[BENCH], "clear"), (NAMES[ARCH], "yes")):
+        plain.angle_feedback(art.uid, angle, verdict)
+        seen.append(plain.store.feedback.version())
+    assert seen == sorted(set(seen)) and len(seen) == 4
+
+
 def test_serve_relabels_at_start_after_an_angles_file_edit(tmp_path: Path) -> None:
     """Labels made under other angles (an edited file) are redone when the server starts, so
     a card's chips, its "why" and the verdict buttons speak of the same angles."""

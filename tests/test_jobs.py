@@ -214,3 +214,57 @@ def test_serve_knows_whether_workers_run_the_background_work(
     with pytest.raises(DatabaseUnavailable):
         create_app(feed, refresh_interval_min=30)
     store.close_all()
+
+
+def test_serve_started_before_the_first_worker_hands_the_schedule_over(pg_server: PgServer) -> None:
+    """serve reads "is there a queue" on each scheduled run, not once at start: a worker
+    started later must not find serve fetching the same sources next to it."""
+    store = Store(pg_server.fresh_database())
+    feed = Feed(store, embedder=None)
+    app = create_app(feed, refresh_interval_min=30)
+    refresher = app.state.refresher
+    assert refresher.enabled and not app.state.site.queued
+    ensure_queue_schema(store)  # the first worker starts
+    assert refresher.job(True) == "skipped: engfeed workers refresh the sources"
+    assert app.state.site.queued  # the Sources page shows the queue from now on
+    store.close_all()
+
+
+def test_a_worker_that_loses_its_database_stops_as_an_outage(
+    pg_server: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """procrastinate stops its worker, and returns, when its connection fails (a server
+    restart): engfeed turns that into DatabaseUnavailable (exit 75, for a supervisor to restart
+    it), not a clean stop (exit 0). A stop with no such failure stays clean."""
+    import logging
+
+    import psycopg
+    from procrastinate.exceptions import ConnectorException
+
+    from engfeed import jobs
+    from engfeed.errors import DatabaseUnavailable
+
+    url = pg_server.fresh_database()
+    failures: list[BaseException | None] = []
+
+    class App:
+        def run_worker(self, **_: object) -> None:
+            failure = failures.pop()
+            if failure is not None:
+                try:
+                    raise failure
+                except BaseException:
+                    logging.getLogger("procrastinate.worker").exception("Database error")
+
+    monkeypatch.setattr(jobs, "queue_app", lambda *_a, **_k: App())
+    lost = psycopg.OperationalError("server closed the connection unexpectedly")
+    wrapped = ConnectorException("Database error.")
+    wrapped.__cause__ = lost
+    for failure in (lost, wrapped):
+        failures.append(failure)
+        with pytest.raises(DatabaseUnavailable, match="lost its database connection"):
+            jobs.run_worker(url)
+    failures.append(ValueError("a job's own bug"))  # logged by a job: not an outage
+    jobs.run_worker(url)
+    failures.append(None)
+    jobs.run_worker(url)

@@ -103,3 +103,16 @@ def test_a_store_that_holds_articles_is_never_a_destination(request: pytest.Fixt
     dest = filled(store_location(request, backend, "b"))
     with pytest.raises(StoreError, match="not empty"):
         copy_store(src, dest)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_store_with_the_readers_rules_is_never_a_destination(
+    request: pytest.FixtureRequest, backend: str
+) -> None:
+    """A mute rule already there would silently win over the copied one of the same id."""
+    src = filled(store_location(request, backend, "a"))
+    dest = Store(store_location(request, backend, "b"))
+    dest.mutes.add(MuteRule(kind="term", value="zzzz"), None, now=T0)
+    with pytest.raises(StoreError, match=r"not empty \(mute_rules has rows\)"):
+        copy_store(src, dest)
+    assert [r.value for r in dest.mutes.rules()] == ["zzzz"]  # nothing copied

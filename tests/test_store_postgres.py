@@ -39,6 +39,13 @@ def test_parameters_become_psycopg_ones_outside_quotes_only() -> None:
 def test_urls_are_shown_without_their_password() -> None:
     assert redact_url("postgresql://ann:s3cret@db.example/feed") == "postgresql://ann:***@db.example/feed"
     assert redact_url("postgresql://ann@db.example/feed") == "postgresql://ann@db.example/feed"
+    # passwords a URL parser would split or refuse, and the password parameter
+    assert (
+        redact_url("postgresql://team:se#cr?t@127.0.0.1:5432/e3") == "postgresql://team:***@127.0.0.1:5432/e3"
+    )
+    assert redact_url("postgresql://u:p/w@h/db") == "postgresql://u:***@h/db"
+    assert redact_url("postgresql://u:p@[::1/db") == "postgresql://u:***@[::1/db"
+    assert redact_url("postgresql://h/db?user=x&password=secret") == "postgresql://h/db?user=x&password=***"
 
 
 def test_full_text_expressions_become_quoted_websearch_text() -> None:
@@ -333,3 +340,29 @@ def test_a_query_vector_with_nan_is_searched_not_refused(pg: PostgresStore) -> N
     pg.vectors.save("m", [(aid, np.eye(4, dtype=np.float16)[i].tobytes()) for i, aid in enumerate(ids)])
     pg.sync_vectors(4)
     assert [aid for aid, _ in pg.nearest("m", [float("nan"), 1.0, 0, float("inf")], 1)] == [ids[1]]
+
+
+def test_the_schedule_claim_survives_a_lost_connection_only_if_nobody_took_it(pg_server: PgServer) -> None:
+    """One serve process runs the schedule. A database restart drops the advisory lock with
+    its connection: the holder claims it anew on its next run, unless another took it."""
+    url = pg_server.fresh_database()
+    a, b = Store(url), Store(url)
+    assert isinstance(a, PostgresStore) and isinstance(b, PostgresStore)
+    try:
+        assert a.claim_schedule() and not b.claim_schedule()
+        assert a.claim_schedule()  # asked again, still held
+        name = url.split("?")[0].rsplit("/", 1)[1]
+        pg_server.admin(  # what a restart does to a's lock connection
+            "SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+            f" WHERE l.locktype = 'advisory' AND l.granted AND d.datname = '{name}'"
+        )
+        deadline = time.monotonic() + 10  # the terminated backend lets go as it exits
+        while not b.claim_schedule() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert b.claim_schedule()  # the lock was free: b runs the schedule now
+        assert not a.claim_schedule()  # a notices, and stands down
+        b.close_all()
+        assert a.claim_schedule()
+    finally:
+        a.close_all()
+        b.close_all()

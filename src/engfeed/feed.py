@@ -64,6 +64,7 @@ SUMMARY_VERSION = "extractive-1"
 LLM_RETRY = timedelta(hours=1)
 #: Summaries made ahead of time after each background refresh of ``serve`` (about 1 s each).
 WARM_SUMMARIES = 20
+MAX_FEED_URL = 2048  # characters: what browsers and servers reliably handle
 MAX_SOURCE_NAME = 120  # characters; the web filters accept names this long
 FEED_SUFFIXES = {".xml", ".rss", ".atom", ".rdf", ".json", ".feed"}
 
@@ -225,7 +226,7 @@ class Feed:
         self.fulltext = config.fulltext_enabled() if fulltext is None else fulltext
         self._search: SearchEngine | None = None
         self._labeler: AngleLabeler | None = None
-        self._feedback_version: tuple[int, int, int] | None = None  # of the labeller's feedback model
+        self._feedback_version: int | None = None  # the verdicts' serial the feedback model was built at
         self._index_lock = threading.Lock()
         self._stale: set[int] = set()  # updated in place since the last index_pending: re-embed
         self._matcher: tuple[tuple[object, ...], TextMatcher] | None = None  # compiled text rules
@@ -1433,6 +1434,8 @@ def check_feed_url(url: str) -> None:
     shown = redact_credentials(terminal_safe(url))[:200]
     if not url.lower().startswith(("http://", "https://")):
         raise EngfeedError(f"not an http(s) URL: {shown!r}")
+    if len(url) > MAX_FEED_URL:  # PostgreSQL's unique index holds ~2,700 bytes a key
+        raise EngfeedError(f"the feed URL is {len(url):,} characters; at most {MAX_FEED_URL:,}: {shown!r}")
     try:
         host = urlsplit(url).hostname
     except ValueError:

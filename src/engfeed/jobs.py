@@ -208,6 +208,8 @@ def run_worker(url: str, settings: WorkerSettings = WorkerSettings(), *, name: s
 
     ensure_queue_schema(feed().store)  # a bad URL or a SQLite store fails here, before any job
     app = queue_app(url, feed, settings)
+    lost = _ConnectionLost()
+    logging.getLogger("procrastinate").addHandler(lost)
     try:
         app.run_worker(
             concurrency=settings.concurrency,
@@ -217,8 +219,43 @@ def run_worker(url: str, settings: WorkerSettings = WorkerSettings(), *, name: s
             delete_jobs="successful",
         )
     finally:
+        logging.getLogger("procrastinate").removeHandler(lost)
         for f in opened:
             f.close()
+    if lost.error is not None:
+        # procrastinate stops the worker, and returns, when its database connection fails (a
+        # server restart): that is an outage (exit 75, for a supervisor to start it again),
+        # not a clean stop (exit 0, which it would not).
+        raise DatabaseUnavailable(f"the worker lost its database connection: {lost.error}")
+
+
+class _ConnectionLost(logging.Handler):
+    """Remembers the first database-connection failure procrastinate logs while it runs."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.error: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        exc = record.exc_info[1] if record.exc_info else None
+        if self.error is None and exc is not None and _is_connection_error(exc):
+            self.error = " ".join(str(exc).split())[:200] or type(exc).__name__
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    """psycopg's OperationalError or InterfaceError, however wrapped (procrastinate wraps it
+    in its own ConnectorException); named, not imported: psycopg belongs to store.postgres."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            break
+        if any(
+            k.__module__.startswith("psycopg") and k.__name__ in ("OperationalError", "InterfaceError")
+            for k in type(seen).__mro__
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def ensure_queue_schema(store: Store) -> bool:

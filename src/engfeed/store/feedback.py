@@ -28,6 +28,12 @@ class FeedbackRow:
     title: str = ""
 
 
+SERIAL_KEY = "angles.feedback_serial"
+_BUMP_SERIAL = (
+    "INSERT INTO meta(key, value) VALUES (?, '1') ON CONFLICT(key) DO UPDATE"
+    " SET value = CAST(CAST(meta.value AS BIGINT) + 1 AS TEXT)"
+)
+
 #: One verdict, replacing the reader's earlier one on the same angle (names compared
 #: without case; the new spelling is kept).
 _SET_VERDICT = (
@@ -62,6 +68,7 @@ class FeedbackPart:
     ) -> None:
         """Record ``verdict`` (+1 or -1) on ``angle`` for the article; None clears it."""
         with self._db.transaction() as tx:
+            tx.execute(_BUMP_SERIAL, (SERIAL_KEY,))
             _forget(tx, user, article_id, angle)
             if verdict is not None:
                 tx.execute(
@@ -72,6 +79,7 @@ class FeedbackPart:
     def set_many(self, rows: Sequence[tuple[int, str, int]], *, now: datetime, user: int = USER) -> None:
         """Record many (article id, angle, verdict) at once, in one transaction."""
         with self._db.transaction() as tx:
+            tx.execute(_BUMP_SERIAL, (SERIAL_KEY,))
             for aid, angle, _ in rows:
                 _forget(tx, user, aid, angle)
             tx.executemany(
@@ -102,16 +110,11 @@ class FeedbackPart:
         )
         return {str(angle): int(v) for angle, v in rows}
 
-    def version(self, user: int = USER) -> tuple[int, int, int]:
-        """A cheap fingerprint of the reader's verdicts: it moves whenever one is recorded,
-        changed or cleared, in any process (the count, the newest time, a weighted sum), so a
-        process can tell that its feedback model is stale."""
-        row = self._db.conn.execute(
-            "SELECT count(*), coalesce(max(created), 0), coalesce(sum(verdict * article_id), 0)"
-            " FROM angle_feedback WHERE user_id = ?",
-            (user,),
-        ).fetchone()
-        return int(row[0]), int(row[1]), int(row[2])
+    def version(self) -> int:
+        """A serial that every write of verdicts moves, in the same transaction, whichever
+        process makes it: a process holding a feedback model built at another serial is stale."""
+        row = self._db.conn.execute("SELECT value FROM meta WHERE key = ?", (SERIAL_KEY,)).fetchone()
+        return int(row[0]) if row else 0
 
     def count(self, user: int = USER) -> int:
         row = self._db.conn.execute("SELECT count(*) FROM angle_feedback WHERE user_id = ?", (user,))

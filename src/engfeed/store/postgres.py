@@ -50,7 +50,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -106,13 +105,19 @@ _TERM = re.compile(r'"((?:[^"]|"")*)"')
 
 
 def redact_url(url: str) -> str:
-    """``url`` without its password, for messages and ``db status``."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = netloc[0].split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+    """``url`` without its password, for messages and ``db status``. Read as text, never
+    parsed as a URL: a password may hold "#", "?", "/" or "[", which a URL parser splits on
+    (leaving the password in what it calls the host) or refuses. Everything between "://" and
+    the last "@" is the user spec; a ``password=`` parameter is hidden too."""
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest:
+        userspec, _, host = rest.rpartition("@")
+        user, colon, _password = userspec.partition(":")
+        rest = f"{user}:***@{host}" if colon else rest
+    return _PASSWORD_PARAM.sub(r"\1***", scheme + sep + rest)
+
+
+_PASSWORD_PARAM = re.compile(r"([?&]password=)[^&]*", re.I)
 
 
 @lru_cache(maxsize=1024)
@@ -162,17 +167,33 @@ def _storable(parameters: Sequence[Any]) -> list[Any]:
 
 @contextmanager
 def _lost_connection() -> Iterator[None]:
-    """A server that went away (restarted, unreachable) is :class:`DatabaseUnavailable`;
-    SQL errors stay what they are (bugs)."""
+    """A server that went away (restarted, unreachable, refusing connections for now) is
+    :class:`DatabaseUnavailable`: worth retrying. Another "operational" error, such as a
+    value over a limit of the server's (SQLSTATE 54000, "index row size exceeds"), is a
+    :class:`StoreError`: retrying cannot help. SQL errors stay what they are (bugs)."""
     try:
         yield
     except Exception as exc:
         import psycopg
 
-        gone = isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
-        if gone and not isinstance(exc, psycopg.errors.QueryCanceled | psycopg.errors.DeadlockDetected):
+        if isinstance(exc, psycopg.InterfaceError) or (
+            isinstance(exc, psycopg.OperationalError) and _is_outage(getattr(exc, "sqlstate", None))
+        ):
             raise DatabaseUnavailable(f"the database did not answer: {_first_line(exc)}") from exc
+        if isinstance(exc, psycopg.OperationalError) and not isinstance(
+            exc, psycopg.errors.QueryCanceled | psycopg.errors.DeadlockDetected
+        ):
+            raise StoreError(f"the database refused it: {_first_line(exc)}") from exc
         raise
+
+
+def _is_outage(sqlstate: str | None) -> bool:
+    """No SQLSTATE (the client lost the connection), class 08 (connection exceptions),
+    57P01-57P03 (shutting down, crashed, not yet accepting) or 53300 (too many connections)."""
+    return sqlstate is None or sqlstate.startswith("08") or sqlstate in _OUTAGE_STATES
+
+
+_OUTAGE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
 
 
 class PgConnection:
@@ -302,6 +323,8 @@ class PostgresStore(Store):
                     min_size=0,
                     max_size=_pool_size(),
                     kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
+                    # a connection the server dropped (a restart) is replaced, not handed out
+                    check=psycopg_pool.ConnectionPool.check_connection,
                     open=True,
                     name="engfeed",
                 )
@@ -514,9 +537,17 @@ class PostgresStore(Store):
 
     def claim_schedule(self) -> bool:
         """A session advisory lock on a connection of its own, held while this handle lives;
-        the server drops it when the connection does (a killed process, a lost machine)."""
+        the server drops it when the connection does (a killed process, a lost machine, a
+        server restart). Asked again, it checks that connection: after a restart the lock is
+        claimed anew, unless another process took it meanwhile."""
         if self._schedule is not None:
-            return True
+            try:
+                self._schedule.execute("SELECT 1").fetchone()
+                return True
+            except Exception:  # the connection, and the lock with it, is gone
+                with contextlib.suppress(Exception):
+                    self._schedule.close()
+                self._schedule = None
         conn = self._connect()
         if conn.execute("SELECT pg_try_advisory_lock(?)", (SCHEDULE_LOCK,)).fetchone()[0]:
             self._schedule = conn

@@ -1098,6 +1098,14 @@ def create_app(
         minutes = 0
 
     def job(only_due: bool) -> str:
+        nonlocal queued
+        if not queued and feed.has_job_queue:  # the first worker started after this server
+            queued = site.queued = True
+            log.info("engfeed workers now do the background work: this server stops refreshing on its own")
+        if queued and only_due:  # the workers' own schedule covers what is due
+            return "skipped: engfeed workers refresh the sources"
+        if only_due and not feed.claim_schedule():  # lost with a database restart, and taken
+            return "skipped: another engfeed serve process runs the schedule"
         if queued:  # "Refresh now" with workers: they fetch, this process only asks them to
             try:
                 from engfeed.jobs import request_refresh
