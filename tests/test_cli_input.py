@@ -205,3 +205,10 @@ def test_source_names_are_printed_safely(db: list[str], capsys: pytest.CaptureFi
         capsys, *db, "sources", "add", "https://example.org/x", "--name", "  ", "--no-discover"
     )
     assert code == 1 and "empty" in err
+
+
+def test_a_feed_url_over_the_cap_is_refused(db: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """PostgreSQL's unique index cannot hold a much longer one; the same rule on both backends."""
+    url = "https://example.org/feed?k=" + "a" * 3000
+    code, _, err = run(capsys, *db, "sources", "add", url, "--name", "Long", "--no-discover")
+    assert code == 1 and "at most 2,048" in err

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from engfeed.errors import StoreError
+from engfeed.errors import EngfeedError, StoreError
 from engfeed.models import AngleMatch, Article, ArticleFilter
 from engfeed.rules import MuteRule
 from engfeed.store import Store
@@ -116,3 +116,28 @@ def test_a_store_with_the_readers_rules_is_never_a_destination(
     with pytest.raises(StoreError, match=r"not empty \(mute_rules has rows\)"):
         copy_store(src, dest)
     assert [r.value for r in dest.mutes.rules()] == ["zzzz"]  # nothing copied
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_source_names_that_differ_only_in_unicode_case_are_one_name(
+    request: pytest.FixtureRequest, backend: str
+) -> None:
+    """As PostgreSQL's citext has it, on SQLite too (whose NOCASE folds ASCII only)."""
+    store = Store(store_location(request, backend, "a"))
+    store.add_source("Über", "https://a.example/feed")
+    with pytest.raises(EngfeedError, match="already exists: Über"):
+        store.add_source("über", "https://b.example/feed")
+
+
+def test_a_copy_refuses_source_names_postgres_cannot_tell_apart(request: pytest.FixtureRequest) -> None:
+    """An older SQLite store may hold both: refused before anything is written."""
+    src = Store(store_location(request, "sqlite", "a"))
+    src.add_source("Über", "https://a.example/feed")
+    with src.transaction() as tx:  # as an engfeed before the check could store them
+        tx.execute(
+            "INSERT INTO sources(name, url, site_url, added) VALUES ('über', 'https://b.example/f', '', 0)"
+        )
+    dest = Store(store_location(request, BACKENDS[-1], "b"))
+    with pytest.raises(StoreError, match="differ only in case"):
+        copy_store(src, dest)
+    assert dest.sources() == []

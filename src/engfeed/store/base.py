@@ -263,6 +263,16 @@ class Store(ABC):
             clash = tx.execute(
                 "SELECT name, url FROM sources WHERE name = ? COLLATE NOCASE OR url = ?", (name, url)
             ).fetchone()
+            if clash is None:  # NOCASE folds ASCII only; PostgreSQL's citext folds all of Unicode
+                key = name.casefold()
+                clash = next(
+                    (
+                        row
+                        for row in tx.execute("SELECT name, url FROM sources")
+                        if str(row[0]).casefold() == key
+                    ),
+                    None,
+                )
             if clash:
                 what = "name" if clash[0].lower() == name.lower() else "feed URL"
                 raise EngfeedError(f"a source with this {what} already exists: {clash[0]} ({clash[1]})")

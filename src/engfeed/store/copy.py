@@ -95,6 +95,7 @@ def copy_store(src: Store, dest: Store, *, progress: CopyProgress | None = None)
             raise StoreError(
                 f"the destination store is not empty ({table} has rows); copy only into a new store"
             )
+    _check_source_names(src)
     expected = {table: _count(src, table) for table, _, _ in COPIED_TABLES}
     for table, columns, order in COPIED_TABLES:
         _copy_table(src, dest, table, columns, order, expected[table], progress)
@@ -109,6 +110,19 @@ def copy_store(src: Store, dest: Store, *, progress: CopyProgress | None = None)
     if wrong:
         raise StoreError("the copy is incomplete (" + "; ".join(wrong) + ")")
     return CopyReport(src.location_shown, dest.location_shown, expected)
+
+
+def _check_source_names(src: Store) -> None:
+    """Refuse, before anything is written, source names that differ only in case beyond
+    ASCII ("Über", "über"): SQLite keeps both, PostgreSQL's citext holds them as one name."""
+    seen: dict[str, str] = {}
+    for source in src.sources():
+        other = seen.setdefault(source.name.casefold(), source.name)
+        if other != source.name:
+            raise StoreError(
+                f"the sources {other!r} and {source.name!r} differ only in case, which a PostgreSQL"
+                " store cannot tell apart; remove one (engfeed sources remove NAME) and copy again"
+            )
 
 
 def _copy_table(
