@@ -556,13 +556,21 @@ def test_an_unreachable_robots_txt_holds_pages_back_for_an_hour_only(
     assert stored is not None and close_to(stored.next_try, datetime.now(UTC) + timedelta(hours=1))
 
 
+def site_with_posts(
+    new_store: NewStore, shared_dir: Path, http_server: LocalHTTPServer, n: int
+) -> tuple[Feed, list[Post]]:
+    """A store and ``n`` article pages served locally, not yet published in a feed."""
+    feed = make_feed(new_store)
+    items = posts(shared_dir, n)
+    serve_pages(http_server, items)
+    return feed, items
+
+
 def test_a_robots_txt_over_the_cap_is_read_from_its_start(
     new_store: NewStore, tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
 ) -> None:
     """RFC 9309: parse at least the first 500 KiB (it used to block the whole site)."""
-    feed = make_feed(new_store)
-    items = posts(shared_dir, 2)
-    serve_pages(http_server, items)
+    feed, items = site_with_posts(new_store, shared_dir, http_server, 2)
     big = b"User-agent: *\nDisallow: /post-1\n" + b"# padding\n" * 70_000  # ~700 KB
     http_server.route("/robots.txt", body=big, headers={"Content-Type": "text/plain"})
     publish(http_server, feed, items)
@@ -574,9 +582,7 @@ def test_a_robots_txt_redirect_loop_means_none(
     new_store: NewStore, tmp_path: Path, shared_dir: Path, http_server: LocalHTTPServer
 ) -> None:
     """RFC 9309 2.3.1.2: not reached within the redirect limit, it is unavailable: allow all."""
-    feed = make_feed(new_store)
-    items = posts(shared_dir, 1)
-    serve_pages(http_server, items)
+    feed, items = site_with_posts(new_store, shared_dir, http_server, 1)
     http_server.redirect("/robots.txt", "/robots-2.txt")
     http_server.redirect("/robots-2.txt", "/robots.txt")
     publish(http_server, feed, items)
