@@ -336,6 +336,24 @@ def test_grounding_checks_whole_numbers_and_names() -> None:
     assert flags == [True, False, False, False, False, True]
 
 
+def test_grounding_wants_a_claims_numbers_next_to_it() -> None:
+    """A figure from another part of the article does not support this claim."""
+    article = [
+        "We moved the sessions to 6 Redis processes in the spring.",
+        "The sessions moved in the spring without downtime.",
+        "Redis processes restart in seconds.",
+        "We moved the sessions once before.",
+        "The old fleet had 128 Memcached hosts.",
+    ]
+    model = LexicalEmbedder.from_texts(article)
+    units = [
+        "We moved the sessions to 6 Redis processes in the spring.",
+        "We moved the sessions to 128 Redis processes in the spring.",
+    ]
+    flags = llm.supported(units, article, model.embed(article), model, article_text="\n".join(article))
+    assert flags == [True, False]
+
+
 def test_grounding_refuses_a_claim_that_negates_the_article() -> None:
     article = [
         "We split the keyspace into 64 shards so that each cache host holds a slice.",

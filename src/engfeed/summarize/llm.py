@@ -8,9 +8,10 @@ overview sentence, section point and takeaway must pass three checks against the
 (:func:`supported`), or it is dropped:
 
 1. its best-matching article sentence (MiniLM cosine) scores at least :data:`GROUND_THRESHOLD`;
-2. every number and every name in it (CamelCase, acronyms, capitalised words but the first)
-   occurs in the article as a whole number or word ("4%" is not supported by "40%", "Java"
-   not by "JavaScript"): a changed figure or system is the commonest invention;
+2. every name in it (CamelCase, acronyms, capitalised words but the first) occurs in the
+   article as a whole word ("Java" is not supported by "JavaScript"), and every number in
+   the three article sentences nearest to it ("4%" is not supported by "40%", nor "128 hosts"
+   by a 128 elsewhere in the article): a changed figure or system is the commonest invention;
 3. at least :data:`GROUND_COVERAGE` of its content words occur in the three article
    sentences nearest to it (an invented mechanism brings words the article never uses);
 4. a negation in it ("not", "never", "without", ...) is in one of those three sentences too
@@ -222,7 +223,6 @@ def supported(
     if not sentences:
         return [False] * len(units)
     lowered = article_text.lower()
-    numbers = set(_NUMBER.findall(lowered.replace(",", "")))  # whole numbers: "4%" is not in "40%"
     vecs = embedder.embed(units)
     sims = vecs @ sentence_vecs.T
     flags: list[bool] = []
@@ -230,9 +230,12 @@ def supported(
         if float(sims[row].max()) < GROUND_THRESHOLD:
             flags.append(False)
             continue
-        numbers_ok = all(n.replace(",", "") in numbers for n in _NUMBER.findall(unit))
-        names_ok = all(_mentions(lowered, m) for m in _NAME.findall(unit))
         nearest = np.argsort(-sims[row])[:3]
+        near_numbers = set(  # whole numbers: "4%" is not in "40%"
+            _NUMBER.findall(" ".join(sentences[int(i)] for i in nearest).lower().replace(",", ""))
+        )
+        numbers_ok = all(n.replace(",", "") in near_numbers for n in _NUMBER.findall(unit))
+        names_ok = all(_mentions(lowered, m) for m in _NAME.findall(unit))
         pool = {w[:5] for i in nearest for w in tokens(sentences[int(i)])}
         words = [w[:5] for w in tokens(unit)]
         coverage = sum(w in pool for w in words) / max(1, len(words))
