@@ -295,6 +295,10 @@ def test_an_article_under_an_auth_path_is_read_after_a_redirect_within_it(shared
     for requested in ("https://example.com/sso/how-we-built-sso", "http://example.com/sso/how-we-built-sso/"):
         got = extract_page(body, url="https://example.com/sso/how-we-built-sso/", requested=requested)
         assert got.status == "ok", requested
+    signin = extract_page(
+        body, url="https://example.com/auth/login?next=x", requested="https://example.com/auth/post"
+    )
+    assert signin.status == "not_article" and "log in" in signin.reason  # a redirect to sign in, still
 
 
 def test_a_meta_charset_of_utf16_is_read_as_utf8(shared_dir: Path) -> None:

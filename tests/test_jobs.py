@@ -254,7 +254,13 @@ def test_a_worker_that_loses_its_database_stops_as_an_outage(
                 try:
                     raise failure
                 except BaseException:
-                    logging.getLogger("procrastinate.worker").exception("Database error")
+                    worker_log = logging.getLogger("procrastinate.worker")
+                    worker_log.exception(
+                        "Polling jobs to abort failed", extra={"action": "poll_jobs_to_abort_error"}
+                    )
+                    worker_log.exception(
+                        "Side task failed, stopping worker", extra={"action": "side_task_failed"}
+                    )
 
     monkeypatch.setattr(jobs, "queue_app", lambda *_a, **_k: App())
     lost = psycopg.OperationalError("server closed the connection unexpectedly")
@@ -267,4 +273,16 @@ def test_a_worker_that_loses_its_database_stops_as_an_outage(
     failures.append(ValueError("a job's own bug"))  # logged by a job: not an outage
     jobs.run_worker(url)
     failures.append(None)
+    jobs.run_worker(url)
+
+    class Blip:  # a failure the worker recovers from, then a clean stop
+        def run_worker(self, **_: object) -> None:
+            try:
+                raise lost
+            except BaseException:
+                logging.getLogger("procrastinate.worker").exception(
+                    "Polling jobs to abort failed", extra={"action": "poll_jobs_to_abort_error"}
+                )
+
+    monkeypatch.setattr(jobs, "queue_app", lambda *_a, **_k: Blip())
     jobs.run_worker(url)

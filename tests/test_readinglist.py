@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from conftest import SHARED, run_cli
-from engfeed.errors import EngfeedError
+from engfeed.errors import EngfeedError, StoreError
 from engfeed.feed import Feed
 from engfeed.readinglist import MAX_NOTE_BYTES, Entry, NoteTooLarge, parse, render
 from engfeed.store import Store
@@ -348,4 +348,11 @@ def test_api_notes_are_never_lost_by_accident(db: str) -> None:
         assert client.get(f"/api/articles/{other}").json()["saved"] is False  # nothing half-done
         assert client.get(f"/api/articles/{uid}").json()["note"] == "precious"
         assert client.put(f"/api/articles/{uid}/note", json={"note": " \n "}).json()["note"] is None
+
+        def read_only(*_a: object, **_k: object) -> None:
+            raise StoreError("cannot write to store x: attempt to write a readonly database")
+
+        feed.mark_read = read_only  # type: ignore[method-assign]
+        r = client.post(f"/api/articles/{uid}/read")
+        assert r.status_code == 503 and "readonly" in r.json()["error"]["message"]  # not "no such id"
     feed.close()

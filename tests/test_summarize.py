@@ -339,11 +339,13 @@ def test_a_superscript_after_a_long_number_is_a_power_and_a_line_break_is_a_spac
     doc = from_html(
         "<p>Checkout latency at the p99 fell<br>from 2.1 seconds to 340 milliseconds. "
         "It serves 1000<sup>2</sup> reads a second.<br><br>A new paragraph starts here.</p>"
+        "<p>It costs 500<sup>1</sup> a month.</p>"
     )
     assert doc.sentences == [
         "Checkout latency at the p99 fell from 2.1 seconds to 340 milliseconds.",  # not cut at <br>
         "It serves 1000^2 reads a second.",  # the figure kept whole
         "A new paragraph starts here.",
+        "It costs 500 a month.",  # a footnote mark, not a power
     ]
 
 

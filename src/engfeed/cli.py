@@ -71,8 +71,10 @@ def _decodable(argv: Sequence[str]) -> list[str]:
         try:
             arg.encode("utf-8")
         except UnicodeEncodeError:
-            fixed = arg.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-            fixed = fixed.encode("utf-8", "replace").decode("utf-8")  # surrogates not from bytes
+            try:
+                fixed = arg.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            except UnicodeEncodeError:  # a surrogate that no byte made (a caller's own text)
+                fixed = arg.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
             _err(f"warning: an argument was not valid UTF-8; read it as {terminal_safe(fixed)[:80]!r}")
             arg = fixed
         out.append(arg)

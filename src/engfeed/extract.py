@@ -91,11 +91,7 @@ def extract_page(
     kind = content_type.split(";", 1)[0].strip().lower()
     if kind and kind not in HTML_TYPES:
         return not_article(f"not an HTML page ({kind})")
-    if (
-        (requested is None or requested != url)
-        and _looks_like_login(url)
-        and not _looks_like_login(requested)
-    ):
+    if _looks_like_login(url) and not _same_page(requested, url):
         return not_article("the page asks to log in")
     page = _decoded(body, content_type)
     if _too_many_elements(page):
@@ -163,8 +159,10 @@ def _decoded(body: bytes, content_type: str) -> bytes | str:
             continue
         label = found.group(1)
         label = (label.decode("ascii", "replace") if isinstance(label, bytes) else label).lower()
-        if found.re is _META_CHARSET and label.replace("_", "-").startswith("utf-16"):
-            label = "utf-8"  # a meta tag read as ASCII cannot be in UTF-16: browsers read UTF-8
+        if found.re is _META_CHARSET and label.replace("_", "").replace("-", "").startswith(
+            ("utf16", "utf32")
+        ):
+            label = "utf-8"  # a meta tag read as ASCII cannot be in UTF-16/32: browsers read UTF-8
         try:
             return body.decode("cp1252" if label in _LEGACY_LABELS else label, "replace")
         except (LookupError, UnicodeError, ValueError):  # unknown, not a text encoding, strict only
@@ -185,11 +183,20 @@ def _too_many_elements(page: bytes | str) -> bool:
     return next(itertools.islice(tags, MAX_TREE_ELEMENTS, None), None) is not None
 
 
-def _looks_like_login(url: str | None) -> bool:
-    """Is ``url``'s path a login page's (an article under /sso/ redirected to itself with a
-    slash, or to https, is not: the caller also asks it of the requested URL)?"""
-    if not url:
+def _same_page(requested: str | None, url: str) -> bool:
+    """Is ``url`` the page ``requested`` (not redirected, or only to https or a trailing
+    slash)? An article living under /auth/ is read; a redirect to a sign-in page is not."""
+    if requested is None:
         return False
+
+    def key(u: str) -> str:
+        return u.split("://", 1)[-1].split("#", 1)[0].rstrip("/")
+
+    return key(requested) == key(url)
+
+
+def _looks_like_login(url: str) -> bool:
+    """Is ``url``'s path a sign-in page's?"""
     try:
         path = urlsplit(url).path
     except ValueError:

@@ -436,16 +436,23 @@ async def _read_body(resp: httpx.Response, cap: int, *, truncate: bool = False) 
         for piece in decoder.decode(chunk):
             if len(body) + len(piece) > cap:
                 if truncate:
-                    return bytes(body + piece[: cap - len(body)])
+                    return _whole_lines(bytes(body + piece[: cap - len(body)]))
                 raise _Failure(too_big)
             body += piece
         if received > cap:  # truncating: as much as the cap allows has been read
-            return bytes(body)
+            return _whole_lines(bytes(body))
     for piece in decoder.flush():
         if len(body) + len(piece) > cap:
             raise _Failure(too_big)
         body += piece
     return bytes(body)
+
+
+def _whole_lines(body: bytes) -> bytes:
+    """A cut body without its last, partial line ("Disallow: /private" cut to "Disallow: /"
+    would block a whole site)."""
+    end = body.rfind(b"\n")
+    return body[: end + 1] if end >= 0 else b""
 
 
 # --------------------------------------------------------------------------- decoding

@@ -229,6 +229,10 @@ def run_worker(url: str, settings: WorkerSettings = WorkerSettings(), *, name: s
         raise DatabaseUnavailable(f"the worker lost its database connection: {lost.error}")
 
 
+#: What procrastinate logs (as ``action``) when a failure stops its worker.
+_STOPPING = frozenset({"side_task_failed", "side_task_monitor_failed"})
+
+
 class _ConnectionLost(logging.Handler):
     """Remembers the first database-connection failure procrastinate logs while it runs."""
 
@@ -237,6 +241,8 @@ class _ConnectionLost(logging.Handler):
         self.error: str | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "action", None) not in _STOPPING:  # a blip it recovers from, a job's own
+            return
         exc = record.exc_info[1] if record.exc_info else None
         if self.error is None and exc is not None and _is_connection_error(exc):
             self.error = " ".join(str(exc).split())[:200] or type(exc).__name__

@@ -263,18 +263,18 @@ class Store(ABC):
             clash = tx.execute(
                 "SELECT name, url FROM sources WHERE name = ? COLLATE NOCASE OR url = ?", (name, url)
             ).fetchone()
-            if clash is None:  # NOCASE folds ASCII only; PostgreSQL's citext folds all of Unicode
-                key = name.casefold()
+            if clash is None:  # NOCASE folds ASCII only; PostgreSQL's citext lowers all of Unicode
+                key = name.lower()
                 clash = next(
                     (
                         row
                         for row in tx.execute("SELECT name, url FROM sources")
-                        if str(row[0]).casefold() == key
+                        if str(row[0]).lower() == key
                     ),
                     None,
                 )
             if clash:
-                what = "name" if clash[0].lower() == name.lower() else "feed URL"
+                what = "feed URL" if clash[1] == url else "name"
                 raise EngfeedError(f"a source with this {what} already exists: {clash[0]} ({clash[1]})")
             tx.execute(
                 "INSERT INTO sources(name, url, site_url, added) VALUES (?, ?, ?, ?)",

@@ -117,7 +117,7 @@ def _check_source_names(src: Store) -> None:
     ASCII ("Über", "über"): SQLite keeps both, PostgreSQL's citext holds them as one name."""
     seen: dict[str, str] = {}
     for source in src.sources():
-        other = seen.setdefault(source.name.casefold(), source.name)
+        other = seen.setdefault(source.name.lower(), source.name)  # as citext compares
         if other != source.name:
             raise StoreError(
                 f"the sources {other!r} and {source.name!r} differ only in case, which a PostgreSQL"

@@ -189,11 +189,9 @@ def _lost_connection() -> Iterator[None]:
 
 def _is_outage(sqlstate: str | None) -> bool:
     """No SQLSTATE (the client lost the connection), class 08 (connection exceptions),
-    57P01-57P03 (shutting down, crashed, not yet accepting) or 53300 (too many connections)."""
-    return sqlstate is None or sqlstate.startswith("08") or sqlstate in _OUTAGE_STATES
-
-
-_OUTAGE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+    57P01-57P05 (shutting down, crashed, not yet accepting, database dropped, idle session
+    timed out) or 53300 (too many connections)."""
+    return sqlstate is None or sqlstate.startswith(("08", "57P")) or sqlstate == "53300"
 
 
 class PgConnection:

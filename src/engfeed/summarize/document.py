@@ -191,7 +191,9 @@ class _Parser(HTMLParser):
         elif tag == "sup" and self._sup is not None:
             marker = "".join(self._buf[self._sup :]).strip()
             before = "".join(self._buf[: self._sup])
-            if _EXPONENT.fullmatch(marker) and (_BASE.search(before) or _is_power_base(before)):
+            if _EXPONENT.fullmatch(marker) and (
+                _BASE.search(before) or (marker != "1" and _is_power_base(before))
+            ):
                 self._buf.insert(self._sup, "^")
             elif _FOOTNOTE.fullmatch(marker):  # "1", "[2]", "*": a footnote mark, not prose
                 del self._buf[self._sup :]

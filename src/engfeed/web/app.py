@@ -43,7 +43,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from engfeed import config
-from engfeed.errors import ConfigError, EngfeedError, Unavailable
+from engfeed.errors import ConfigError, EngfeedError, StoreError, Unavailable
 from engfeed.feed import Feed, IngestReport, decode_cursor, encode_cursor
 from engfeed.models import Article, ArticleFilter, DatabaseHealth, SearchHit, Source
 from engfeed.readinglist import MAX_LIST_BYTES, NoteNotText, NoteTooLarge
@@ -571,6 +571,8 @@ class Site:
             return self.state_error(request, 413, f"Not saved: {exc}.")
         except NoteNotText as exc:
             return self.state_error(request, 400, f"Not saved: {exc}.")
+        except StoreError as exc:  # the store cannot take it (read-only, a server limit): not the id
+            return self.state_error(request, 503, f"Not saved: {exc}.")
         except EngfeedError:
             return self.state_error(request, 404, "No article has this id.")
         if wants_json(request):
@@ -883,6 +885,8 @@ class Site:
             return json_error(413, str(exc), "note")
         except NoteNotText as exc:
             return json_error(400, str(exc), "note")
+        except StoreError as exc:
+            return json_error(503, f"not saved: {exc}")
         except EngfeedError as exc:
             return json_error(404, str(exc), "uid")
         return JSONResponse(art.to_json())
