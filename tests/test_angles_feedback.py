@@ -467,6 +467,20 @@ def test_every_verdict_write_moves_the_serial(plain: Feed) -> None:
     assert seen == sorted(set(seen)) and len(seen) == 4
 
 
+def test_an_older_feedback_model_never_replaces_a_newer_one(
+    plain: Feed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two threads rebuilding at once: the one that read the older serial finishes last."""
+    art = by_title(plain)[HIRING[0]]
+    plain.angle_feedback(art.uid, NAMES[ARCH], "yes")
+    labeler = plain.labeler
+    newest = labeler.feedback
+    serial = plain.store.feedback.version()
+    monkeypatch.setattr(plain.store.feedback, "version", lambda: serial - 1)
+    plain._install_feedback(labeler)
+    assert labeler.feedback is newest
+
+
 def test_serve_relabels_at_start_after_an_angles_file_edit(tmp_path: Path) -> None:
     """Labels made under other angles (an edited file) are redone when the server starts, so
     a card's chips, its "why" and the verdict buttons speak of the same angles."""

@@ -227,6 +227,7 @@ class Feed:
         self._search: SearchEngine | None = None
         self._labeler: AngleLabeler | None = None
         self._feedback_version: int | None = None  # the verdicts' serial the feedback model was built at
+        self._feedback_lock = threading.Lock()
         self._index_lock = threading.Lock()
         self._stale: set[int] = set()  # updated in place since the last index_pending: re-embed
         self._matcher: tuple[tuple[object, ...], TextMatcher] | None = None  # compiled text rules
@@ -700,7 +701,7 @@ class Feed:
             from engfeed.angles import AngleLabeler
 
             self._labeler = AngleLabeler(self._load_angles(), self.embedder)
-            self._labeler.feedback = self._feedback_model(self._labeler)
+            self._install_feedback(self._labeler)
         return self._labeler
 
     def _labeler_now(self) -> AngleLabeler:
@@ -709,7 +710,7 @@ class Feed:
         one built its feedback model, and a stale model would undo it when it labels."""
         labeler = self.labeler
         if self.store.feedback.version() != self._feedback_version:
-            labeler.feedback = self._feedback_model(labeler)
+            self._install_feedback(labeler)
         return labeler
 
     def label_pending(self) -> None:
@@ -1018,7 +1019,7 @@ class Feed:
         """Rebuild the labeller's feedback model from the stored verdicts (after writing many
         at once through the store); labels change as articles are labelled again."""
         labeler = self.labeler
-        labeler.feedback = self._feedback_model(labeler)
+        self._install_feedback(labeler)
 
     def _angle_name(self, angle: str) -> str:
         names = {a.name.casefold(): a.name for a in self.angles()}
@@ -1028,8 +1029,18 @@ class Feed:
             raise EngfeedError(f"no such angle: {terminal_safe(angle)[:80]} (the angles are: {known})")
         return found
 
+    def _install_feedback(self, labeler: AngleLabeler) -> None:
+        """Build the feedback model from the stored verdicts and give it to ``labeler``, unless
+        another thread meanwhile installed one built at a later serial (the serial is read
+        before the rows: a model is never older than its serial)."""
+        version = self.store.feedback.version()
+        model = self._feedback_model(labeler)
+        with self._feedback_lock:
+            if self._feedback_version is None or version >= self._feedback_version:
+                labeler.feedback = model
+                self._feedback_version = version
+
     def _feedback_model(self, labeler: AngleLabeler) -> FeedbackModel:
-        self._feedback_version = self.store.feedback.version()  # read first: never newer than the rows
         rows = [(r.article_id, r.angle, r.verdict) for r in self.store.feedback.all()]
         vectors = self._stored_vectors([r[0] for r in rows]) if rows else {}
         return FeedbackModel.build([a.name for a in labeler.angles], rows, vectors)
@@ -1052,7 +1063,7 @@ class Feed:
         answer at once. The labeller reads its feedback model when it labels, so a run in
         progress uses the new model for what it labels next."""
         labeler = self.labeler
-        labeler.feedback = self._feedback_model(labeler)
+        self._install_feedback(labeler)
         affected = set(article_ids)
         model = self.embedder.name if self.embedder is not None else None
         if model is not None:
