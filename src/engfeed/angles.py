@@ -48,6 +48,7 @@ from engfeed.angle_model import AngleHead, AngleModel, CompiledHeads, Encoded, T
 from engfeed.angles_feedback import NEIGHBOUR_LOGIT, NEIGHBOUR_WEIGHT, FeedbackModel
 from engfeed.errors import ConfigError
 from engfeed.models import AngleMatch
+from engfeed.text import has_control_chars
 
 if TYPE_CHECKING:
     from engfeed.embed import Embedder
@@ -84,9 +85,6 @@ PROTOTYPE_MARGIN_SCALE = 12.0
 _ALLOWED_KEYS = {"name", "description", "terms", "exclude", "guideline"}
 #: An angle's name is a filter value in URLs (``?angle=``), where longer ones are cut.
 MAX_NAME_CHARS = 80
-# Controls, direction overrides and lone surrogates: a name holding one could not be filtered
-# on (the page's filters drop them), shown safely, or stored by PostgreSQL.
-_NAME_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 # --------------------------------------------------------------------------- the angle
@@ -178,7 +176,7 @@ def _angle_from_table(table: dict[str, Any], where: str) -> Angle:
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"{where}: missing 'name' (a non-empty string)")
     name = " ".join(name.split())
-    if _NAME_UNSAFE.search(name):
+    if has_control_chars(name):  # the page's filters drop them: it could never be filtered on
         raise ConfigError(f"{where}: the name {name[:80]!a} holds a control or direction-override character")
     if len(name) > MAX_NAME_CHARS:
         raise ConfigError(f"{where}: the name is {len(name)} characters; at most {MAX_NAME_CHARS}")

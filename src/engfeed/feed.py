@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import queue
-import re
 import secrets
 import threading
 import time
@@ -47,7 +46,7 @@ from engfeed.store import FetchOutcome, Store, open_store
 from engfeed.store.copy import CopyReport, copy_store
 from engfeed.store.digests import DigestSend
 from engfeed.store.pages import PageTarget
-from engfeed.text import clean_text, clip, terminal_safe
+from engfeed.text import clean_text, clip, storable, terminal_safe
 from engfeed.urls import article_uid, canonical_url, dedup_key, redact_credentials
 
 if TYPE_CHECKING:
@@ -993,14 +992,10 @@ class Feed:
                 continue
             url, angle, verdict = item.get("url"), item.get("angle"), item.get("verdict")
             if not isinstance(url, str) or not isinstance(angle, str) or verdict not in ("yes", "no"):
-                skipped.append(
-                    f"an entry without url, angle and yes/no: {_SURROGATE.sub('?', str(item)[:80])}"
-                )
+                skipped.append(f"an entry without url, angle and yes/no: {storable(str(item)[:80])}")
                 continue
-            if _SURROGATE.search(url + angle):  # "\ud800" in JSON: no store can hold it
-                skipped.append(
-                    f"an entry whose url or angle is not valid text: {_SURROGATE.sub('?', url[:80])}"
-                )
+            if storable(url + angle) != url + angle:  # "\ud800" in JSON: no store can hold it
+                skipped.append(f"an entry whose url or angle is not valid text: {storable(url[:80])}")
                 continue
             aid = self.store.find_article_by_url(url) if len(url) <= 8192 else None
             name = names.get(angle.strip().casefold())
@@ -1475,9 +1470,6 @@ def _stage(progress: ProgressFn | None, stage: str) -> Callable[[int, int], None
     if progress is None:
         return None
     return lambda done, total: progress(stage, done, total)
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _path_text(path: str | Path) -> str:

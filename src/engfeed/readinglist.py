@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from engfeed.errors import EngfeedError
+from engfeed.text import storable
 
 #: The most a note may hold (UTF-8); a longer one is refused, never cut.
 MAX_NOTE_BYTES: Final = 100 * 1024
@@ -202,27 +203,19 @@ def _front_matter(text: str) -> tuple[str | None, str | None, tuple[str, ...] | 
             except ValueError:  # YAML's unquoted flow list: [eng, reads]
                 found = [_yaml_scalar(t.strip()) for t in value[1:-1].split(",") if t.strip()]
             if isinstance(found, list):
-                tags = tuple(_storable(str(t)) for t in found)
+                tags = tuple(storable(str(t)) for t in found)
     return title, date, tags, rest
 
 
 def _yaml_scalar(value: str) -> str:
     if len(value) >= 2 and value[0] == value[-1] == '"':
         try:
-            return _storable(str(json.loads(value)))
+            return storable(str(json.loads(value)))
         except ValueError:
             return value[1:-1]
     if len(value) >= 2 and value[0] == value[-1] == "'":
         return value[1:-1].replace("''", "'")
     return value
-
-
-def _storable(value: str) -> str:
-    """``value`` with lone surrogates (a JSON ``"\\ud800"``) as U+FFFD: text a store can hold."""
-    return _SURROGATE.sub("\ufffd", value)
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _parse_link(rest: str) -> tuple[str, str] | None:

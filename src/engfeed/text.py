@@ -396,6 +396,21 @@ def terminal_safe(text: str, *, multiline: bool = False) -> str:
 _QUERY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
+def has_control_chars(value: str) -> bool:
+    """Does ``value`` hold what :func:`clean_text` drops (a control character, a direction
+    override, a lone surrogate)? For names that must be refused rather than cleaned."""
+    return _QUERY_CONTROL.search(value) is not None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(value: str) -> str:
+    """``value`` with lone surrogates (undecodable bytes, a JSON ``"\\ud800"``) as U+FFFD:
+    text every store, file and terminal can hold."""
+    return _SURROGATE.sub("\ufffd", value) if _SURROGATE.search(value) else value
+
+
 def clean_text(value: str, limit: int) -> str:
     """A line typed by a user (a query, a name): control characters and lone surrogates
     (undecodable bytes of a command-line argument) dropped, whitespace collapsed, at most

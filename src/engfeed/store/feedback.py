@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from engfeed.store.pages import Database
-from engfeed.store.sql import Connection
+from engfeed.store.sql import Connection, select_in
 
 USER = 1
 
@@ -43,20 +43,21 @@ _SET_VERDICT = (
 )
 
 
-def _forget(tx: Connection, user: int, article_id: int, angle: str) -> None:
-    """Delete the reader's verdict on ``angle`` for the article, whatever the case of the name
-    it was given under: the column's NOCASE folds ASCII only (SQLite), and "Überblick" renamed
-    "überblick" is the same angle to the labeller (names compare with ``casefold``)."""
-    key = angle.casefold()
-    stored = tx.execute(
-        "SELECT angle FROM angle_feedback WHERE user_id = ? AND article_id = ?", (user, article_id)
-    ).fetchall()
-    for (name,) in stored:
-        if str(name).casefold() == key:
-            tx.execute(
-                "DELETE FROM angle_feedback WHERE user_id = ? AND article_id = ? AND angle = ?",
-                (user, article_id, name),
-            )
+def _forget(tx: Connection, user: int, pairs: Sequence[tuple[int, str]]) -> None:
+    """Delete the reader's verdicts on these (article id, angle), whatever the case of the
+    name each was given under: the column's NOCASE folds ASCII only (SQLite), and "Überblick"
+    renamed "überblick" is the same angle to the labeller (names compare with ``casefold``).
+    One read of the articles' verdicts, one batch of deletes."""
+    wanted = {(aid, angle.casefold()) for aid, angle in pairs}
+    stored = select_in(
+        tx,
+        "SELECT article_id, angle FROM angle_feedback WHERE user_id = ? AND article_id IN ({ids})",
+        sorted({aid for aid, _ in pairs}),
+        before=(user,),
+    )
+    gone = [(user, int(aid), str(name)) for aid, name in stored if (int(aid), str(name).casefold()) in wanted]
+    if gone:
+        tx.executemany("DELETE FROM angle_feedback WHERE user_id = ? AND article_id = ? AND angle = ?", gone)
 
 
 class FeedbackPart:
@@ -69,7 +70,7 @@ class FeedbackPart:
         """Record ``verdict`` (+1 or -1) on ``angle`` for the article; None clears it."""
         with self._db.transaction() as tx:
             tx.execute(_BUMP_SERIAL, (SERIAL_KEY,))
-            _forget(tx, user, article_id, angle)
+            _forget(tx, user, [(article_id, angle)])
             if verdict is not None:
                 tx.execute(
                     _SET_VERDICT,
@@ -80,8 +81,7 @@ class FeedbackPart:
         """Record many (article id, angle, verdict) at once, in one transaction."""
         with self._db.transaction() as tx:
             tx.execute(_BUMP_SERIAL, (SERIAL_KEY,))
-            for aid, angle, _ in rows:
-                _forget(tx, user, aid, angle)
+            _forget(tx, user, [(aid, angle) for aid, angle, _ in rows])
             tx.executemany(
                 _SET_VERDICT,
                 [(user, aid, angle, 1 if v > 0 else -1, int(now.timestamp())) for aid, angle, v in rows],

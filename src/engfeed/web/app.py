@@ -543,7 +543,6 @@ class Site:
             angle_guidelines=guidelines,
             explanations=explanations,
             source_url=View(sources=(art.source,)).url() if art.source else "/",
-            saved_message=STATE_MESSAGES.get(request.query_params.get("done") or ""),
         )
         return self.personal(request, page)
 
